@@ -19,6 +19,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except OSError as exc:
         raise UserError(f"cannot write {target}: {exc.strerror or exc}", "choose a writable path with -o/--output") from exc
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a results file is as readable as any other output
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -25,7 +25,7 @@ class Run:
         """Fold one engine event into the run."""
         if isinstance(event, RunStarted):
             self.header = dict(event.header)
-            self.arrays = dict(event.arrays)
+            self.arrays = {name: np.array(a, copy=True) for name, a in event.arrays.items()}
             self.layers_done = 0
             self.finished = False
         elif isinstance(event, LayerDone):

@@ -127,3 +127,23 @@ def test_loading_a_results_file_does_not_import_torch(tmp_path):
             "assert r.n_layers == 4; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_saved_file_has_ordinary_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = results.save(full_run(), tmp_path / "run.safetensors")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_applying_a_stream_does_not_mutate_its_events():
+    events = fake_events()
+    a, b = Run(), Run()
+    for event in events:
+        a.apply(event)
+    for event in events:
+        b.apply(event)
+    np.testing.assert_array_equal(a.arrays["trajectory.norms"], b.arrays["trajectory.norms"])
+    assert np.isnan(events[0].arrays["trajectory.norms"][1:]).all()

@@ -1,0 +1,55 @@
+"""The one registry of user actions: the app's BINDINGS, the footer and the help table all derive from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True)
+class UserAction:
+    """One thing the user can do: its id, keys (Textual key names), the app action it runs and how it is shown."""
+
+    id: str
+    keys: str
+    """Comma-separated Textual key names, e.g. ``"left,h"``."""
+    action: str
+    """The App action string, e.g. ``"step_token(-1)"``."""
+    description: str
+    """Short label for the footer."""
+    key_display: str
+    """How the keys are written in the footer and the help table."""
+    help: str
+    """One sentence for the help table."""
+    show: bool = True
+    """Whether the footer lists it."""
+
+
+ACTIONS: tuple[UserAction, ...] = (
+    UserAction("previous-token", "left,h", "step_token(-1)", "prev token", "←/h", "Select the previous token."),
+    UserAction("next-token", "right,l", "step_token(1)", "next token", "→/l", "Select the next token."),
+    UserAction("back-10-tokens", "left_square_bracket", "step_token(-10)", "-10 tokens", "[",
+               "Jump 10 tokens back.", show=False),
+    UserAction("forward-10-tokens", "right_square_bracket", "step_token(10)", "+10 tokens", "]",
+               "Jump 10 tokens forward.", show=False),
+    UserAction("first-token", "home", "first_token", "first token", "home", "Select the first token.", show=False),
+    UserAction("last-token", "end", "last_token", "last token", "end", "Select the last token.", show=False),
+    UserAction("cancel-compute", "escape", "cancel_compute", "cancel", "esc",
+               "Stop a running compute; nothing is saved."),
+    UserAction("help", "question_mark,f1", "show_help", "help", "?/F1", "Show this help."),
+    UserAction("quit", "q", "quit", "quit", "q", "Quit (a running compute is cancelled)."),
+)
+
+
+def bindings() -> list[Binding]:
+    """The app's BINDINGS, one Binding per registered action."""
+    return [
+        Binding(a.keys, a.action, a.description, show=a.show, key_display=a.key_display, id=a.id)
+        for a in ACTIONS
+    ]
+
+
+def help_rows() -> list[tuple[str, str]]:
+    """(keys, what they do) for every registered action, for the help screen's table."""
+    return [(a.key_display, a.help) for a in ACTIONS]

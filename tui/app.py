@@ -1,0 +1,219 @@
+"""CouplingApp: streams one engine run (or opens a saved one) into the panes, and saves it when it finishes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Footer, ProgressBar, Static
+from textual.worker import Worker, get_current_worker
+
+from coupling_tui.core import results
+from coupling_tui.core.errors import UserError
+from coupling_tui.core.events import Event, LayerDone, RunFinished, RunStarted
+from coupling_tui.core.run import Run
+
+from .actions import bindings
+from .help_screen import HelpScreen
+from .messages import ComputeCancelled, ComputeFailed, EngineEvent, RunSaved, SaveFailed
+from .panes import RUN_PANE_CLASS
+from .panes.tokens import TokensPane
+from .panes.trajectory import TrajectoryPane
+
+Job = Callable[[], Iterator[Event]]
+
+
+def one_line(exc: BaseException) -> str:
+    """The message a user sees for ``exc``: a UserError's own text, else its type and text; never a traceback."""
+    text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+    return " — ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+class CouplingApp(App[None]):
+    """The explorer: a status bar, the panes, a progress bar while computing, and the footer."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "coupling-tui"
+    BINDINGS = bindings()
+
+    def __init__(self, run: Run | None = None, job: Job | None = None, save_path: Path | None = None) -> None:
+        if (run is None) == (job is None):
+            raise ValueError("CouplingApp needs exactly one of run= (a saved run) or job= (an engine run)")
+        super().__init__()
+        self.results = run if run is not None else Run()
+        """The one run every pane reads; mutated on the main thread only."""
+        self.selected_token = 0
+        self.computing = False
+        """True while the compute worker's events are being applied."""
+        self.state_text = ""
+        """The state part of the status bar."""
+        self.compute_worker: Worker[None] | None = None
+        """The thread worker reading the engine's events, once started (job mode only)."""
+        self._job = job
+        self._save_path = Path(save_path) if save_path is not None else None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="status"):
+            yield Static(id="run-info", markup=False)
+            yield Static(id="run-state", markup=False)
+        yield TokensPane(id="tokens")
+        yield TrajectoryPane(id="trajectory")
+        yield ProgressBar(id="progress", show_eta=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self._job is not None:
+            self.computing = True
+            self._set_state("starting…")
+            self.compute_worker = self._compute()
+        else:
+            run = self.results
+            done = "complete" if run.finished else "partial"
+            self._set_state(f"saved run · {done} · {run.layers_done}/{run.n_layers} layers")
+        self.query_one(ProgressBar).display = self.computing
+        self.query_one(TrajectoryPane).focus()
+        self._show_run()
+
+    # -- compute worker (runs in a thread; only posts messages) --
+    @work(thread=True, exclusive=True, exit_on_error=False, group="compute", description="engine run")
+    def _compute(self) -> None:
+        assert self._job is not None
+        worker = get_current_worker()
+        events: Iterator[Event] | None = None
+        try:
+            events = self._job()
+            for event in events:
+                if worker.is_cancelled:
+                    break
+                self.post_message(EngineEvent(event))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one line on screen
+            if not worker.is_cancelled:
+                self.post_message(ComputeFailed(one_line(exc)))
+        finally:
+            close = getattr(events, "close", None)
+            if callable(close):
+                close()
+        if worker.is_cancelled:
+            self.post_message(ComputeCancelled())
+
+    @on(EngineEvent)
+    def _apply_event(self, message: EngineEvent) -> None:
+        if not self.computing:
+            return  # queued before a cancel or a failure: the run stays as it was
+        event = message.event
+        self.results.apply(event)
+        progress = self.query_one(ProgressBar)
+        if isinstance(event, RunStarted):
+            progress.update(total=self.results.n_layers, progress=0)
+            self._set_state(f"computing 0/{self.results.n_layers}")
+        elif isinstance(event, LayerDone):
+            progress.update(progress=self.results.layers_done)
+            self._set_state(f"computing {self.results.layers_done}/{self.results.n_layers}")
+        elif isinstance(event, RunFinished):
+            self._stop_computing()
+            self._finished(event.seconds)
+        self._show_run()
+
+    def _finished(self, seconds: float) -> None:
+        if self._save_path is None:
+            self._set_state(f"done in {seconds:.1f} s")
+            self.notify(f"computed in {seconds:.1f} s", markup=False)
+        else:
+            self._set_state(f"done in {seconds:.1f} s · saving…")
+            self._save(self._save_path)
+
+    @work(thread=True, exit_on_error=False, group="save", description="save run")
+    def _save(self, path: Path) -> None:
+        try:
+            written = results.save(self.results, path)
+        except Exception as exc:  # noqa: BLE001 - shown as a notification, never a traceback
+            self.post_message(SaveFailed(one_line(exc)))
+        else:
+            self.post_message(RunSaved(written))
+
+    @on(RunSaved)
+    def _saved(self, message: RunSaved) -> None:
+        seconds = self.results.header.get("seconds", 0.0)
+        self._set_state(f"done in {seconds:.1f} s · saved to {message.path}")
+        self.notify(f"computed in {seconds:.1f} s · saved to {message.path}", markup=False)
+
+    @on(SaveFailed)
+    def _save_failed(self, message: SaveFailed) -> None:
+        seconds = self.results.header.get("seconds", 0.0)
+        self._set_state(f"done in {seconds:.1f} s · not saved")
+        self.notify(message.message, title="not saved", severity="error", timeout=10, markup=False)
+
+    @on(ComputeFailed)
+    def _failed(self, message: ComputeFailed) -> None:
+        self._stop_computing()
+        self._set_state(f"error: {message.message}")
+        self.notify(message.message, title="compute failed", severity="error", timeout=10, markup=False)
+
+    @on(ComputeCancelled)
+    def _cancelled(self, message: ComputeCancelled) -> None:
+        self.log.info("compute worker stopped after a cancel")
+
+    def _stop_computing(self) -> None:
+        self.computing = False
+        self.query_one(ProgressBar).display = False
+        self.refresh_bindings()
+
+    # -- actions (bound through the registry in actions.py) --
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_compute":
+            return self.computing
+        return True
+
+    def action_cancel_compute(self) -> None:
+        if not self.computing:
+            return
+        self.workers.cancel_group(self, "compute")
+        self._stop_computing()
+        run = self.results
+        self._set_state(f"cancelled after {run.layers_done}/{run.n_layers} layers — nothing saved")
+
+    def action_step_token(self, delta: int) -> None:
+        self._select_token(self.selected_token + delta)
+
+    def action_first_token(self) -> None:
+        self._select_token(0)
+
+    def action_last_token(self) -> None:
+        self._select_token(self.results.n_tokens - 1)
+
+    def action_show_help(self) -> None:
+        node = self.focused
+        while node is not None and getattr(node, "HELP", None) is None:
+            node = node.parent
+        pane_help = node.HELP if node is not None else self.query_one(TrajectoryPane).HELP
+        self.push_screen(HelpScreen(pane_help))
+
+    # -- drawing --
+    def _select_token(self, token: int) -> None:
+        token = max(0, min(token, self.results.n_tokens - 1))
+        if token != self.selected_token:
+            self.selected_token = token
+            self._show_run()
+
+    def _show_run(self) -> None:
+        self.selected_token = max(0, min(self.selected_token, self.results.n_tokens - 1))
+        for pane in self.query(f".{RUN_PANE_CLASS}"):
+            pane.show(self.results, self.selected_token)  # type: ignore[attr-defined]
+        self._show_info()
+
+    def _show_info(self) -> None:
+        header = self.results.header
+        if not header:
+            info = "coupling-tui"
+        else:
+            model = header.get("model", {})
+            info = (f"{model.get('source', '?')} · {header.get('device', '?')} · {header.get('dtype', '?')} · "
+                    f"{self.results.n_tokens} tokens · {self.results.n_layers} layers")
+        self.query_one("#run-info", Static).update(info)
+
+    def _set_state(self, text: str) -> None:
+        self.state_text = text
+        self.query_one("#run-state", Static).update(text)
