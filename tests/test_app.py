@@ -278,3 +278,23 @@ def test_tui_does_not_import_torch():
     code = "import sys, coupling_tui.tui.app; print('torch' in sys.modules, 'coupling_tui.core.engine' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+async def test_real_engine_on_a_tiny_model_streams_and_saves(tiny_dir, tmp_path):
+    """The whole path with the real engine: tiny model → engine worker → panes → results file."""
+    from coupling_tui.core import engine
+    from coupling_tui.core.models import ModelRequest, load
+
+    loaded = load(ModelRequest(model=str(tiny_dir)))
+    prompt = "Hello world, hello tokens!"
+    out = tmp_path / "run.safetensors"
+    app = CouplingApp(job=lambda: engine.stream(loaded, prompt), save_path=out)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: out.exists(), timeout=30)
+        await pilot.press("end")
+        xs, ys = app.query_one(TrajectoryPane).plotted
+    saved = results.load(out)
+    last = saved.n_tokens - 1
+    assert xs == list(range(saved.n_layers + 1))
+    np.testing.assert_allclose(ys, saved.arrays["trajectory.norms"][:, last], rtol=1e-6)
+    assert "".join(saved.token_texts) == prompt and saved.finished

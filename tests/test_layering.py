@@ -43,3 +43,31 @@ def test_torch_free_modules_stay_torch_free():
             "coupling_tui.core.cli, coupling_tui.core.prompts, coupling_tui.tui.main; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_view_opens_a_saved_run_without_torch(tmp_path):
+    """`coupling-tui view` path: load the file and show every pane in a headless app; torch never imported."""
+    from coupling_tui.core import results
+    from coupling_tui.core.run import Run
+    from tests.fakes import fake_events
+
+    run = Run()
+    for event in fake_events(n_layers=6, n_tokens=4):
+        run.apply(event)
+    path = results.save(run, tmp_path / "run.safetensors")
+    code = f"""
+import asyncio, sys
+from coupling_tui.tui.main import view_app
+app = view_app({str(path)!r})
+async def main():
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        xs, ys = app.query_one('#trajectory').plotted
+        print(len(xs), round(ys[-1], 3))
+asyncio.run(main())
+print('torch' in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    lines = out.stdout.split()
+    assert lines[0] == "7" and float(lines[1]) == round(float(run.arrays["trajectory.norms"][6, 0]), 3)
+    assert lines[-1] == "False"

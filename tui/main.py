@@ -58,13 +58,17 @@ def explore(args: argparse.Namespace) -> int:
     return 0
 
 
-def view(args: argparse.Namespace) -> int:
+def view_app(path: str):
+    """The explorer on a saved results file: no model and no torch import."""
     from coupling_tui.core import results
 
-    run = results.load(args.results)
     from .app import CouplingApp
 
-    CouplingApp(run=run).run()
+    return CouplingApp(run=results.load(path))
+
+
+def view(args: argparse.Namespace) -> int:
+    view_app(args.results).run()
     return 0
 
 
