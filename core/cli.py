@@ -40,6 +40,20 @@ def add_prompt_args(parser: argparse.ArgumentParser) -> None:
                         "longer prompts are cut, and the cut is announced")
 
 
+def add_jacobian_args(parser: argparse.ArgumentParser) -> None:
+    from .jacobians import DEFAULT_TOP_K, DEFAULT_VECTOR_BUDGET_MB
+
+    g = parser.add_argument_group("block Jacobians")
+    g.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, metavar="K",
+                   help=f"exact top-K singular triplets of every block Jacobian (default {DEFAULT_TOP_K}); "
+                        "0 skips the Jacobians (trajectories only)")
+    g.add_argument("--jacobian-method", default="auto", choices=["auto", "closed-form", "autodiff"],
+                   help="auto = closed form for llama/mistral/qwen2, generic autodiff for every other family")
+    g.add_argument("--vector-budget-mb", type=float, default=DEFAULT_VECTOR_BUDGET_MB, metavar="MB",
+                   help="how much of the results file may hold singular vectors; the last token always keeps its "
+                        f"vectors, others are added evenly while they fit (default {DEFAULT_VECTOR_BUDGET_MB:g})")
+
+
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
 
@@ -61,7 +75,15 @@ def run_params(args: argparse.Namespace) -> dict:
 def validated_prompt(args: argparse.Namespace) -> str:
     """Check prompt and token budget before any model is loaded."""
     check_max_tokens(args.max_tokens)
+    if args.top_k < 0:
+        raise UserError(f"--top-k must be 0 or more (got {args.top_k})")
     return read_prompt(args.prompt, args.prompt_file)
+
+
+def engine_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments of ``engine.stream`` taken from the flags."""
+    return {"max_tokens": args.max_tokens, "top_k": args.top_k, "jacobian_method": args.jacobian_method,
+            "vector_budget_mb": args.vector_budget_mb, "params": run_params(args)}
 
 
 def default_output(args: argparse.Namespace) -> Path:
@@ -94,6 +116,7 @@ def build_compute_parser() -> argparse.ArgumentParser:
                                 description="Compute a run headless and save it as a results file.")
     add_model_args(p)
     add_prompt_args(p)
+    add_jacobian_args(p)
     p.add_argument("-o", "--output", default=None, metavar="PATH",
                    help="results file to write (default: a new file under the user data dir)")
     add_common_args(p)
@@ -120,7 +143,7 @@ def compute(args: argparse.Namespace) -> int:
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=console, transient=True) as progress:
         task = progress.add_task("layers", total=loaded.info["n_layers"])
-        for event in engine.stream(loaded, prompt, max_tokens=args.max_tokens, params=run_params(args)):
+        for event in engine.stream(loaded, prompt, **engine_options(args)):
             run.apply(event)
             if isinstance(event, RunStarted):
                 announce_truncation(event.header, console)

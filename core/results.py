@@ -113,3 +113,26 @@ def _check_shapes(header: dict, arrays: dict, fail) -> None:
         raise fail(f"trajectory.norms has shape {norms.shape}, expected ({n_layers + 1}, {n_tokens})")
     if ids.shape != (n_tokens,):
         raise fail(f"tokens.ids has shape {ids.shape}, expected ({n_tokens},)")
+    if "jacobian.singular_values" in arrays:
+        _check_jacobian_shapes(arrays, n_layers, n_tokens, hidden.shape[2], fail)
+
+
+def _check_jacobian_shapes(arrays: dict, n_layers: int, n_tokens: int, d: int, fail) -> None:
+    names = ("jacobian.singular_values", "jacobian.frobenius", "jacobian.vector_tokens", "jacobian.U", "jacobian.V")
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise fail(f"missing arrays {', '.join(missing)}")
+    S, keep = arrays["jacobian.singular_values"], arrays["jacobian.vector_tokens"]
+    k = S.shape[-1] if S.ndim == 3 else -1
+    expected = {
+        "jacobian.singular_values": (n_layers, n_tokens, k),
+        "jacobian.frobenius": (n_layers, n_tokens),
+        "jacobian.vector_tokens": (keep.shape[0] if keep.ndim == 1 else -1,),
+        "jacobian.U": (n_layers, keep.shape[0] if keep.ndim == 1 else -1, d, k),
+        "jacobian.V": (n_layers, keep.shape[0] if keep.ndim == 1 else -1, d, k),
+    }
+    for name, shape in expected.items():
+        if arrays[name].shape != shape or -1 in shape:
+            raise fail(f"{name} has shape {arrays[name].shape}, expected {shape}")
+    if keep.size and (keep.min() < 0 or keep.max() >= n_tokens):
+        raise fail("jacobian.vector_tokens holds token indices outside the prompt")

@@ -68,3 +68,47 @@ def test_stopping_between_layers_stops_the_work(loaded):
     stream.close()  # a consumer that stops iterating stops the engine
     with pytest.raises(StopIteration):
         next(stream)
+
+
+def _reference_J(loaded, prompt, layer, method):
+    """J of every token at ``layer`` straight from the method module (each verified against float64 autograd in its
+    own tests), to check the engine's plumbing: which layer, token and triplet lands where."""
+    from coupling_tui.core.jacobians.layers import LayerJacobians
+
+    ids = torch.tensor([loaded.tokenizer(prompt)["input_ids"]])
+    tr = trace(loaded.model, loaded.adapter, ids)
+    jac = LayerJacobians(loaded, ids, tr.block_inputs, method)
+    return jac.layer(layer, range(ids.shape[1])).double().numpy()
+
+
+@pytest.mark.parametrize("family, method", [("llama", "closed-form"), ("llama", "autodiff"), ("gpt2", "autodiff"),
+                                            ("gpt_neox", "auto")])
+def test_layers_carry_exact_top_k_triplets(tmp_path, monkeypatch, family, method):
+    from coupling_tui.core.jacobians import layers
+    from tests.tiny_models import save_tiny
+
+    monkeypatch.setattr(layers, "DENSE_BUDGET_BYTES", 3 * 32 * 32 * 4)  # force token chunks of 3
+    loaded = load(ModelRequest(model=str(save_tiny(family, tmp_path / family))))
+    prompt = "Hello world, hello tokens!"
+    run = Run()
+    for event in engine.stream(loaded, prompt, top_k=5, jacobian_method=method, vector_budget_mb=0.012):
+        run.apply(event)
+    S, keep = run.arrays["jacobian.singular_values"], run.arrays["jacobian.vector_tokens"]
+    T = run.n_tokens
+    assert S.shape == (3, T, 5) and np.isfinite(S).all()
+    assert run.header["jacobian"]["method"] == ("autodiff" if family != "llama" else method)
+    assert keep[-1] == T - 1 and 1 < len(keep) < T  # the budget keeps a few tokens, the last among them
+    for layer in range(3):
+        J = _reference_J(loaded, prompt, layer, run.header["jacobian"]["method"])
+        np.testing.assert_allclose(S[layer], np.linalg.svd(J, compute_uv=False)[:, :5], rtol=2e-4, atol=1e-6)
+        np.testing.assert_allclose(run.arrays["jacobian.frobenius"][layer], np.linalg.norm(J, axis=(1, 2)),
+                                   rtol=1e-5)
+        U, V = run.arrays["jacobian.U"][layer], run.arrays["jacobian.V"][layer]
+        for i, t in enumerate(keep):
+            np.testing.assert_allclose(J[t] @ V[i], U[i] * S[layer, t], atol=2e-4 * S[layer, t, 0])
+
+
+def test_top_k_zero_skips_the_jacobians(loaded):
+    started = next(engine.stream(loaded, "Hello", top_k=0))
+    assert started.header["jacobian"] is None
+    assert not [name for name in started.arrays if name.startswith("jacobian.")]

@@ -24,6 +24,7 @@ def build_explore_parser() -> argparse.ArgumentParser:
                     "into the terminal explorer (saved as a results file when done).")
     core_cli.add_model_args(p)
     core_cli.add_prompt_args(p)
+    core_cli.add_jacobian_args(p)
     p.add_argument("-o", "--output", default=None, metavar="PATH",
                    help="where to save the run (default: a new file under the user data dir)")
     core_cli.add_common_args(p)
@@ -47,10 +48,10 @@ def explore(args: argparse.Namespace) -> int:
     prompt = core_cli.validated_prompt(args)
     output = Path(args.output).expanduser() if args.output else core_cli.default_output(args)
     loaded = core_cli.load_with_status(args, console)
-    params = core_cli.run_params(args)
+    options = core_cli.engine_options(args)
 
     def job():
-        return engine.stream(loaded, prompt, max_tokens=args.max_tokens, params=params)
+        return engine.stream(loaded, prompt, **options)
 
     from .app import CouplingApp
 
