@@ -7,7 +7,8 @@ import numpy as np
 from coupling_tui.core.events import LayerDone, RunFinished, RunStarted
 
 
-def fake_header(n_layers: int, n_tokens: int, d: int) -> dict:
+def fake_header(n_layers: int, n_tokens: int, d: int, k: int = 0) -> dict:
+    """A run header like core.engine's; ``jacobian`` is None unless ``k`` > 0 (the run's top-K)."""
     return {
         "tool": {"name": "coupling-tui", "version": "test"},
         "model": {"source": "fake/model", "path": "fake/model", "revision": None, "family": "llama",
@@ -18,13 +19,24 @@ def fake_header(n_layers: int, n_tokens: int, d: int) -> dict:
         "prompt": " ".join(f"w{i}" for i in range(n_tokens)),
         "tokens": {"ids": list(range(10, 10 + n_tokens)), "text": [f" w{i}" for i in range(n_tokens)],
                    "truncated_from": None},
-        "params": {"max_tokens": 128},
+        "params": {"max_tokens": 128, "top_k": k},
+        "jacobian": {"method": "closed-form", "compute_dtype": "float32", "top_k": k} if k > 0 else None,
     }
 
 
-def fake_events(n_layers: int = 4, n_tokens: int = 5, d: int = 8, seed: int = 0) -> list:
-    """RunStarted, one LayerDone per block, RunFinished. Norms grow geometrically with depth (factor 1.5)."""
+def fake_singular_values(n_layers: int, n_tokens: int, k: int) -> np.ndarray:
+    """σ_i of block l at token t: (1 + l) · 0.9^i · (1 + t/10) for i = 0..k-1, shape [L, T, K], float32."""
+    layer = 1 + np.arange(n_layers, dtype=np.float64)[:, None, None]
+    token = 1 + np.arange(n_tokens, dtype=np.float64)[None, :, None] / 10
+    return (layer * token * 0.9 ** np.arange(k)[None, None, :]).astype(np.float32)
+
+
+def fake_events(n_layers: int = 4, n_tokens: int = 5, d: int = 8, seed: int = 0, k: int = 0) -> list:
+    """RunStarted, one LayerDone per block, RunFinished; norms grow 1.5× per block and, when ``k`` > 0 (clamped to
+    ``d`` as the engine does), Jacobian arrays come too: σ from ``fake_singular_values``, ‖J‖_F with 80 % of its
+    square in the top K, singular vectors for tokens 0 and T-1."""
     rng = np.random.default_rng(seed)
+    k = min(k, d)
     hidden = np.full((n_layers + 1, n_tokens, d), np.nan, dtype=np.float32)
     norms = np.full((n_layers + 1, n_tokens), np.nan, dtype=np.float32)
     full = rng.standard_normal((n_layers + 1, n_tokens, d)).astype(np.float32)
@@ -32,15 +44,34 @@ def fake_events(n_layers: int = 4, n_tokens: int = 5, d: int = 8, seed: int = 0)
     full *= (1.5 ** np.arange(n_layers + 1))[:, None, None] * (1 + np.arange(n_tokens))[None, :, None]
     full_norms = np.linalg.norm(full, axis=-1).astype(np.float32)
     hidden[0], norms[0] = full[0], full_norms[0]
-    events: list = [RunStarted(header=fake_header(n_layers, n_tokens, d), arrays={
+    arrays = {
         "tokens.ids": np.arange(10, 10 + n_tokens, dtype=np.int64),
         "trajectory.hidden": hidden,
         "trajectory.norms": norms,
-    })]
+    }
+    jacobian_rows: list[dict] = [{} for _ in range(n_layers)]
+    if k > 0:
+        keep = np.unique(np.array([0, n_tokens - 1], dtype=np.int64))
+        S = fake_singular_values(n_layers, n_tokens, k)
+        fro = (np.sqrt((S.astype(np.float64) ** 2).sum(-1) / 0.8)).astype(np.float32)
+        U = np.linalg.qr(rng.standard_normal((n_layers, len(keep), d, d)))[0][..., :k].astype(np.float32)
+        V = np.linalg.qr(rng.standard_normal((n_layers, len(keep), d, d)))[0][..., :k].astype(np.float32)
+        arrays.update({
+            "jacobian.singular_values": np.full(S.shape, np.nan, dtype=np.float32),
+            "jacobian.frobenius": np.full(fro.shape, np.nan, dtype=np.float32),
+            "jacobian.vector_tokens": keep,
+            "jacobian.U": np.full(U.shape, np.nan, dtype=np.float32),
+            "jacobian.V": np.full(V.shape, np.nan, dtype=np.float32),
+        })
+        jacobian_rows = [{"jacobian.singular_values": (layer, S[layer]), "jacobian.frobenius": (layer, fro[layer]),
+                          "jacobian.U": (layer, U[layer]), "jacobian.V": (layer, V[layer])}
+                         for layer in range(n_layers)]
+    events: list = [RunStarted(header=fake_header(n_layers, n_tokens, d, k), arrays=arrays)]
     for layer in range(n_layers):
         events.append(LayerDone(layer=layer, n_layers=n_layers, rows={
             "trajectory.hidden": (layer + 1, full[layer + 1]),
             "trajectory.norms": (layer + 1, full_norms[layer + 1]),
+            **jacobian_rows[layer],
         }))
     events.append(RunFinished(seconds=0.5, header={"next_token": {"id": 42, "text": " Paris"}}))
     return events

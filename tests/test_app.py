@@ -18,6 +18,7 @@ from coupling_tui.core.run import Run
 from coupling_tui.tui.actions import ACTIONS
 from coupling_tui.tui.app import CouplingApp
 from coupling_tui.tui.help_screen import HelpScreen
+from coupling_tui.tui.panes.spectrum import NO_JACOBIANS, SpectrumPane
 from coupling_tui.tui.panes.tokens import TokensPane
 from coupling_tui.tui.panes.trajectory import TrajectoryPane
 from tests.fakes import fake_events
@@ -99,7 +100,7 @@ def spy_notifications(app: CouplingApp) -> list[tuple[str, str]]:
 
 
 def finished_run(**kwargs) -> Run:
-    """A complete run built from its own fresh stream (applying events writes into the stream's arrays)."""
+    """A complete run built by applying a fresh synthetic stream."""
     run = Run()
     for event in fake_events(**kwargs):
         run.apply(event)
@@ -264,7 +265,102 @@ async def test_help_opens_with_question_mark_and_closes_with_escape():
 
 def test_bindings_come_from_the_action_registry():
     assert [b.id for b in CouplingApp.BINDINGS] == [a.id for a in ACTIONS]
-    assert {b.key for b in CouplingApp.BINDINGS} >= {"left,h", "right,l", "escape", "q", "question_mark,f1"}
+    assert {b.key for b in CouplingApp.BINDINGS} >= {"left,h", "right,l", "escape", "q", "question_mark,f1",
+                                                     "up,k", "down,j", "1", "2", "3"}
+
+
+async def test_layer_keys_move_the_selection_clamped_and_the_panes_follow():
+    run = finished_run(n_layers=5, n_tokens=6, k=8)
+    S = run.arrays["jacobian.singular_values"]
+    app = CouplingApp(run=run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        spectrum, trajectory = app.query_one(SpectrumPane), app.query_one(TrajectoryPane)
+        await pilot.press("right", "right")
+        for key, expected in zip("up down j down down j k up k up k".split(), [0, 1, 2, 3, 4, 4, 3, 2, 1, 0, 0]):
+            await pilot.press(key)
+            assert (app.selected_layer, app.selected_token) == (expected, 2), key
+            xs, ys = spectrum.by_index.plotted
+            assert xs == list(range(1, 9)) and ys[0] == pytest.approx((1 + expected) * 1.2)
+            np.testing.assert_array_equal(np.float32(ys), S[expected, 2])
+            np.testing.assert_array_equal(np.float32(spectrum.by_depth.plotted[1]), S[:, 2, 0])
+            assert spectrum.by_depth.marker == expected and trajectory.marker == expected + 1
+            assert spectrum.subtitle == f"layer {expected} · token 2 '·w2'"
+
+
+async def test_spectrum_waits_for_the_selected_layer_while_streaming(gated):
+    job = gated(n_layers=4, n_tokens=5, k=6)
+    S = finished_run(n_layers=4, n_tokens=5, k=6).arrays["jacobian.singular_values"]
+    app = CouplingApp(job=job)
+    async with app.run_test(size=(120, 40)) as pilot:
+        spectrum = app.query_one(SpectrumPane)
+        await wait_until(pilot, lambda: app.results.n_layers == 4)
+        await pilot.press("down", "down")
+        assert (app.selected_layer, spectrum.message) == (2, "layer 2 not computed yet")
+        for done in (1, 2):
+            job.release()
+            await wait_until(pilot, lambda: app.results.layers_done == done)
+            assert spectrum.message == "layer 2 not computed yet" and spectrum.by_depth.plotted[0] == list(range(done))
+            np.testing.assert_array_equal(np.float32(spectrum.by_depth.plotted[1]), S[:done, 0, 0])
+        job.release()
+        await wait_until(pilot, lambda: app.results.layers_done == 3)
+        np.testing.assert_array_equal(np.float32(spectrum.by_index.plotted[1]), S[2, 0])
+        assert spectrum.message.startswith("σ₁ 3 · σ₆ ") and spectrum.message.endswith("top 6 · closed-form")
+        await pilot.press("down")
+        assert spectrum.message == "layer 3 not computed yet"
+        job.release(2)
+        await wait_until(pilot, lambda: app.results.finished)
+        assert spectrum.message.startswith("σ₁ 4 · σ₆ ") and spectrum.by_depth.plotted[0] == [0, 1, 2, 3]
+
+
+async def test_a_run_without_jacobians_says_so_and_keys_still_work():
+    app = CouplingApp(run=finished_run(n_layers=3, n_tokens=4))
+    async with app.run_test(size=(80, 24)) as pilot:
+        spectrum = app.query_one(SpectrumPane)
+        assert spectrum.message == NO_JACOBIANS and not spectrum.plots.display
+        await pilot.press("3", "down", "down", "down", "j", "right", "up", "question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen) and app.screen.pane_help == SpectrumPane.HELP
+        await pilot.press("escape")
+        assert (app.selected_layer, app.selected_token) == (1, 1) and app.query_one(TrajectoryPane).marker == 2
+        assert spectrum.message == NO_JACOBIANS and spectrum.by_index.plotted == ([], []) and app._exception is None
+
+
+@pytest.mark.parametrize("key, pane", [("1", TokensPane), ("2", TrajectoryPane), ("3", SpectrumPane)])
+async def test_number_keys_focus_the_panes_and_help_follows_the_focus(key, pane):
+    app = CouplingApp(run=finished_run(k=4))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3" if key != "3" else "1", key)
+        assert isinstance(app.focused, pane)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen) and app.screen.pane_help == pane.HELP
+        table = app.screen.query_one("DataTable")
+        rows = dict(table.get_row_at(n) for n in range(table.row_count))
+        assert rows["↑/k"].startswith("Select the previous layer") and rows["3"] == "Focus the Spectrum pane."
+        assert {"↓/j", "1", "2"} <= set(rows) and len(rows) == len(ACTIONS)
+
+
+@pytest.mark.parametrize("size, side_by_side", [((80, 24), True), ((119, 39), True), ((119, 40), False),
+                                                ((80, 50), False), ((120, 40), True), ((200, 60), True)])
+async def test_plots_stack_only_on_a_narrow_tall_screen_and_tab_cycles_the_panes(size, side_by_side):
+    app = CouplingApp(run=finished_run(k=4))
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        tokens = app.query_one(TokensPane).region
+        trajectory, spectrum = app.query_one(TrajectoryPane).region, app.query_one(SpectrumPane).region
+        by_index, by_depth = app.query_one("#sigma-by-index").region, app.query_one("#sigma1-by-depth").region
+        assert trajectory.y >= tokens.bottom and spectrum.y >= tokens.bottom
+        if side_by_side:
+            assert spectrum.y == trajectory.y and spectrum.x >= trajectory.right
+            assert by_depth.y >= by_index.bottom  # the tall pane stacks its two plots
+        else:
+            assert spectrum.y >= trajectory.bottom and spectrum.width == trajectory.width == size[0]
+            assert by_depth.x >= by_index.right  # the short pane puts its two plots side by side
+        assert all(region.height >= 6 and region.width >= 30 for region in (trajectory, by_index, by_depth))
+        assert app.query_one("Footer").region.bottom == size[1]
+        for expected in (TrajectoryPane, SpectrumPane, TokensPane, TrajectoryPane):
+            assert isinstance(app.focused, expected)
+            await pilot.press("tab")
 
 
 def test_exactly_one_of_run_or_job():
@@ -293,8 +389,10 @@ async def test_real_engine_on_a_tiny_model_streams_and_saves(tiny_dir, tmp_path)
         await wait_until(pilot, lambda: out.exists(), timeout=30)
         await pilot.press("end")
         xs, ys = app.query_one(TrajectoryPane).plotted
+        sigmas = app.query_one(SpectrumPane).by_index.plotted[1]
     saved = results.load(out)
     last = saved.n_tokens - 1
     assert xs == list(range(saved.n_layers + 1))
     np.testing.assert_allclose(ys, saved.arrays["trajectory.norms"][:, last], rtol=1e-6)
+    assert len(sigmas) > 0 and sigmas == [v for v in saved.arrays["jacobian.singular_values"][0, last] if v > 0]
     assert "".join(saved.token_texts) == prompt and saved.finished

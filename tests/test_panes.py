@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from textual.app import App, ComposeResult
 
 from coupling_tui.core.run import Run
+from coupling_tui.tui.panes.spectrum import NO_JACOBIANS, WAITING, SpectrumPane, number, sigma
 from coupling_tui.tui.panes.tokens import TokensPane, visible
 from coupling_tui.tui.panes.trajectory import TrajectoryPane, depth_ticks
 from tests.fakes import fake_events
 
 
-def make_run(n_layers: int = 4, n_tokens: int = 5, layers: int | None = None) -> Run:
-    """A run with the first ``layers`` blocks applied (all of them by default)."""
-    events = fake_events(n_layers=n_layers, n_tokens=n_tokens)
+def make_run(n_layers: int = 4, n_tokens: int = 5, layers: int | None = None, k: int = 0) -> Run:
+    """A run with the first ``layers`` blocks applied (all of them by default); Jacobians when ``k`` > 0."""
+    events = fake_events(n_layers=n_layers, n_tokens=n_tokens, k=k)
     upto = len(events) if layers is None else layers + 1
     run = Run()
     for event in events[:upto]:
@@ -77,7 +79,7 @@ async def test_trajectory_pane_plots_only_computed_layers():
     run = make_run(n_layers=6, layers=2)
     pane = TrajectoryPane()
     async with PaneApp(pane).run_test(size=(60, 20)) as pilot:
-        pane.show(run, 1)
+        pane.show(run, 1, 4)
         await pilot.pause()
         depths, values = pane.plotted
         assert depths == [0, 1, 2]
@@ -85,7 +87,22 @@ async def test_trajectory_pane_plots_only_computed_layers():
         assert pane.n_layers == 6
         plain = pane.render().plain
         assert "depth (0 = embeddings)" in plain and "‖x‖" in plain
-        assert plain.count("●") == 3
+        assert plain.count("●") == 3 and "◆" not in plain  # block 4's output (depth 5) is not computed yet
+
+
+async def test_trajectory_pane_marks_the_selected_layers_output():
+    run = make_run(n_layers=6)
+    pane = TrajectoryPane()
+    async with PaneApp(pane).run_test(size=(60, 20)) as pilot:
+        pane.show(run, 1, 0)
+        await pilot.pause()
+        first = pane.render().plain
+        assert pane.marker == 1 and first.count("◆") == 1 and first.count("●") == 6
+        pane.show(run, 1, 5)
+        await pilot.pause()
+        last = pane.render().plain
+        assert pane.marker == 6 and last.count("◆") == 1 and last != first
+        assert pane.plotted[0] == list(range(7))  # the marker does not change the data
 
 
 async def test_trajectory_render_changes_with_the_token_and_is_repeatable():
@@ -146,3 +163,79 @@ async def test_token_text_is_shown_literally_never_as_markup():
         await pilot.pause()
         assert trajectory.subtitle == "token 1 · ·[b]x"
         assert trajectory.border_subtitle == "token 1 · ·\\[b]x"  # the markup form of the literal text
+
+
+def test_sigma_labels_and_numbers():
+    assert sigma(1) == "σ₁" and sigma(50) == "σ₅₀"
+    assert number(3.9000001) == "3.9" and number(0.000123456) == "0.0001235" and number(float("nan")) == "?"
+
+
+async def test_spectrum_pane_plots_the_stored_singular_values_of_the_selection():
+    run = make_run(n_layers=6, n_tokens=5, k=8)
+    pane = SpectrumPane()
+    async with PaneApp(pane).run_test(size=(60, 30)) as pilot:
+        pane.show(run, 3, 2)
+        await pilot.pause()
+        S, F = run.arrays["jacobian.singular_values"], run.arrays["jacobian.frobenius"]
+        xs, ys = pane.by_index.plotted
+        assert xs == list(range(1, 9))
+        np.testing.assert_array_equal(np.float32(ys), S[2, 3])
+        assert ys[0] == pytest.approx(3 * 1.3) and ys[1] == pytest.approx(3 * 1.3 * 0.9)  # the fake's σ formula
+        depths, sigma1 = pane.by_depth.plotted
+        assert depths == list(range(6)) and pane.by_depth.marker == 2
+        np.testing.assert_array_equal(np.float32(sigma1), S[:, 3, 0])
+        assert pane.message == f"σ₁ 3.9 · σ₈ {S[2, 3, 7]:.4g} · ‖J‖_F {F[2, 3]:.4g} · top 8 · closed-form"
+        assert pane.subtitle == "layer 2 · token 3 '·w3'"
+        plain = pane.by_index.render().plain
+        assert "σ_i" in plain and plain.count("●") == 8 and plain == pane.by_index.render().plain  # no re-logging
+        depth_plain = pane.by_depth.render().plain
+        assert depth_plain.count("◆") == 1 and depth_plain.count("●") == 5
+        pane.show(run, 0, 5)
+        await pilot.pause()
+        np.testing.assert_array_equal(np.float32(pane.by_index.plotted[1]), S[5, 0])
+        np.testing.assert_array_equal(np.float32(pane.by_depth.plotted[1]), S[:, 0, 0])
+        assert pane.by_depth.marker == 5 and pane.message.startswith("σ₁ 6 · σ₈ ")
+
+
+async def test_spectrum_pane_says_when_the_selected_layer_is_not_computed_yet():
+    run = make_run(n_layers=6, k=4, layers=2)
+    pane = SpectrumPane()
+    async with PaneApp(pane).run_test(size=(60, 30)) as pilot:
+        pane.show(run, 1, 4)
+        await pilot.pause()
+        assert pane.message == "layer 4 not computed yet"
+        assert pane.by_index.plotted == ([], []) and "σ_i" in pane.by_index.render().plain  # empty log axis: no crash
+        assert pane.by_depth.plotted[0] == [0, 1] and pane.by_depth.marker == 4
+        S = run.arrays["jacobian.singular_values"]
+        np.testing.assert_array_equal(np.float32(pane.by_depth.plotted[1]), S[:2, 1, 0])
+        assert pane.by_depth.x_range == (0, 5)
+        pane.show(run, 1, 1)
+        assert pane.message.startswith("σ₁ 2.2 · σ₄ ") and pane.by_index.plotted[0] == [1, 2, 3, 4]
+
+
+async def test_spectrum_pane_without_jacobians_says_so_and_hides_the_plots():
+    pane = SpectrumPane()
+    async with PaneApp(pane).run_test(size=(60, 30)) as pilot:
+        pane.show(Run(), 0, 0)
+        await pilot.pause()
+        assert pane.message == WAITING
+        pane.show(make_run(n_layers=3), 2, 1)
+        await pilot.pause()
+        assert pane.message == NO_JACOBIANS == "no Jacobians in this run (computed with --top-k 0)"
+        assert not pane.plots.display and pane.by_index.plotted == ([], []) and pane.by_depth.plotted == ([], [])
+        assert pane.has_class("-message-only")
+        assert NO_JACOBIANS in str(pane.info.render())
+        pane.show(make_run(n_layers=3, k=2), 2, 1)
+        await pilot.pause()
+        assert pane.plots.display and pane.by_index.plotted[0] == [1, 2] and not pane.has_class("-message-only")
+
+
+async def test_spectrum_subtitle_shows_token_text_literally():
+    run = make_run(n_tokens=3, k=2)
+    run.header["tokens"]["text"] = ["[INST]", " [b]x", "\n"]
+    pane = SpectrumPane()
+    async with PaneApp(pane).run_test(size=(60, 30)) as pilot:
+        pane.show(run, 1, 3)
+        await pilot.pause()
+        assert pane.subtitle == "layer 3 · token 1 '·[b]x'"
+        assert pane.border_subtitle == "layer 3 · token 1 '·\\[b]x'"

@@ -24,17 +24,30 @@ class UserAction:
     """One sentence for the help table."""
     show: bool = True
     """Whether the footer lists it."""
+    footer_group: str = ""
+    """Actions sharing a footer group are shown as one footer entry: their keys, then this label."""
 
 
 ACTIONS: tuple[UserAction, ...] = (
-    UserAction("previous-token", "left,h", "step_token(-1)", "prev token", "←/h", "Select the previous token."),
-    UserAction("next-token", "right,l", "step_token(1)", "next token", "→/l", "Select the next token."),
+    UserAction("previous-token", "left,h", "step_token(-1)", "prev token", "←/h", "Select the previous token.",
+               footer_group="token"),
+    UserAction("next-token", "right,l", "step_token(1)", "next token", "→/l", "Select the next token.",
+               footer_group="token"),
     UserAction("back-10-tokens", "left_square_bracket", "step_token(-10)", "-10 tokens", "[",
                "Jump 10 tokens back.", show=False),
     UserAction("forward-10-tokens", "right_square_bracket", "step_token(10)", "+10 tokens", "]",
                "Jump 10 tokens forward.", show=False),
     UserAction("first-token", "home", "first_token", "first token", "home", "Select the first token.", show=False),
     UserAction("last-token", "end", "last_token", "last token", "end", "Select the last token.", show=False),
+    UserAction("previous-layer", "up,k", "step_layer(-1)", "prev layer", "↑/k", "Select the previous layer (block).",
+               footer_group="layer"),
+    UserAction("next-layer", "down,j", "step_layer(1)", "next layer", "↓/j", "Select the next layer (block).",
+               footer_group="layer"),
+    UserAction("focus-tokens", "1", "focus_pane('tokens')", "tokens", "1", "Focus the Tokens pane.", show=False),
+    UserAction("focus-trajectory", "2", "focus_pane('trajectory')", "trajectory", "2",
+               "Focus the Trajectory pane.", show=False),
+    UserAction("focus-spectrum", "3", "focus_pane('spectrum')", "spectrum", "3", "Focus the Spectrum pane.",
+               show=False),
     UserAction("cancel-compute", "escape", "cancel_compute", "cancel", "esc",
                "Stop a running compute; nothing is saved."),
     UserAction("help", "question_mark,f1", "show_help", "help", "?/F1", "Show this help."),
@@ -44,8 +57,10 @@ ACTIONS: tuple[UserAction, ...] = (
 
 def bindings() -> list[Binding]:
     """The app's BINDINGS, one Binding per registered action."""
+    groups = {a.footer_group: Binding.Group(a.footer_group) for a in ACTIONS if a.footer_group}
     return [
-        Binding(a.keys, a.action, a.description, show=a.show, key_display=a.key_display, id=a.id)
+        Binding(a.keys, a.action, a.description, show=a.show, key_display=a.key_display, id=a.id,
+                group=groups.get(a.footer_group))
         for a in ACTIONS
     ]
 

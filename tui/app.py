@@ -20,6 +20,7 @@ from .actions import bindings
 from .help_screen import HelpScreen
 from .messages import ComputeCancelled, ComputeFailed, EngineEvent, RunSaved, SaveFailed
 from .panes import RUN_PANE_CLASS
+from .panes.spectrum import SpectrumPane
 from .panes.tokens import TokensPane
 from .panes.trajectory import TrajectoryPane
 
@@ -38,6 +39,9 @@ class CouplingApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "coupling-tui"
     BINDINGS = bindings()
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
+    """Trajectory and Spectrum sit side by side, but stack on a screen both narrow and tall (see app.tcss)."""
 
     def __init__(self, run: Run | None = None, job: Job | None = None, save_path: Path | None = None) -> None:
         if (run is None) == (job is None):
@@ -46,6 +50,8 @@ class CouplingApp(App[None]):
         self.results = run if run is not None else Run()
         """The one run every pane reads; mutated on the main thread only."""
         self.selected_token = 0
+        self.selected_layer = 0
+        """The selected block, 0..L-1: the Spectrum pane shows its Jacobian, the Trajectory pane marks its output."""
         self.computing = False
         """True while the compute worker's events are being applied."""
         self.state_text = ""
@@ -60,7 +66,9 @@ class CouplingApp(App[None]):
             yield Static(id="run-info", markup=False)
             yield Static(id="run-state", markup=False)
         yield TokensPane(id="tokens")
-        yield TrajectoryPane(id="trajectory")
+        with Horizontal(id="plots"):
+            yield TrajectoryPane(id="trajectory")
+            yield SpectrumPane(id="spectrum")
         yield ProgressBar(id="progress", show_eta=True)
         yield Footer()
 
@@ -184,6 +192,12 @@ class CouplingApp(App[None]):
     def action_last_token(self) -> None:
         self._select_token(self.results.n_tokens - 1)
 
+    def action_step_layer(self, delta: int) -> None:
+        self._select_layer(self.selected_layer + delta)
+
+    def action_focus_pane(self, pane_id: str) -> None:
+        self.query_one(f"#{pane_id}").focus()
+
     def action_show_help(self) -> None:
         node = self.focused
         while node is not None and getattr(node, "HELP", None) is None:
@@ -198,10 +212,17 @@ class CouplingApp(App[None]):
             self.selected_token = token
             self._show_run()
 
+    def _select_layer(self, layer: int) -> None:
+        layer = max(0, min(layer, self.results.n_layers - 1))
+        if layer != self.selected_layer:
+            self.selected_layer = layer
+            self._show_run()
+
     def _show_run(self) -> None:
         self.selected_token = max(0, min(self.selected_token, self.results.n_tokens - 1))
+        self.selected_layer = max(0, min(self.selected_layer, self.results.n_layers - 1))
         for pane in self.query(f".{RUN_PANE_CLASS}"):
-            pane.show(self.results, self.selected_token)  # type: ignore[attr-defined]
+            pane.show(self.results, self.selected_token, self.selected_layer)  # type: ignore[attr-defined]
         self._show_info()
 
     def _show_info(self) -> None:

@@ -44,8 +44,8 @@ The prompt as the model's tokenizer split it, one cell per token. Whitespace is 
         self.selected = 0
         """Index of the highlighted token."""
 
-    def show(self, run: Run, token: int) -> None:
-        """Show ``run``'s tokens with ``token`` highlighted."""
+    def show(self, run: Run, token: int, layer: int = 0) -> None:
+        """Show ``run``'s tokens with ``token`` highlighted (the selected ``layer`` does not change them)."""
         cells = [visible(t) for t in run.token_texts]
         if cells != self.cells:
             self.cells = cells

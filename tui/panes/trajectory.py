@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import math
-
 from rich.text import Text
-from textual.app import RenderResult
-from textual_plotext import PlotextPlot
 
 from coupling_tui.core.run import Run
 
 from . import RUN_PANE_CLASS
+from .logplot import LogPlot, depth_ticks, log_points
 from .tokens import visible
 
+__all__ = ["NORMS", "TrajectoryPane", "depth_ticks"]
+
 NORMS = "trajectory.norms"
-_TICK_STEPS = (1, 2, 5, 10, 20, 25, 50, 100, 200, 500)
 
 
-def depth_ticks(n_layers: int, max_ticks: int) -> list[int]:
-    """Integer depth ticks 0, s, 2s, … (s a round step) with at most ``max_ticks`` of them."""
-    step = next((s for s in _TICK_STEPS if n_layers // s + 1 <= max(max_ticks, 2)), _TICK_STEPS[-1])
-    return list(range(0, n_layers + 1, step))
-
-
-class TrajectoryPane(PlotextPlot):
-    """Plots ‖x_t^l‖ for l = 0..L on a log axis for one token; it grows as layers arrive."""
+class TrajectoryPane(LogPlot):
+    """Plots ‖x_t^l‖ for l = 0..L on a log axis for one token, the selected block's output marked."""
 
     DEFAULT_CLASSES = RUN_PANE_CLASS
     BORDER_TITLE = "Trajectory"
@@ -36,45 +28,31 @@ class TrajectoryPane(PlotextPlot):
 The norm **‖x_t^l‖** of the residual stream (hidden state) of the selected token *t* after each block *l*,
 on a log scale. Depth 0 is the embedding output; depth *L* is the last block's output (before the final norm).
 
+The red vertical line (and the red ◆ on the curve) marks depth *l* + 1: the **output of the selected layer**
+(block *l*), the block whose Jacobian the Spectrum pane shows. ↑/↓ (or k/j) move it.
+
 While the model computes, the curve grows one point per finished block. A steady slope on this log axis
 means the norm grows by a constant factor per block.
 """
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
-        super().__init__(id=id)
-        self.plotted: tuple[list[int], list[float]] = ([], [])
-        """The depths and norms currently drawn (finite, positive points only: the y axis is logarithmic)."""
-        self.n_layers = 0
-        """The x axis spans depths 0..n_layers."""
+        super().__init__("depth (0 = embeddings)", "‖x‖", id=id)
         self.subtitle = ""
         """The border subtitle as plain text: the token index and its text."""
 
-    def show(self, run: Run, token: int) -> None:
-        """Show ``run``'s norms for ``token``; the plot is redrawn only when its points or depth range change."""
+    @property
+    def n_layers(self) -> int:
+        """The x axis spans depths 0..n_layers."""
+        return self.x_range[1]
+
+    def show(self, run: Run, token: int, layer: int = 0) -> None:
+        """Show ``run``'s norms for ``token`` with block ``layer``'s output (depth layer + 1) marked."""
         subtitle, points = "", ([], [])
         if NORMS in run.arrays and run.n_tokens > 0:
             subtitle = f"token {token} · {visible(run.token_texts[token])}"
-            finite = [(depth, float(v)) for depth, v in enumerate(run.norms(token)) if math.isfinite(v) and v > 0]
-            points = ([d for d, _ in finite], [v for _, v in finite])
+            norms = run.norms(token)
+            points = log_points(range(len(norms)), norms)
         if subtitle != self.subtitle:  # setting the border subtitle, even unchanged, repaints the widget
             self.subtitle = subtitle
             self.border_subtitle = Text(subtitle)  # Text: a token like "[INST]" is not markup
-        if points != self.plotted or run.n_layers != self.n_layers:
-            self.plotted, self.n_layers = points, run.n_layers
-            self.refresh()
-
-    def render(self) -> RenderResult:
-        # plotext's log scale rewrites its stored data in place on every build, so a second build of the same
-        # data would take the log twice: hand it fresh data on each render (a handful of points, cheap).
-        plt = self.plt
-        depths, values = self.plotted
-        plt.clear_data()
-        plt.yscale("log" if depths else "linear")  # plotext fails on an empty log axis
-        plt.xlim(0, max(self.n_layers, 1))
-        plt.xticks(depth_ticks(self.n_layers, self.size.width // 8))
-        plt.xlabel("depth (0 = embeddings)")
-        plt.ylabel("‖x‖")
-        if depths:
-            plt.plot(depths, values, marker="braille")
-            plt.scatter(depths, values, marker="●")
-        return super().render()
+        self.set_points(points, (0, run.n_layers), layer + 1 if run.n_layers > 0 else None)
