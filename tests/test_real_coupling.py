@@ -1,0 +1,44 @@
+"""Real-model evidence for block coupling: on SmolLM2 the trained model's last-token depth coupling is clearly
+stronger (smaller m_K) than the same architecture's at random init, and both sit where research measured them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from coupling_tui.core.coupling import depth_coupling, run_scalar
+from coupling_tui.core.jacobians.layers import LayerJacobians
+from coupling_tui.core.models import ModelRequest, load
+from coupling_tui.core.prompts import DEFAULT_PROMPT
+from coupling_tui.core.spectra import top_k
+from coupling_tui.core.trace import trace
+
+pytestmark = pytest.mark.real_model
+K = 8
+
+
+def last_token_depth_coupling(loaded, n_tokens: int = 32) -> np.ndarray:
+    """m_K(J_i, J_j) for every pair of layers at the last of the prompt's first ``n_tokens`` tokens."""
+    ids = torch.tensor([loaded.tokenizer(DEFAULT_PROMPT)["input_ids"][:n_tokens]])
+    tr = trace(loaded.model, loaded.adapter, ids)
+    jac = LayerJacobians(loaded, ids, tr.block_inputs)
+    last = range(n_tokens - 1, n_tokens)
+    J = torch.stack([jac.layer(layer, last)[0] for layer in range(tr.block_inputs.shape[0])])   # [L, d, d]
+    U, S, V = top_k(J, K)
+    return depth_coupling(J, (U, S, V), K).numpy()
+
+
+def test_trained_is_more_coupled_than_random_init(smollm2):
+    trained = last_token_depth_coupling(smollm2)
+    random = last_token_depth_coupling(load(ModelRequest(random_init=True, seed=0)))
+    for m in (trained, random):
+        assert m.shape == (30, 30) and np.abs(np.diag(m)).max() < 1e-4  # orientation check
+    t, r = run_scalar(trained, K), run_scalar(random, K)
+    print(f"\nK={K}, last token of 32: trained adjacent {t['adjacent']:.3f}, off-diagonal {t['offdiag']:.3f}; "
+          f"random-init adjacent {r['adjacent']:.3f}, off-diagonal {r['offdiag']:.3f}; "
+          f"trained min {np.min(trained + np.eye(30) * 9):.3f}")
+    assert r["adjacent"] > 0.95 and t["adjacent"] < 0.93            # research (64 tokens): 0.99 vs 0.88
+    assert r["adjacent"] - t["adjacent"] > 0.05
+    adjacent = np.array([trained[i, i + 1] for i in range(29)])
+    assert 8 <= int(np.argmin(adjacent)) <= 20                      # strongest between mid-depth neighbours
