@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import UserError
+from .selection import token_index
 from . import frozen_attention
 
 METHODS = ("auto", "closed-form", "autodiff")
@@ -96,16 +97,6 @@ def capture_block_calls(model: Any, adapter: Any, input_ids: torch.Tensor) -> li
     return calls  # type: ignore[return-value]
 
 
-def _token_index(tokens: Any, T: int) -> torch.Tensor:
-    if tokens is None:
-        return torch.arange(T)
-    idx = torch.as_tensor(list(tokens) if isinstance(tokens, (range, Sequence)) else tokens, dtype=torch.long)
-    idx = idx.reshape(-1).cpu()
-    if idx.numel() and (int(idx.min()) < -T or int(idx.max()) >= T):
-        raise UserError(f"token index out of range for a {T}-token prompt: {idx.tolist()}")
-    return idx % T
-
-
 def _first(value: Any) -> torch.Tensor:
     return value[0] if isinstance(value, (tuple, list)) else value
 
@@ -179,7 +170,7 @@ def block_jacobians_autodiff(model: Any, adapter: Any, layer: int, call: BlockCa
     X = call.hidden_states
     T, d = X.shape
     device = next(adapter.block_list(model)[layer].parameters()).device
-    idx = _token_index(tokens, T)
+    idx = token_index(tokens, T)
     J = out if out is not None else torch.empty(idx.numel(), d, d, dtype=dtype, device=device)
     if J.shape != (idx.numel(), d, d) or J.dtype != dtype:
         raise ValueError(f"out must be {dtype} of shape {(idx.numel(), d, d)}, got {J.dtype} {tuple(J.shape)}")

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 from ..errors import UserError
+from .selection import token_index
 
 FAMILIES = ("llama", "mistral", "qwen2")
 """HF ``model_type`` values whose decoder layers this closed form covers."""
@@ -227,16 +228,6 @@ def _apply_norm(P: torch.Tensor, xh: torch.Tensor, r: torch.Tensor) -> torch.Ten
     return P.div_(r[:, :, None])
 
 
-def _token_index(tokens: Any, T: int, device: torch.device) -> torch.Tensor:
-    if tokens is None:
-        return torch.arange(T, device=device)
-    idx = torch.as_tensor(list(tokens) if isinstance(tokens, (range, Sequence)) else tokens, dtype=torch.long)
-    idx = idx.reshape(-1).to(device)
-    if idx.numel() and (int(idx.min()) < -T or int(idx.max()) >= T):
-        raise UserError(f"token index out of range for a {T}-token prompt: {idx.tolist()}")
-    return idx % T
-
-
 def block_jacobians(block: Any, x_in: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor],
                     config: Any, *, dtype: torch.dtype = torch.float32, tokens: Any = None, chunk: int = 16,
                     workspace: Workspace | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -257,7 +248,7 @@ def block_jacobians(block: Any, x_in: torch.Tensor, position_embeddings: tuple[t
     if cos.shape != (T, W.hd) or sin.shape != (T, W.hd):
         raise UserError(f"cos/sin must be [{T}, {W.hd}] (positions 0..T-1, full head_dim), got {tuple(cos.shape)}")
     X = x_in.detach().to(device=device, dtype=dtype)
-    idx = _token_index(tokens, T, device)
+    idx = token_index(tokens, T, device)
     with torch.no_grad():
         st = _forward_stats(X, W, cos, sin)
         heads = {"q": W.per_head(W.Wq, W.H), "k": W.per_head(W.Wk, W.KV), "v": W.per_head(W.Wv, W.KV)}
