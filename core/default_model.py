@@ -4,6 +4,7 @@ conversion to a cached safetensors checkpoint so later launches load in about a 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -53,6 +54,21 @@ def _gguf_key(gguf: Path) -> str:
     return h.hexdigest()[:20]
 
 
+@contextlib.contextmanager
+def _quiet_gguf_progress():
+    """Silence transformers' GGUF dequantisation bar, which uses tqdm directly (not its progress-bar switch)."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is not None:
+        gguf_utils.tqdm = lambda iterable, *args, **kwargs: iterable
+    try:
+        yield
+    finally:
+        if original is not None:
+            gguf_utils.tqdm = original
+
+
 def converted_dir(gguf: Path, on_stage: Callable[[str], None] | None = None) -> Path:
     """A directory with config, tokenizer and fp32 safetensors weights dequantised from ``gguf`` (cached)."""
     target = cache_root() / "models" / f"{gguf.stem}-{_gguf_key(gguf)}"
@@ -64,8 +80,9 @@ def converted_dir(gguf: Path, on_stage: Callable[[str], None] | None = None) -> 
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    with _quiet_gguf_progress():  # our own status line says what is happening; a raw tqdm bar would tear it
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
