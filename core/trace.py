@@ -24,7 +24,8 @@ class Trace:
         return torch.cat([self.block_inputs[:1], self.block_outputs], 0)
 
 
-def _first_tensor(value: Any) -> torch.Tensor:
+def first_tensor(value: Any) -> torch.Tensor:
+    """A module output as a tensor: the first element where a layer returns a tuple (older HF layers)."""
     return value[0] if isinstance(value, (tuple, list)) else value
 
 
@@ -38,12 +39,12 @@ def trace(model: Any, adapter: Any, input_ids: torch.Tensor) -> Trace:
     def pre_hook(index):
         def hook(module, args, kwargs):
             x = kwargs.get("hidden_states", args[0] if args else None)
-            inputs[index] = _first_tensor(x).detach()[0]
+            inputs[index] = first_tensor(x).detach()[0]
         return hook
 
     def post_hook(index):
         def hook(module, args, kwargs, output):
-            outputs[index] = _first_tensor(output).detach()[0]
+            outputs[index] = first_tensor(output).detach()[0]
         return hook
 
     handles = []

@@ -13,7 +13,7 @@ from coupling_tui.core.errors import UserError
 from coupling_tui.core.jacobians import autodiff, closed_form, frozen_attention
 from coupling_tui.core.jacobians.autodiff import (BlockCall, block_jacobians_autodiff, branch_forward,
                                                   capture_block_calls, method_for, prepare_block)
-from tests.jacobian_checks import assert_causal
+from tests.jacobian_checks import assert_causal, rel_err
 from tests.tiny_models import FAMILIES, tiny_model
 
 T = 6
@@ -59,10 +59,6 @@ def reference_branch(block, call: BlockCall):
             out = block(*args, **kwargs)
         return (out[0] if isinstance(out, tuple) else out)[0] - X
     return f
-
-
-def rel_err(a, b) -> float:
-    return float((a.double() - b.double()).norm() / b.double().norm())
 
 
 def diag_blocks(full: torch.Tensor) -> torch.Tensor:

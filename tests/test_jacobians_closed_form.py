@@ -10,7 +10,7 @@ from coupling_tui.core.arch import adapter_for
 from coupling_tui.core.errors import UserError
 from coupling_tui.core.jacobians.closed_form import Workspace, block_jacobians, rotary_cos_sin
 from coupling_tui.core.trace import trace
-from tests.jacobian_checks import assert_causal
+from tests.jacobian_checks import assert_causal, rel_err
 from tests.tiny_models import CONFIGS, tiny_model
 
 T = 7
@@ -78,10 +78,6 @@ def branch_fn(block, config, cos, sin, dtype=torch.float64):
 def full_jacobian(f, X: torch.Tensor) -> torch.Tensor:
     """[T, d, T, d]: d f(X)[t1] / d X[t2] by autograd in float64."""
     return torch.autograd.functional.jacobian(f, X.to(torch.float64), vectorize=True)
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double() - b.double()).norm() / b.double().norm())
 
 
 @pytest.fixture(scope="module", params=FAMILIES)

@@ -9,7 +9,8 @@ from textual.app import App, ComposeResult
 from coupling_tui.core.run import Run
 from coupling_tui.tui.panes.spectrum import NO_JACOBIANS, WAITING, SpectrumPane, number, sigma
 from coupling_tui.tui.panes.tokens import TokensPane, visible
-from coupling_tui.tui.panes.trajectory import TrajectoryPane, depth_ticks
+from coupling_tui.tui.panes.logplot import integer_ticks
+from coupling_tui.tui.panes.trajectory import TrajectoryPane
 from tests.fakes import fake_events
 
 
@@ -144,9 +145,9 @@ async def test_trajectory_pane_without_data_draws_an_empty_plot():
 
 
 def test_depth_ticks_are_round_integers():
-    assert depth_ticks(4, 10) == [0, 1, 2, 3, 4]
-    assert depth_ticks(30, 8) == [0, 5, 10, 15, 20, 25, 30]
-    assert depth_ticks(24, 6) == [0, 5, 10, 15, 20]
+    assert integer_ticks(0, 4, 10) == [0, 1, 2, 3, 4]
+    assert integer_ticks(0, 30, 8) == [0, 5, 10, 15, 20, 25, 30]
+    assert integer_ticks(0, 24, 6) == [0, 5, 10, 15, 20]
 
 
 async def test_token_text_is_shown_literally_never_as_markup():

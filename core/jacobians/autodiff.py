@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import UserError
+from ..trace import first_tensor
 from .selection import token_index
 from . import frozen_attention
 
@@ -97,10 +98,6 @@ def capture_block_calls(model: Any, adapter: Any, input_ids: torch.Tensor) -> li
     return calls  # type: ignore[return-value]
 
 
-def _first(value: Any) -> torch.Tensor:
-    return value[0] if isinstance(value, (tuple, list)) else value
-
-
 def _compute_block(block: Any, dtype: torch.dtype) -> Any:
     """``block`` itself when its parameters are already in ``dtype``, else a copy of it cast to ``dtype``."""
     dtypes = {p.dtype for p in block.parameters()} | {b.dtype for b in block.buffers() if b.is_floating_point()}
@@ -122,14 +119,14 @@ def branch_forward(block: Any, paths: Sequence[str], call: BlockCall, x: torch.T
     pieces: list[torch.Tensor] = []
 
     def keep(module, args, output):
-        pieces.append(_first(output))
+        pieces.append(first_tensor(output))
 
     handles = [_submodule(block, p).register_forward_hook(keep) for p in paths]
     args, kwargs = call.with_input(x, x.dtype, x.device)
     name = frozen_attention.register() if frozen else "eager"
     try:
         with frozen_attention.attn_implementation(block, name):
-            out = _first(block(*args, **kwargs))
+            out = first_tensor(block(*args, **kwargs))
     finally:
         for h in handles:
             h.remove()

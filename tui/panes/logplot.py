@@ -22,11 +22,6 @@ def integer_ticks(lo: int, hi: int, max_ticks: int) -> list[int]:
     return sorted({lo} | {m for m in range(0, span + 1, step) if m >= lo})
 
 
-def depth_ticks(n_layers: int, max_ticks: int) -> list[int]:
-    """Integer depth ticks 0, s, 2s, … (s a round step) with at most ``max_ticks`` of them."""
-    return integer_ticks(0, n_layers, max_ticks)
-
-
 def log_points(xs: Iterable[int], ys: Iterable[float]) -> Points:
     """The (x, y) pairs a log axis can draw: finite, positive y only."""
     kept = [(int(x), float(y)) for x, y in zip(xs, ys) if math.isfinite(y) and y > 0]

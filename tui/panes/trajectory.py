@@ -7,10 +7,8 @@ from rich.text import Text
 from coupling_tui.core.run import Run
 
 from . import RUN_PANE_CLASS
-from .logplot import LogPlot, depth_ticks, log_points
+from .logplot import LogPlot, log_points
 from .tokens import visible
-
-__all__ = ["NORMS", "TrajectoryPane", "depth_ticks"]
 
 NORMS = "trajectory.norms"
 
