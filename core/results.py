@@ -123,16 +123,18 @@ def _check_jacobian_shapes(arrays: dict, n_layers: int, n_tokens: int, d: int, f
     if missing:
         raise fail(f"missing arrays {', '.join(missing)}")
     S, keep = arrays["jacobian.singular_values"], arrays["jacobian.vector_tokens"]
-    k = S.shape[-1] if S.ndim == 3 else -1
+    if S.ndim != 3 or keep.ndim != 1:
+        raise fail(f"jacobian.singular_values has shape {S.shape} and jacobian.vector_tokens {keep.shape}, "
+                   f"expected ({n_layers}, {n_tokens}, K) and (n,)")
+    k, n = S.shape[2], keep.shape[0]
     expected = {
         "jacobian.singular_values": (n_layers, n_tokens, k),
         "jacobian.frobenius": (n_layers, n_tokens),
-        "jacobian.vector_tokens": (keep.shape[0] if keep.ndim == 1 else -1,),
-        "jacobian.U": (n_layers, keep.shape[0] if keep.ndim == 1 else -1, d, k),
-        "jacobian.V": (n_layers, keep.shape[0] if keep.ndim == 1 else -1, d, k),
+        "jacobian.U": (n_layers, n, d, k),
+        "jacobian.V": (n_layers, n, d, k),
     }
     for name, shape in expected.items():
-        if arrays[name].shape != shape or -1 in shape:
+        if arrays[name].shape != shape:
             raise fail(f"{name} has shape {arrays[name].shape}, expected {shape}")
     if keep.size and (keep.min() < 0 or keep.max() >= n_tokens):
         raise fail("jacobian.vector_tokens holds token indices outside the prompt")

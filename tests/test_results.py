@@ -147,3 +147,28 @@ def test_applying_a_stream_does_not_mutate_its_events():
         b.apply(event)
     np.testing.assert_array_equal(a.arrays["trajectory.norms"], b.arrays["trajectory.norms"])
     assert np.isnan(events[0].arrays["trajectory.norms"][1:]).all()
+
+
+def test_jacobian_arrays_round_trip(tmp_path):
+    run = full_run(k=8)
+    back = results.load(results.save(run, tmp_path / "j.safetensors"))
+    for name in ("jacobian.singular_values", "jacobian.frobenius", "jacobian.vector_tokens", "jacobian.U",
+                 "jacobian.V"):
+        np.testing.assert_array_equal(back.arrays[name], run.arrays[name])
+    assert back.header["jacobian"]["top_k"] == 8
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda a: a.pop("jacobian.V"), "missing arrays jacobian.V"),
+    (lambda a: a.update({"jacobian.U": a["jacobian.U"][:, :, :-1]}), "jacobian.U has shape"),
+    (lambda a: a.update({"jacobian.singular_values": a["jacobian.singular_values"][..., 0]}),
+     "jacobian.singular_values has shape"),
+    (lambda a: a.update({"jacobian.frobenius": a["jacobian.frobenius"][:-1]}), "jacobian.frobenius has shape"),
+    (lambda a: a.update({"jacobian.vector_tokens": a["jacobian.vector_tokens"] + 100}), "outside the prompt"),
+])
+def test_malformed_jacobian_arrays_are_refused(tmp_path, change, reason):
+    run = full_run(k=8)
+    change(run.arrays)
+    path = results.save(run, tmp_path / "bad.safetensors")
+    with pytest.raises(ResultsError, match=reason):
+        results.load(path)
