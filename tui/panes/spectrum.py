@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container
 from textual.widgets import Static
 
 from coupling_tui.core.run import Run
 
-from . import RUN_PANE_CLASS
+from . import RUN_PANE_CLASS, set_subtitle
 from .logplot import LogPlot, log_points
 from .tokens import visible
 
@@ -78,9 +77,7 @@ the block stretches small changes of x_t, direction by direction.
         subtitle = ""
         if run.n_tokens > 0:
             subtitle = f"layer {layer} · token {token} '{visible(run.token_texts[token])}'"
-        if subtitle != self.subtitle:  # setting the border subtitle, even unchanged, repaints the widget
-            self.subtitle = subtitle
-            self.border_subtitle = Text(subtitle)  # Text: a token like "[INST]" is not markup
+        set_subtitle(self, subtitle)
         if not run.header:
             message = WAITING
         elif not has_jacobians or run.n_tokens == 0:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from rich.text import Text
-
 from coupling_tui.core.run import Run
 
-from . import RUN_PANE_CLASS
+from . import RUN_PANE_CLASS, set_subtitle
 from .logplot import LogPlot, log_points
 from .tokens import visible
 
@@ -50,7 +48,5 @@ means the norm grows by a constant factor per block.
             subtitle = f"token {token} · {visible(run.token_texts[token])}"
             norms = run.norms(token)
             points = log_points(range(len(norms)), norms)
-        if subtitle != self.subtitle:  # setting the border subtitle, even unchanged, repaints the widget
-            self.subtitle = subtitle
-            self.border_subtitle = Text(subtitle)  # Text: a token like "[INST]" is not markup
+        set_subtitle(self, subtitle)
         self.set_points(points, (0, run.n_layers), layer + 1 if run.n_layers > 0 else None)
