@@ -52,6 +52,17 @@ def add_jacobian_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--vector-budget-mb", type=float, default=DEFAULT_VECTOR_BUDGET_MB, metavar="MB",
                    help="how much of the results file may hold singular vectors; the last token always keeps its "
                         f"vectors, others are added evenly while they fit (default {DEFAULT_VECTOR_BUDGET_MB:g})")
+    from .coupling_stream import DEFAULT_HISTORY_MB
+
+    g = parser.add_argument_group("coupling")
+    g.add_argument("--random-baseline", action="store_true",
+                   help="also run the same prompt through the same architecture with random weights (seed "
+                        "--seed) and store it beside the trained model: doubles the compute")
+    g.add_argument("--history-mb", type=float, default=DEFAULT_HISTORY_MB, metavar="MB",
+                   help="memory for keeping every layer's dense Jacobians so depth coupling fills in as layers "
+                        "arrive; above it a second pass recomputes them (default %(default)g)")
+    g.add_argument("--no-token-coupling", action="store_true",
+                   help="skip the token×token coupling at each layer (about a quarter of the default run's time)")
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -77,13 +88,18 @@ def validated_prompt(args: argparse.Namespace) -> str:
     check_max_tokens(args.max_tokens)
     if args.top_k < 0:
         raise UserError(f"--top-k must be 0 or more (got {args.top_k})")
+    if args.random_baseline and args.random_init:
+        raise UserError("--random-baseline compares trained weights with random ones; drop --random-init")
+    if args.random_baseline and args.top_k == 0:
+        raise UserError("--random-baseline compares coupling, which needs the Jacobians; drop --top-k 0")
     return read_prompt(args.prompt, args.prompt_file)
 
 
 def engine_options(args: argparse.Namespace) -> dict:
     """Keyword arguments of ``engine.stream`` taken from the flags."""
     return {"max_tokens": args.max_tokens, "top_k": args.top_k, "jacobian_method": args.jacobian_method,
-            "vector_budget_mb": args.vector_budget_mb, "params": run_params(args)}
+            "vector_budget_mb": args.vector_budget_mb, "history_mb": args.history_mb,
+            "token_coupling": not args.no_token_coupling, "params": run_params(args)}
 
 
 def default_output(args: argparse.Namespace) -> Path:
@@ -97,11 +113,20 @@ def default_output(args: argparse.Namespace) -> Path:
 
 
 def load_with_status(args: argparse.Namespace, console):
-    """Load the model while a rich status line tells what is happening (before any full-screen UI starts)."""
+    """Load the model (and, with --random-baseline, its random-init twin) while a rich status line tells what is
+    happening (before any full-screen UI starts). Returns (model, baseline or None)."""
+    from dataclasses import replace
+
     from .models import load
 
     with console.status("loading model…") as status:
-        return load(model_request(args), on_stage=lambda text: status.update(text + "…"))
+        loaded = load(model_request(args), on_stage=lambda text: status.update(text + "…"))
+        baseline = None
+        if getattr(args, "random_baseline", False):
+            status.update("building the random-init baseline…")
+            baseline = load(replace(model_request(args), random_init=True),
+                            on_stage=lambda text: status.update(text + "…"))
+    return loaded, baseline
 
 
 def announce_truncation(header: dict, console) -> None:
@@ -109,6 +134,18 @@ def announce_truncation(header: dict, console) -> None:
     if cut:
         console.print(f"[yellow]note:[/] the prompt has {cut} tokens; analysing the first "
                       f"{len(header['tokens']['ids'])} (raise --max-tokens to analyse more)")
+
+
+def scalar_lines(header: dict) -> list[str]:
+    """The run scalar (mean off-diagonal depth coupling) of the model and of its random-init baseline."""
+    out = []
+    for label, scalar in (("trained", header.get("coupling_scalar")),
+                          ("random-init", (header.get("random_init") or {}).get("coupling_scalar"))):
+        if scalar and scalar.get("offdiag") is not None:
+            out.append(f"{label}: mean off-diagonal depth coupling m_{scalar['k']} = {scalar['offdiag']:.3f} "
+                       f"(adjacent {scalar['adjacent']:.3f}; {scalar['matrices']} tokens, {scalar['layers']} layers;"
+                       f" 0 = coupled, ≈1 = unrelated)")
+    return out
 
 
 def build_compute_parser() -> argparse.ArgumentParser:
@@ -136,25 +173,28 @@ def compute(args: argparse.Namespace) -> int:
     prompt = validated_prompt(args)
     output = Path(args.output).expanduser() if args.output else default_output(args)
     t0 = time.perf_counter()
-    loaded = load_with_status(args, console)
+    loaded, baseline = load_with_status(args, console)
     console.print(f"loaded {loaded.info['source']} ({loaded.info['n_layers']} layers, d={loaded.info['d_model']}) "
                   f"on {loaded.device} as {loaded.dtype} in {time.perf_counter() - t0:.1f} s")
     run = Run()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=console, transient=True) as progress:
         task = progress.add_task("layers", total=loaded.info["n_layers"])
-        for event in engine.stream(loaded, prompt, **engine_options(args)):
+        for event in engine.stream(loaded, prompt, baseline=baseline, **engine_options(args)):
             run.apply(event)
             if isinstance(event, RunStarted):
                 announce_truncation(event.header, console)
+                progress.update(task, total=run.n_steps)
             elif isinstance(event, LayerDone):
-                progress.update(task, completed=event.layer + 1)
+                progress.update(task, completed=run.steps_done, description=run.stage_text.rsplit(" ", 1)[0])
             elif isinstance(event, RunFinished):
-                progress.update(task, completed=run.n_layers)
+                progress.update(task, completed=run.n_steps)
     path = results.save(run, output)
     nxt = run.header.get("next_token", {}).get("text")
     console.print(f"computed {run.n_layers} layers × {run.n_tokens} tokens in {run.header['seconds']:.1f} s; "
                   f"greedy next token {nxt!r}")
+    for line in scalar_lines(run.header):
+        console.print(line)
     print(path)
     return 0
 

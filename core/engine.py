@@ -17,8 +17,11 @@ from .models import LoadedModel
 from .jacobians import DEFAULT_TOP_K, DEFAULT_VECTOR_BUDGET_MB
 from .jacobians.layers import LayerJacobians, vector_tokens
 from .prompts import DEFAULT_MAX_TOKENS
+from .coupling import run_scalar
+from .coupling_stream import DEFAULT_HISTORY_MB, CouplingStream, coupling_ks, display_k
 from .spectra import top_k as top_k_triplets
 from .trace import trace
+from .trajectory_metrics import expodistance, growth_fit, lss, sigma1_depth_fit
 
 
 def tokenize(loaded: LoadedModel, prompt: str, max_tokens: int) -> tuple[list[int], int | None]:
@@ -43,24 +46,26 @@ def token_texts(tokenizer: Any, ids: list[int]) -> list[str]:
 
 def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TOKENS, top_k: int = DEFAULT_TOP_K,
            jacobian_method: str = "auto", vector_budget_mb: float = DEFAULT_VECTOR_BUDGET_MB,
-           params: dict | None = None) -> Iterator[Event]:
-    """Yield RunStarted, one LayerDone per block, then RunFinished.
+           history_mb: float = DEFAULT_HISTORY_MB, token_coupling: bool = True,
+           baseline: LoadedModel | None = None, params: dict | None = None) -> Iterator[Event]:
+    """Yield RunStarted, one LayerDone per block and stage, then RunFinished.
 
-    Each LayerDone carries the residual stream leaving that block and its per-token norms and, when ``top_k`` > 0,
-    the block's per-token Jacobian summary: the top-K singular values and Frobenius norm of every token's J, and
-    the top-K singular vectors of the tokens chosen by ``vector_tokens``. Only one layer's dense Jacobians exist
-    at a time; a consumer that stops iterating stops the work between layers."""
+    Stage "layers" carries, per block, the residual stream leaving it, its norms, the trajectory fits so far and,
+    when ``top_k`` > 0, the block's Jacobian summary (top-K singular values and Frobenius norm of every token's J,
+    top-K singular vectors of the tokens chosen by ``vector_tokens``) and the depth/token coupling entries it
+    completes (core.coupling_stream). A stage "coupling pass" follows when the dense-J history did not fit
+    ``history_mb``. With ``baseline`` (the same architecture, random weights) the same stages run again on it,
+    into arrays prefixed ``random_init.``. Only one layer's dense Jacobians exist at a time unless the history
+    fits; a consumer that stops iterating stops the work between layers."""
     started = time.perf_counter()
     ids, truncated_from = tokenize(loaded, prompt, max_tokens)
-    input_ids = torch.tensor([ids], device=loaded.device)
-    tr = trace(loaded.model, loaded.adapter, input_ids)
-    hidden = tr.hidden.float().cpu().numpy()                      # [L+1, T, d], pre-final-norm
-    norms = np.linalg.norm(hidden.astype(np.float64), axis=-1).astype(np.float32)
-    n_layers, n_tokens, d = hidden.shape
-    n_layers -= 1
-    k = min(top_k, d)
-    jac = LayerJacobians(loaded, input_ids, tr.block_inputs, jacobian_method) if k > 0 else None
-
+    opts = {"top_k": top_k, "jacobian_method": jacobian_method, "history_mb": history_mb}
+    passes = [ModelPass(loaded, ids, stage="layers", prefix="", vector_budget_mb=vector_budget_mb,
+                        token_coupling=token_coupling, keep_hidden=True, **opts)]
+    if baseline is not None:
+        passes.append(ModelPass(baseline, ids, stage="random-init", prefix=RANDOM_INIT_PREFIX, vector_budget_mb=None,
+                                token_coupling=False, keep_hidden=False, **opts))
+    main = passes[0]
     header = {
         "tool": {"name": "coupling-tui", "version": __version__},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -69,63 +74,219 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
         "device": loaded.device,
         "prompt": prompt,
         "tokens": {"ids": ids, "text": token_texts(loaded.tokenizer, ids), "truncated_from": truncated_from},
-        "params": {"max_tokens": max_tokens, "top_k": k, "jacobian_method": jacobian_method,
-                   "vector_budget_mb": vector_budget_mb, **(params or {})},
-        "jacobian": None if jac is None else {
-            "method": jac.method, "compute_dtype": str(jac.dtype).replace("torch.", ""), "top_k": k},
+        "params": {"max_tokens": max_tokens, "top_k": main.k, "jacobian_method": jacobian_method,
+                   "vector_budget_mb": vector_budget_mb, "history_mb": history_mb, "token_coupling": token_coupling,
+                   "baseline": "random-init" if baseline is not None else None, **(params or {})},
+        "jacobian": None if main.jac is None else {
+            "method": main.jac.method, "compute_dtype": str(main.jac.dtype).replace("torch.", ""), "top_k": main.k},
+        "coupling": main.coupling_header(),
+        "fits": main.fits_header(),
+        "stages": [stage for p in passes for stage in p.stages()],
         "versions": {"torch": torch.__version__, "transformers": _transformers_version()},
     }
-    arrays = {
-        "tokens.ids": np.asarray(ids, dtype=np.int64),
-        "trajectory.hidden": _unfilled(hidden.shape),
-        "trajectory.norms": _unfilled(norms.shape),
-    }
-    arrays["trajectory.hidden"][0] = hidden[0]
-    arrays["trajectory.norms"][0] = norms[0]
-    if jac is not None:
-        keep = vector_tokens(n_tokens, n_layers, d, k, vector_budget_mb)
-        arrays.update({
-            "jacobian.singular_values": _unfilled((n_layers, n_tokens, k)),
-            "jacobian.frobenius": _unfilled((n_layers, n_tokens)),
-            "jacobian.vector_tokens": keep,
-            "jacobian.U": _unfilled((n_layers, len(keep), d, k)),
-            "jacobian.V": _unfilled((n_layers, len(keep), d, k)),
-        })
+    if baseline is not None:
+        header["random_init"] = {"model": dict(baseline.info)}
+    arrays = {"tokens.ids": np.asarray(ids, dtype=np.int64)}
+    for p in passes:
+        arrays.update(p.arrays())
     yield RunStarted(header=header, arrays=arrays)
-    for layer in range(n_layers):
-        rows = {"trajectory.hidden": (layer + 1, hidden[layer + 1]),
-                "trajectory.norms": (layer + 1, norms[layer + 1])}
-        if jac is not None:
-            rows.update(_jacobian_rows(jac, layer, k, keep))
-        yield LayerDone(layer=layer, n_layers=n_layers, rows=rows)
-    next_id = int(tr.last_logits.argmax())
-    yield RunFinished(seconds=time.perf_counter() - started, header={
-        "next_token": {"id": next_id, "text": loaded.tokenizer.decode([next_id])}})
+    for p in passes:
+        yield from p.events()
+    end = {"next_token": main.next_token(), "coupling_scalar": main.scalar()}
+    if baseline is not None:
+        end["random_init"] = {**header["random_init"], "next_token": passes[1].next_token(),
+                              "coupling_scalar": passes[1].scalar()}
+    yield RunFinished(seconds=time.perf_counter() - started, header=end)
+
+
+RANDOM_INIT_PREFIX = "random_init."
+"""Arrays of the untrained baseline carry this prefix before the trained model's names."""
+
+
+class ModelPass:
+    """Everything one model computes on one token sequence: the trace up front, then per block the Jacobians,
+    their top-K, coupling entries and trajectory fits, as LayerDone events of one stage."""
+
+    def __init__(self, loaded: LoadedModel, ids: list[int], *, stage: str, prefix: str, top_k: int,
+                 jacobian_method: str, vector_budget_mb: float | None, history_mb: float, token_coupling: bool,
+                 keep_hidden: bool):
+        self.loaded, self.stage, self.prefix, self.keep_hidden = loaded, stage, prefix, keep_hidden
+        input_ids = torch.tensor([ids], device=loaded.device)
+        tr = trace(loaded.model, loaded.adapter, input_ids)
+        self.last_logits = tr.last_logits
+        self.hidden = tr.hidden.float().cpu().numpy()                  # [L+1, T, d], pre-final-norm
+        self.norms = np.linalg.norm(self.hidden.astype(np.float64), axis=-1).astype(np.float32)
+        L1, self.n_tokens, self.d = self.hidden.shape
+        self.n_layers = L1 - 1
+        self.k = min(top_k, self.d)
+        self.jac = LayerJacobians(loaded, input_ids, tr.block_inputs, jacobian_method) if self.k > 0 else None
+        self.keep = (vector_tokens(self.n_tokens, self.n_layers, self.d, self.k, vector_budget_mb)
+                     if self.jac is not None and vector_budget_mb is not None else np.zeros(0, np.int64))
+        self.ks = coupling_ks(self.k) if self.jac is not None else []
+        self.coupling = None
+        if self.ks:
+            self.coupling = CouplingStream(self.n_layers, self.n_tokens, self.d, self.ks, dtype=self.jac.dtype,
+                                           device=tr.block_inputs.device, history_mb=history_mb,
+                                           token_coupling=token_coupling)
+        self.sigma1_start = 9 if self.n_layers >= 12 else 0
+        self._sigma1 = np.full((self.n_layers, self.n_tokens), np.nan, np.float64)
+        self._x_lin: torch.Tensor | None = None
+        """Π (I + J^l) x^0 over the blocks done so far, per token (float64, on the Jacobians' device)."""
+
+    # -- what RunStarted announces --
+    def stages(self) -> list[dict]:
+        out = [{"name": self.stage, "steps": self.n_layers}]
+        if self.coupling is not None and self.coupling.second_pass:
+            out.append({"name": f"{self.stage} · coupling pass", "steps": self.n_layers})
+        return out
+
+    def coupling_header(self) -> dict | None:
+        c = self.coupling
+        if c is None:
+            return None
+        return {"ks": c.ks, "k": display_k(c.ks), "norm": "norm", "variant": "ujv", "elementwise_abs": True,
+                "tokens": "all", "history": c.keep_history, "token_coupling": c.token is not None}
+
+    def fits_header(self) -> dict:
+        return {"growth_start": 1, "expodistance_start": 1, "lss_start": 0, "sigma1_start": self.sigma1_start}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        L, T, d = self.n_layers, self.n_tokens, self.d
+        a: dict[str, np.ndarray] = {"trajectory.norms": _unfilled((L + 1, T))}
+        a["trajectory.norms"][0] = self.norms[0]
+        if self.keep_hidden:
+            a["trajectory.hidden"] = _unfilled(self.hidden.shape)
+            a["trajectory.hidden"][0] = self.hidden[0]
+        for name in _FIT_NAMES:
+            a[name] = _unfilled((T,))
+        if self.jac is not None:
+            a.update({"jacobian.singular_values": _unfilled((L, T, self.k)), "jacobian.frobenius": _unfilled((L, T)),
+                      "trajectory.fidelity": _unfilled((L + 1, T))})
+            a["trajectory.fidelity"][0] = 1.0                     # x_lin = x^0 before any block
+            for name in _SIGMA1_NAMES:
+                a[name] = _unfilled((T,))
+            if self.keep.size:
+                a.update({"jacobian.vector_tokens": self.keep, "jacobian.U": _unfilled((L, len(self.keep), d, self.k)),
+                          "jacobian.V": _unfilled((L, len(self.keep), d, self.k))})
+        c = self.coupling
+        if c is not None:
+            a.update({"coupling.ks": np.asarray(c.ks, np.int64), "coupling.depth": _unfilled((T, L, L)),
+                      "coupling.depth_k": c.depth.copy(), "coupling.depth_trace_k": c.depth_trace.copy(),
+                      "coupling.depth_mean_k": _unfilled((len(c.ks), L, L))})
+            if c.token is not None:
+                a["coupling.token_k"] = c.token.copy()
+        return {self.prefix + name: value for name, value in a.items()}
+
+    # -- the work --
+    def events(self) -> Iterator[LayerDone]:
+        for layer in range(self.n_layers):
+            rows = {"trajectory.norms": (layer + 1, self.norms[layer + 1])}
+            if self.keep_hidden:
+                rows["trajectory.hidden"] = (layer + 1, self.hidden[layer + 1])
+            if self.jac is not None:
+                rows.update(self._jacobian_rows(layer))
+            rows.update(self._fit_rows(layer))
+            yield self._event(layer, self.stage, rows)
+        if self.coupling is not None and self.coupling.second_pass:
+            for layer in range(self.n_layers):
+                if layer < self.n_layers - 1:
+                    for chunk in self.jac.token_chunks():
+                        self.coupling.add_upper(layer, chunk, self.jac.layer(layer, chunk))
+                yield self._event(layer, f"{self.stage} · coupling pass", self._coupling_rows())
+
+    def _event(self, layer: int, stage: str, rows: dict) -> LayerDone:
+        return LayerDone(layer=layer, n_layers=self.n_layers, stage=stage,
+                         rows={self.prefix + name: value for name, value in rows.items()})
+
+    def _jacobian_rows(self, layer: int) -> dict:
+        """Top-K triplets, Frobenius norms and coupling entries of block ``layer``, token chunk by token chunk."""
+        jac, k, keep = self.jac, self.k, self.keep
+        S = np.empty((jac.n_tokens, k), np.float32)
+        fro = np.empty(jac.n_tokens, np.float32)
+        U = np.empty((len(keep), jac.d, k), np.float32)
+        V = np.empty((len(keep), jac.d, k), np.float32)
+        x_lin = None
+        for chunk in jac.token_chunks():
+            J = jac.layer(layer, chunk)
+            u, s, v = top_k_triplets(J, k)
+            S[chunk.start:chunk.stop] = s.float().cpu().numpy()
+            fro[chunk.start:chunk.stop] = torch.linalg.matrix_norm(J).float().cpu().numpy()
+            sel = np.flatnonzero((keep >= chunk.start) & (keep < chunk.stop))
+            if sel.size:
+                local = torch.as_tensor(keep[sel] - chunk.start, device=u.device)
+                U[sel] = u[local].float().cpu().numpy()
+                V[sel] = v[local].float().cpu().numpy()
+            if self.coupling is not None:
+                self.coupling.add_layer(layer, chunk, J, u, s, v)
+            x_lin = self._chain(layer, chunk, J)
+            del J, u, s, v
+        self._sigma1[layer] = S[:, 0]
+        rows = {"jacobian.singular_values": (layer, S), "jacobian.frobenius": (layer, fro),
+                "trajectory.fidelity": (layer + 1, x_lin)}
+        if keep.size:
+            rows.update({"jacobian.U": (layer, U), "jacobian.V": (layer, V)})
+        if self.coupling is not None:
+            rows.update(self._coupling_rows(layer))
+        if layer >= self.sigma1_start + 1:
+            fit = sigma1_depth_fit(self._sigma1[: layer + 1], start=self.sigma1_start)
+            for name, key in zip(_SIGMA1_NAMES, ("slope", "intercept", "r2")):
+                rows[name] = (Ellipsis, fit[key].astype(np.float32))
+        return rows
+
+    def _chain(self, layer: int, chunk: range, J: torch.Tensor) -> np.ndarray:
+        """Linearisation fidelity: push x_lin = Π (I + J^l) x^0 through block ``layer`` at ``chunk``; returns
+        cos(x_lin, x^{l+1}) for every token computed so far (float64 maths)."""
+        if self._x_lin is None:
+            self._x_lin = torch.as_tensor(self.hidden[0], dtype=torch.float64, device=J.device)
+        x = self._x_lin[chunk.start:chunk.stop]
+        self._x_lin[chunk.start:chunk.stop] = x + (J.double() @ x.unsqueeze(-1)).squeeze(-1)
+        xl = self._x_lin.cpu().numpy()
+        y = self.hidden[layer + 1].astype(np.float64)
+        return ((xl * y).sum(-1) / (np.linalg.norm(xl, axis=-1) * np.linalg.norm(y, axis=-1))).astype(np.float32)
+
+    def _coupling_rows(self, layer: int | None = None) -> dict:
+        c = self.coupling
+        depth_k = c.depth.copy()
+        rows = {"coupling.depth": (Ellipsis, depth_k[c.ks.index(display_k(c.ks))]),
+                "coupling.depth_k": (Ellipsis, depth_k), "coupling.depth_trace_k": (Ellipsis, c.depth_trace.copy()),
+                "coupling.depth_mean_k": (Ellipsis, c.depth_mean())}
+        if layer is not None and c.token is not None:
+            rows["coupling.token_k"] = ((slice(None), layer), c.token[:, layer].copy())
+        return rows
+
+    def _fit_rows(self, layer: int) -> dict:
+        """Trajectory fits over the states computed so far (rows 0..layer+1)."""
+        rows: dict = {}
+        norms, hidden = self.norms[: layer + 2], self.hidden[: layer + 2]
+        if layer >= 1:
+            g = growth_fit(norms, start=1)
+            e = expodistance(hidden, start=1)
+            rows.update({"trajectory.growth_factor": g["factor"], "trajectory.growth_r2": g["r2"],
+                         "trajectory.expodistance_factor": e["factor"], "trajectory.expodistance_r2": e["r2"],
+                         "trajectory.expodistance_cv": e["ratio_cv"]})
+        rows["trajectory.lss"] = lss(hidden, start=0)
+        return {name: (Ellipsis, np.asarray(v, np.float32)) for name, v in rows.items()}
+
+    # -- what RunFinished adds --
+    def next_token(self) -> dict:
+        next_id = int(self.last_logits.argmax())
+        return {"id": next_id, "text": self.loaded.tokenizer.decode([next_id])}
+
+    def scalar(self) -> dict | None:
+        c = self.coupling
+        if c is None:
+            return None
+        k = display_k(c.ks)
+        return {**run_scalar(c.depth[c.ks.index(k)], k), "tokens": "all"}
+
+
+_FIT_NAMES = ("trajectory.growth_factor", "trajectory.growth_r2", "trajectory.lss", "trajectory.expodistance_factor",
+              "trajectory.expodistance_r2", "trajectory.expodistance_cv")
+_SIGMA1_NAMES = ("jacobian.sigma1_fit_slope", "jacobian.sigma1_fit_intercept", "jacobian.sigma1_fit_r2")
 
 
 def _unfilled(shape: tuple[int, ...]) -> np.ndarray:
     return np.full(shape, np.nan, dtype=np.float32)
-
-
-def _jacobian_rows(jac: LayerJacobians, layer: int, k: int, keep: np.ndarray) -> dict:
-    """Top-K triplets and Frobenius norms of every token's J at ``layer``, token chunk by token chunk."""
-    S = np.empty((jac.n_tokens, k), np.float32)
-    fro = np.empty(jac.n_tokens, np.float32)
-    U = np.empty((len(keep), jac.d, k), np.float32)
-    V = np.empty((len(keep), jac.d, k), np.float32)
-    for chunk in jac.token_chunks():
-        J = jac.layer(layer, chunk)
-        u, s, v = top_k_triplets(J, k)
-        S[chunk.start:chunk.stop] = s.float().cpu().numpy()
-        fro[chunk.start:chunk.stop] = torch.linalg.matrix_norm(J).float().cpu().numpy()
-        sel = np.flatnonzero((keep >= chunk.start) & (keep < chunk.stop))
-        if sel.size:
-            local = torch.as_tensor(keep[sel] - chunk.start, device=u.device)
-            U[sel] = u[local].float().cpu().numpy()
-            V[sel] = v[local].float().cpu().numpy()
-        del J, u, s, v
-    return {"jacobian.singular_values": (layer, S), "jacobian.frobenius": (layer, fro),
-            "jacobian.U": (layer, U), "jacobian.V": (layer, V)}
 
 
 def _transformers_version() -> str:

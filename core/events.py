@@ -1,6 +1,6 @@
 """What the engine yields: small frozen records, numpy arrays only (no torch), so any thread or file can hold them.
 
-A run is a stream ``RunStarted, LayerDone × n_layers, RunFinished``. ``RunStarted`` carries the run header and
+A run is a stream ``RunStarted, LayerDone × (steps of every stage), RunFinished``. ``RunStarted`` carries the run header and
 every array the run will have, already allocated (rows not computed yet are NaN); each ``LayerDone`` fills rows
 of those arrays. A consumer that applies the events in order (see ``core.run.Run.apply``) holds the same data a
 saved results file holds.
@@ -28,8 +28,12 @@ class LayerDone:
     """Index of the block that just finished, 0-based."""
     n_layers: int
     """How many blocks the run computes in all."""
-    rows: Mapping[str, tuple[int, np.ndarray]] = field(default_factory=dict)
-    """Array name -> (row along axis 0, values) to write into that array."""
+    rows: Mapping[str, tuple[Any, np.ndarray]] = field(default_factory=dict)
+    """Array name -> (index, values): ``array[index] = values``; the index is a row along axis 0, a tuple of
+    indices/slices, or ``...`` for the whole array (e.g. fits recomputed over the layers so far)."""
+    stage: str = "layers"
+    """Which stage of the run (the header's ``stages``) this step belongs to: "layers" is the model's one pass
+    over its blocks; others (a second coupling pass, the random-init baseline) follow it."""
 
 
 @dataclass(frozen=True)

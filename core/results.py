@@ -27,6 +27,7 @@ def to_bytes(run: Run) -> bytes:
     header = dict(run.header)
     header["schema_version"] = SCHEMA_VERSION
     header["layers_done"] = run.layers_done
+    header["steps_done"] = run.steps_done
     header["complete"] = bool(run.finished and run.layers_done == run.n_layers)
     arrays = {name: np.ascontiguousarray(a) for name, a in run.arrays.items()}
     return save(arrays, metadata={"format": FORMAT_NAME, "header": json.dumps(header)})
@@ -77,7 +78,8 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> Run:
         raise fail(f"missing arrays {', '.join(missing)}")
     _check_shapes(header, arrays, fail)
     layers_done = header.get("layers_done", 0)
-    return Run(header=header, arrays=arrays, layers_done=int(layers_done), finished=bool(header.get("complete")))
+    return Run(header=header, arrays=arrays, layers_done=int(layers_done), steps_done=int(header.get("steps_done", 0)),
+               finished=bool(header.get("complete")))
 
 
 def _read_metadata(data: bytes, fail) -> dict:

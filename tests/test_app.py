@@ -114,7 +114,7 @@ async def test_trajectory_fills_in_layer_by_layer(gated):
     async with app.run_test(size=(80, 24)) as pilot:
         pane = app.query_one(TrajectoryPane)
         await wait_until(pilot, lambda: pane.plotted[0] == [0])
-        assert app.state_text == "computing 0/4"
+        assert app.state_text == "computing layers 0/4"
         assert app.query_one(ProgressBar).display
         for k in range(1, 5):
             job.release()
@@ -123,7 +123,7 @@ async def test_trajectory_fills_in_layer_by_layer(gated):
             assert depths == list(range(k + 1))
             np.testing.assert_allclose(values, expected[: k + 1, 0], rtol=1e-6)
             np.testing.assert_allclose(values, app.results.arrays["trajectory.norms"][: k + 1, 0], rtol=1e-6)
-            assert app.state_text == f"computing {k}/4"
+            assert app.state_text == f"computing layers {k}/4"
             assert app.query_one(ProgressBar).progress == k
         job.release()
         await wait_until(pilot, lambda: app.results.finished)

@@ -42,3 +42,22 @@ def test_trained_is_more_coupled_than_random_init(smollm2):
     assert r["adjacent"] - t["adjacent"] > 0.05
     adjacent = np.array([trained[i, i + 1] for i in range(29)])
     assert 8 <= int(np.argmin(adjacent)) <= 20                      # strongest between mid-depth neighbours
+
+
+def test_engine_streams_the_same_coupling_with_its_random_init_baseline(smollm2):
+    from coupling_tui.core import engine
+    from coupling_tui.core.run import Run
+
+    baseline = load(ModelRequest(random_init=True, seed=0))
+    run = Run()
+    for event in engine.stream(smollm2, DEFAULT_PROMPT, max_tokens=16, top_k=K, token_coupling=False,
+                               baseline=baseline):
+        run.apply(event)
+    trained, random = run.arrays["coupling.depth"], run.arrays["random_init.coupling.depth"]
+    assert trained.shape == random.shape == (16, 30, 30) and run.header["coupling"]["k"] == K
+    np.testing.assert_allclose(trained[-1], last_token_depth_coupling(smollm2, 16), atol=2e-3)
+    t, r = run.header["coupling_scalar"], run.header["random_init"]["coupling_scalar"]
+    print(f"\nengine, K={K}, 16 tokens, all tokens averaged: trained off-diagonal {t['offdiag']:.3f} adjacent "
+          f"{t['adjacent']:.3f}; random-init off-diagonal {r['offdiag']:.3f} adjacent {r['adjacent']:.3f}; "
+          f"{run.header['seconds']:.1f} s")
+    assert r["adjacent"] - t["adjacent"] > 0.05 and r["offdiag"] > t["offdiag"]

@@ -115,11 +115,11 @@ class CouplingApp(App[None]):
         self.results.apply(event)
         progress = self.query_one(ProgressBar)
         if isinstance(event, RunStarted):
-            progress.update(total=self.results.n_layers, progress=0)
-            self._set_state(f"computing 0/{self.results.n_layers}")
+            progress.update(total=self.results.n_steps, progress=0)
+            self._set_state(f"computing {self.results.stage_text}")
         elif isinstance(event, LayerDone):
-            progress.update(progress=self.results.layers_done)
-            self._set_state(f"computing {self.results.layers_done}/{self.results.n_layers}")
+            progress.update(progress=self.results.steps_done)
+            self._set_state(f"computing {self.results.stage_text}")
         elif isinstance(event, RunFinished):
             self._stop_computing()
             self._finished(event.seconds)

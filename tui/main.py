@@ -47,11 +47,11 @@ def explore(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     prompt = core_cli.validated_prompt(args)
     output = Path(args.output).expanduser() if args.output else core_cli.default_output(args)
-    loaded = core_cli.load_with_status(args, console)
+    loaded, baseline = core_cli.load_with_status(args, console)
     options = core_cli.engine_options(args)
 
     def job():
-        return engine.stream(loaded, prompt, **options)
+        return engine.stream(loaded, prompt, baseline=baseline, **options)
 
     from .app import CouplingApp
 
