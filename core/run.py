@@ -13,6 +13,40 @@ import numpy as np
 from .events import Event, LayerDone, RunFinished, RunStarted
 
 
+COUPLING_METRICS = ("1-m²", "m")
+"""How a coupling matrix is shown: the official notebook's 1 − m² (1 = coupled) or m itself (0 = coupled)."""
+
+
+@dataclass(frozen=True)
+class CouplingView:
+    """One coupling matrix as a pane shows it: values in the chosen metric, NaN where not computed yet."""
+
+    values: np.ndarray
+    """[n, n]: entry [row, column] = metric of m_K(J_row, J_column)."""
+    m: np.ndarray
+    """The same entries as stored (m_K), whatever the metric."""
+    axis: str
+    """"layer" (depth coupling) or "token" (token coupling at one layer)."""
+    k: int
+    metric: str
+    scale: tuple[float, float]
+    """Colour-scale range: the finite off-diagonal values of this matrix and of its trained/random-init
+    counterpart, so toggling between them keeps one scale; (nan, nan) when nothing is finite yet."""
+
+
+def _metric(m: np.ndarray, metric: str) -> np.ndarray:
+    if metric not in COUPLING_METRICS:
+        raise ValueError(f"metric must be one of {COUPLING_METRICS}, got {metric!r}")
+    return 1 - m * m if metric == "1-m²" else m
+
+
+def _off_diagonal_range(*matrices: np.ndarray) -> tuple[float, float]:
+    vals = [a[~np.eye(a.shape[0], dtype=bool)] for a in matrices if a is not None and a.size]
+    vals = np.concatenate(vals) if vals else np.zeros(0)
+    vals = vals[np.isfinite(vals)]
+    return (float(vals.min()), float(vals.max())) if vals.size else (float("nan"), float("nan"))
+
+
 @dataclass
 class Run:
     header: dict[str, Any] = field(default_factory=dict)
@@ -78,3 +112,46 @@ class Run:
     def norms(self, token: int) -> np.ndarray:
         """‖x_t^l‖ for l = 0..L (NaN where not computed yet)."""
         return self.arrays["trajectory.norms"][:, token]
+
+    @property
+    def coupling_ks(self) -> list[int]:
+        """The K values the run's coupling matrices were stored for (empty without coupling)."""
+        ks = self.arrays.get("coupling.ks")
+        return [] if ks is None else [int(k) for k in ks]
+
+    @property
+    def has_baseline(self) -> bool:
+        return "random_init.coupling.depth_k" in self.arrays
+
+    def coupling_view(self, *, view: str = "depth", k: int | None = None, token: int | None = None, layer: int = 0,
+                      metric: str = "1-m²", baseline: bool = False) -> CouplingView | None:
+        """Depth coupling (view "depth": L×L at ``token``, or the token average when ``token`` is None) or token
+        coupling (view "token": T×T at ``layer``) at K = ``k`` (default: the header's K), trained or random-init
+        (``baseline``); None when the run has no such matrix."""
+        ks = self.coupling_ks
+        if not ks:
+            return None
+        k = int((self.header.get("coupling") or {}).get("k", ks[-1])) if k is None else int(k)
+        if k not in ks:
+            return None
+        a = ks.index(k)
+
+        def pick(prefix: str) -> np.ndarray | None:
+            if view == "depth":
+                name = prefix + ("coupling.depth_mean_k" if token is None else "coupling.depth_k")
+                if name not in self.arrays:
+                    return None
+                return self.arrays[name][a] if token is None else self.arrays[name][a, token]
+            name = prefix + "coupling.token_k"
+            return self.arrays[name][a, layer] if name in self.arrays else None
+
+        if view not in ("depth", "token"):
+            raise ValueError(f"view must be 'depth' or 'token', got {view!r}")
+        m = pick("random_init." if baseline else "")
+        if m is None:
+            return None
+        other = pick("" if baseline else "random_init.")
+        values = _metric(m.astype(np.float64), metric)
+        scale = _off_diagonal_range(values, None if other is None else _metric(other.astype(np.float64), metric))
+        return CouplingView(values=values, m=m, axis="layer" if view == "depth" else "token", k=k, metric=metric,
+                            scale=scale)

@@ -18,6 +18,7 @@ from coupling_tui.core.run import Run
 from coupling_tui.tui.actions import ACTIONS
 from coupling_tui.tui.app import CouplingApp
 from coupling_tui.tui.help_screen import HelpScreen
+from coupling_tui.tui.panes.coupling import CouplingPane
 from coupling_tui.tui.panes.spectrum import NO_JACOBIANS, SpectrumPane
 from coupling_tui.tui.panes.tokens import TokensPane
 from coupling_tui.tui.panes.trajectory import TrajectoryPane
@@ -114,6 +115,8 @@ async def test_trajectory_fills_in_layer_by_layer(gated):
     async with app.run_test(size=(80, 24)) as pilot:
         pane = app.query_one(TrajectoryPane)
         await wait_until(pilot, lambda: pane.plotted[0] == [0])
+        assert app.selected_token == 4  # a run opens on its last token, where the papers measure
+        await pilot.press("home")
         assert app.state_text == "computing layers 0/4"
         assert app.query_one(ProgressBar).display
         for k in range(1, 5):
@@ -137,7 +140,8 @@ async def test_token_keys_move_the_selection_and_both_panes_follow():
     app = CouplingApp(run=run)
     async with app.run_test(size=(80, 24)) as pilot:
         tokens, trajectory = app.query_one(TokensPane), app.query_one(TrajectoryPane)
-        steps = [("right", 1), ("l", 2), ("right_square_bracket", 12), ("end", 24), ("right", 24),
+        assert app.selected_token == 24
+        steps = [("home", 0), ("right", 1), ("l", 2), ("right_square_bracket", 12), ("end", 24), ("right", 24),
                  ("right_square_bracket", 24), ("left", 23), ("h", 22), ("left_square_bracket", 12),
                  ("home", 0), ("left", 0), ("left_square_bracket", 0)]
         for key, expected in steps:
@@ -167,7 +171,7 @@ async def test_escape_cancels_without_saving(gated, tmp_path: Path, existing: by
         assert job.yielded == 4  # RunStarted, 2 layers, then one more pulled, dropped, and the stream closed
         await pilot.pause(0.05)
         assert app.results.layers_done == 2 and not app.results.finished
-        await pilot.press("right")
+        await pilot.press("home", "right")
         assert app.query_one(TrajectoryPane).plotted[0] == [0, 1, 2]
         assert app.query_one(TrajectoryPane).border_subtitle == "token 1 · ·w1"
         assert (save_path.read_bytes() if save_path.exists() else None) == existing
@@ -226,7 +230,7 @@ async def test_a_failing_job_shows_one_line_and_the_app_stays_up(tmp_path: Path,
         assert str(app.query_one("#run-state", Static).render()) == shown  # drawn literally, not as markup
         assert app.is_running and app._exception is None
         assert app.results.layers_done == 1
-        await pilot.press("right")
+        await pilot.press("home", "right")
         assert app.selected_token == 1
         assert "Traceback" not in app.export_screenshot()
     assert not save_path.exists()
@@ -250,7 +254,7 @@ async def test_help_opens_with_question_mark_and_closes_with_escape():
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
-        assert app.screen.pane_help == TrajectoryPane.HELP
+        assert app.screen.pane_help == CouplingPane.HELP  # the Coupling pane has the focus at start
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
@@ -275,7 +279,7 @@ async def test_layer_keys_move_the_selection_clamped_and_the_panes_follow():
     app = CouplingApp(run=run)
     async with app.run_test(size=(100, 30)) as pilot:
         spectrum, trajectory = app.query_one(SpectrumPane), app.query_one(TrajectoryPane)
-        await pilot.press("right", "right")
+        await pilot.press("home", "right", "right")
         for key, expected in zip("up down j down down j k up k up k".split(), [0, 1, 2, 3, 4, 4, 3, 2, 1, 0, 0]):
             await pilot.press(key)
             assert (app.selected_layer, app.selected_token) == (expected, 2), key
@@ -294,7 +298,7 @@ async def test_spectrum_waits_for_the_selected_layer_while_streaming(gated):
     async with app.run_test(size=(120, 40)) as pilot:
         spectrum = app.query_one(SpectrumPane)
         await wait_until(pilot, lambda: app.results.n_layers == 4)
-        await pilot.press("down", "down")
+        await pilot.press("home", "down", "down")
         assert (app.selected_layer, spectrum.message) == (2, "layer 2 not computed yet")
         for done in (1, 2):
             job.release()
@@ -317,7 +321,7 @@ async def test_a_run_without_jacobians_says_so_and_keys_still_work():
     async with app.run_test(size=(80, 24)) as pilot:
         spectrum = app.query_one(SpectrumPane)
         assert spectrum.message == NO_JACOBIANS and not spectrum.plots.display
-        await pilot.press("3", "down", "down", "down", "j", "right", "up", "question_mark")
+        await pilot.press("3", "home", "down", "down", "down", "j", "right", "up", "question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen) and app.screen.pane_help == SpectrumPane.HELP
         await pilot.press("escape")
@@ -325,7 +329,8 @@ async def test_a_run_without_jacobians_says_so_and_keys_still_work():
         assert spectrum.message == NO_JACOBIANS and spectrum.by_index.plotted == ([], []) and app._exception is None
 
 
-@pytest.mark.parametrize("key, pane", [("1", TokensPane), ("2", TrajectoryPane), ("3", SpectrumPane)])
+@pytest.mark.parametrize("key, pane", [("1", CouplingPane), ("2", TrajectoryPane), ("3", SpectrumPane),
+                                       ("5", TokensPane)])
 async def test_number_keys_focus_the_panes_and_help_follows_the_focus(key, pane):
     app = CouplingApp(run=finished_run(k=4))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -336,29 +341,34 @@ async def test_number_keys_focus_the_panes_and_help_follows_the_focus(key, pane)
         assert isinstance(app.screen, HelpScreen) and app.screen.pane_help == pane.HELP
         table = app.screen.query_one("DataTable")
         rows = dict(table.get_row_at(n) for n in range(table.row_count))
-        assert rows["↑/k"].startswith("Select the previous layer") and rows["3"] == "Focus the Spectrum pane."
+        assert rows["↑/k"].startswith("Select the previous layer") and rows["3"] == "Focus (and show) the Spectrum pane."
         assert {"↓/j", "1", "2"} <= set(rows) and len(rows) == len(ACTIONS)
 
 
-@pytest.mark.parametrize("size, side_by_side", [((80, 24), True), ((119, 39), True), ((119, 40), False),
-                                                ((80, 50), False), ((120, 40), True), ((200, 60), True)])
-async def test_plots_stack_only_on_a_narrow_tall_screen_and_tab_cycles_the_panes(size, side_by_side):
+@pytest.mark.parametrize("size, tall", [((80, 24), False), ((119, 39), False), ((119, 40), True),
+                                       ((80, 50), True), ((120, 30), False), ((200, 60), True)])
+async def test_layout_coupling_beside_the_side_panes_and_tab_cycles_the_visible_ones(size, tall):
     app = CouplingApp(run=finished_run(k=4))
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
-        tokens = app.query_one(TokensPane).region
+        tokens, coupling = app.query_one(TokensPane).region, app.query_one(CouplingPane).region
         trajectory, spectrum = app.query_one(TrajectoryPane).region, app.query_one(SpectrumPane).region
-        by_index, by_depth = app.query_one("#sigma-by-index").region, app.query_one("#sigma1-by-depth").region
-        assert trajectory.y >= tokens.bottom and spectrum.y >= tokens.bottom
-        if side_by_side:
-            assert spectrum.y == trajectory.y and spectrum.x >= trajectory.right
-            assert by_depth.y >= by_index.bottom  # the tall pane stacks its two plots
-        else:
-            assert spectrum.y >= trajectory.bottom and spectrum.width == trajectory.width == size[0]
-            assert by_depth.x >= by_index.right  # the short pane puts its two plots side by side
-        assert all(region.height >= 6 and region.width >= 30 for region in (trajectory, by_index, by_depth))
+        assert coupling.y >= tokens.bottom and trajectory.x >= coupling.right and trajectory.y == coupling.y
+        assert coupling.width >= 38 and coupling.height >= 12 and trajectory.height >= 8
+        if tall:                                   # every side pane, stacked
+            assert spectrum.y >= trajectory.bottom and spectrum.x == trajectory.x and spectrum.height >= 8
+        else:                                      # one side pane at a time; 3 swaps in the Spectrum pane
+            assert spectrum.area == 0
+            await pilot.press("3")
+            await pilot.pause()
+            spectrum = app.query_one(SpectrumPane).region
+            assert app.query_one(TrajectoryPane).region.area == 0 and spectrum.height >= 8
+            assert isinstance(app.focused, SpectrumPane)
+            await pilot.press("1")
         assert app.query_one("Footer").region.bottom == size[1]
-        for expected in (TrajectoryPane, SpectrumPane, TokensPane, TrajectoryPane):
+        side = [TrajectoryPane, SpectrumPane] if tall else [SpectrumPane]   # the shown one stays shown
+        order = [CouplingPane, *side, TokensPane, CouplingPane]
+        for expected in order:
             assert isinstance(app.focused, expected)
             await pilot.press("tab")
 

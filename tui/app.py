@@ -7,7 +7,7 @@ from typing import Callable, Iterator
 
 from textual import on, work
 from textual.app import App, ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Container, Horizontal
 from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import Worker, get_current_worker
 
@@ -16,10 +16,13 @@ from coupling_tui.core.errors import UserError
 from coupling_tui.core.events import Event, LayerDone, RunFinished, RunStarted
 from coupling_tui.core.run import Run
 
+from . import export
 from .actions import bindings
+from .commands import ExplorerCommands
 from .help_screen import HelpScreen
 from .messages import ComputeCancelled, ComputeFailed, EngineEvent, RunSaved, SaveFailed
 from .panes import RUN_PANE_CLASS
+from .panes.coupling import CouplingPane
 from .panes.spectrum import SpectrumPane
 from .panes.tokens import TokensPane
 from .panes.trajectory import TrajectoryPane
@@ -39,11 +42,15 @@ class CouplingApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "coupling-tui"
     BINDINGS = bindings()
+    COMMANDS = App.COMMANDS | {ExplorerCommands}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
-    """Trajectory and Spectrum sit side by side, but stack on a screen both narrow and tall (see app.tcss)."""
+    """On a tall screen the side column shows every side pane; on a short one, the one last focused (app.tcss)."""
+    SIDE_PANES = ("trajectory", "spectrum")
+    """The panes of the side column, in order."""
 
-    def __init__(self, run: Run | None = None, job: Job | None = None, save_path: Path | None = None) -> None:
+    def __init__(self, run: Run | None = None, job: Job | None = None, save_path: Path | None = None,
+                 export_dir: Path | None = None, run_name: str | None = None) -> None:
         if (run is None) == (job is None):
             raise ValueError("CouplingApp needs exactly one of run= (a saved run) or job= (an engine run)")
         super().__init__()
@@ -60,15 +67,21 @@ class CouplingApp(App[None]):
         """The thread worker reading the engine's events, once started (job mode only)."""
         self._job = job
         self._save_path = Path(save_path) if save_path is not None else None
+        self.export_dir = Path(export_dir) if export_dir is not None else Path.cwd()
+        """Where `e`/`E` write SVGs."""
+        self.run_name = run_name or (self._save_path.stem if self._save_path is not None else "coupling-tui")
+        """The <run> part of exported file names."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="status"):
             yield Static(id="run-info", markup=False)
             yield Static(id="run-state", markup=False)
         yield TokensPane(id="tokens")
-        with Horizontal(id="plots"):
-            yield TrajectoryPane(id="trajectory")
-            yield SpectrumPane(id="spectrum")
+        with Horizontal(id="main"):
+            yield CouplingPane(id="coupling")
+            with Container(id="side"):
+                yield TrajectoryPane(id="trajectory")
+                yield SpectrumPane(id="spectrum")
         yield ProgressBar(id="progress", show_eta=True)
         yield Footer()
 
@@ -81,8 +94,10 @@ class CouplingApp(App[None]):
             run = self.results
             done = "complete" if run.finished else "partial"
             self._set_state(f"saved run · {done} · {run.layers_done}/{run.n_layers} layers")
+            self.selected_token = run.n_tokens - 1   # the last token: where the papers measure
         self.query_one(ProgressBar).display = self.computing
-        self.query_one(TrajectoryPane).focus()
+        self._show_side(self.SIDE_PANES[0])
+        self.query_one(CouplingPane).focus()
         self._show_run()
 
     # -- compute worker (runs in a thread; only posts messages) --
@@ -115,6 +130,7 @@ class CouplingApp(App[None]):
         self.results.apply(event)
         progress = self.query_one(ProgressBar)
         if isinstance(event, RunStarted):
+            self.selected_token = self.results.n_tokens - 1   # the last token: where the papers measure
             progress.update(total=self.results.n_steps, progress=0)
             self._set_state(f"computing {self.results.stage_text}")
         elif isinstance(event, LayerDone):
@@ -196,7 +212,108 @@ class CouplingApp(App[None]):
         self._select_layer(self.selected_layer + delta)
 
     def action_focus_pane(self, pane_id: str) -> None:
-        self.query_one(f"#{pane_id}").focus()
+        panes = self.query(f"#{pane_id}")
+        if not panes:
+            self.notify(f"no {pane_id} pane in this version", severity="warning", markup=False)
+            return
+        if pane_id in self.SIDE_PANES:
+            self._show_side(pane_id)
+        panes.first().focus()
+
+    def _show_side(self, pane_id: str) -> None:
+        """Make ``pane_id`` the side pane a short screen shows (a tall one shows them all)."""
+        for other in self.SIDE_PANES:
+            for pane in self.query(f"#{other}"):
+                pane.set_class(other == pane_id, "-shown")
+
+    @property
+    def coupling(self) -> CouplingPane:
+        return self.query_one(CouplingPane)
+
+    def action_step_column(self, delta: int) -> None:
+        self.coupling.step_column(self.results, delta)
+        self._show_run()
+
+    def action_cycle_k(self) -> None:
+        self.coupling.cycle_k(self.results)
+        self._show_run()
+
+    def action_toggle_average(self) -> None:
+        self.coupling.toggle_average()
+        self._show_run()
+
+    def action_toggle_baseline(self) -> None:
+        if not self.coupling.toggle_baseline(self.results):
+            self.notify("this run has no random-init baseline: compute it with --random-baseline",
+                        severity="warning", markup=False)
+        self._show_run()
+
+    def action_toggle_view(self) -> None:
+        self.coupling.toggle_view()
+        self._show_run()
+
+    def action_toggle_metric(self) -> None:
+        self.coupling.toggle_metric()
+        self._show_run()
+
+    def set_metric(self, metric: str) -> None:
+        self.coupling.set_metric(metric)
+        self._show_run()
+
+    def jump_to_layer(self, layer: int) -> None:
+        self._select_layer(layer)
+
+    def jump_to_token(self, token: int) -> None:
+        self._select_token(token)
+
+    # -- SVG export --
+    def _pane_for_export(self):
+        node = self.focused
+        while node is not None and RUN_PANE_CLASS not in node.classes:
+            node = node.parent
+        return node if node is not None else self.coupling
+
+    def action_export_pane(self) -> None:
+        pane = self._pane_for_export()
+        try:
+            path = export.write_svg(self.export_dir, self.run_name, pane.id or "pane",
+                                    export.pane_svg(self, pane, f"{self.run_name} · {pane.id}"))
+        except (UserError, ValueError) as exc:
+            self.notify(one_line(exc), title="export failed", severity="error", timeout=10, markup=False)
+            return
+        self.notify(f"exported {pane.id} to {path}", markup=False)
+
+    async def action_export_all(self) -> None:
+        """Every pane on its own, then the whole screen; a short screen shows its side panes one by one for it."""
+        written: list[Path] = []
+        shown = next((p for p in self.SIDE_PANES if self.query(f"#{p}.-shown")), self.SIDE_PANES[0])
+        try:
+            for pane in list(self.query(f".{RUN_PANE_CLASS}")):
+                if pane.id in self.SIDE_PANES and not pane.region.area:
+                    self._show_side(pane.id)
+                    await self._settle(pane)
+                written.append(export.write_svg(self.export_dir, self.run_name, pane.id or "pane",
+                                                export.pane_svg(self, pane, f"{self.run_name} · {pane.id}")))
+            self._show_side(shown)
+            await self._settle()
+            written.append(export.write_svg(self.export_dir, self.run_name, "screen",
+                                            export.screen_svg(self, self.run_name)))
+        except (UserError, ValueError) as exc:
+            self._show_side(shown)
+            self.notify(one_line(exc), title="export failed", severity="error", timeout=10, markup=False)
+            return
+        self.notify(f"exported {len(written)} SVGs to {written[0].parent}", markup=False)
+
+    async def _settle(self, pane=None) -> None:
+        """Let a layout change be laid out and painted (and ``pane`` get a place on screen), at most ~1 s."""
+        import asyncio
+
+        self.screen.refresh(layout=True)
+        for _ in range(50):
+            await asyncio.sleep(0.02)
+            if pane is None or pane.region.area:
+                break
+        await asyncio.sleep(0.05)
 
     def action_show_help(self) -> None:
         node = self.focused

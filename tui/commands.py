@@ -1,0 +1,48 @@
+"""Command palette (ctrl+p) entries of the explorer: jump to a layer or token by number, switch the coupling
+metric, K or view, export. Each command calls an app method; the palette itself is Textual's."""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+_NUMBERED = {
+    "layer": ("Jump to layer {n}", "jump_to_layer"),
+    "token": ("Jump to token {n}", "jump_to_token"),
+}
+
+
+class ExplorerCommands(Provider):
+    """Fixed commands (fuzzy-matched) plus "layer N" / "token N" jumps parsed from what is typed."""
+
+    def _fixed(self) -> list[tuple[str, object, str]]:
+        app = self.app
+        return [
+            ("Export all panes to SVG", app.action_export_all, "every pane and the whole screen"),
+            ("Export the focused pane to SVG", app.action_export_pane, "into the export directory"),
+            ("Coupling metric: 1−m²", partial(app.set_metric, "1-m²"), "the official notebook's plot"),
+            ("Coupling metric: m", partial(app.set_metric, "m"), "0 = coupled, ≈1 = unrelated"),
+            ("Cycle coupling K", app.action_cycle_k, "among the K values computed"),
+            ("Toggle token / average", app.action_toggle_average, "depth coupling of one token or all"),
+            ("Toggle trained / random-init", app.action_toggle_baseline, "needs --random-baseline"),
+            ("Toggle depth / token view", app.action_toggle_view, "layer×layer or token×token coupling"),
+        ]
+
+    async def discover(self) -> Hits:
+        for text, callback, help_text in self._fixed():
+            yield DiscoveryHit(text, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        match = re.fullmatch(r"\s*(layer|token|l|t)\s*(\d+)\s*", query, flags=re.IGNORECASE)
+        if match:
+            kind = "layer" if match.group(1).lower().startswith("l") else "token"
+            n = int(match.group(2))
+            text, method = _NUMBERED[kind]
+            yield Hit(1.0, text.format(n=n), partial(getattr(self.app, method), n), text=text.format(n=n))
+        matcher = self.matcher(query)
+        for text, callback, help_text in self._fixed():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text)

@@ -1,0 +1,51 @@
+"""SVG export of the whole screen or of one pane, written atomically (a failed write leaves no partial file).
+
+A pane's SVG is the screen as rendered, cropped to the pane's region: exactly the cells the user sees, numbers
+included. Textual exposes a whole-screen export only (``App.export_screenshot``, which renders through the
+screen's compositor); the crop below uses that same compositor.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+from rich.console import Console
+from rich.segment import Segment, Segments
+from textual.app import App
+from textual.widget import Widget
+
+from coupling_tui.core.atomic import atomic_write_bytes
+
+
+def _console(width: int, height: int) -> Console:
+    return Console(width=width, height=height, file=io.StringIO(), force_terminal=True, color_system="truecolor",
+                   record=True, legacy_windows=False, safe_box=False)
+
+
+def pane_svg(app: App, widget: Widget, title: str) -> str:
+    """SVG of ``widget`` as it is on screen now (its border included)."""
+    region = widget.region
+    if region.width <= 0 or region.height <= 0:
+        raise ValueError(f"{widget.id or widget} is not on screen")
+    strips = app.screen._compositor.render_strips()  # noqa: SLF001 - the compositor App.export_screenshot uses
+    console = _console(region.width, region.height)
+    for y in range(region.y, min(region.bottom, len(strips))):
+        console.print(Segments([*strips[y].crop(region.x, region.right), Segment.line()]), end="")
+    return console.export_svg(title=title)
+
+
+def screen_svg(app: App, title: str) -> str:
+    return app.export_screenshot(title=title)
+
+
+def svg_name(run_name: str, part: str) -> str:
+    """``<run>-<part>.svg`` with anything unsafe in a file name replaced."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{run_name}-{part}").strip("-") or "coupling-tui"
+    return f"{safe}.svg"
+
+
+def write_svg(directory: Path, run_name: str, part: str, svg: str) -> Path:
+    """Write one SVG atomically into ``directory``; an unwritable place raises UserError("cannot write …")."""
+    return atomic_write_bytes(Path(directory).expanduser() / svg_name(run_name, part), svg.encode("utf-8"))

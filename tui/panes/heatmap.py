@@ -1,0 +1,141 @@
+"""A square-cell heatmap of an n×n matrix drawn with half blocks (two cells per text row), with row/column axis
+labels, a cursor cell and a colour-scale legend. Presentation only: it maps the values it is given to colours."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from rich.style import Style
+from rich.text import Text
+from textual.widget import Widget
+
+VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b",
+           "#fde725")
+"""Matplotlib's viridis at ten stops: perceptually uniform, readable on dark and light backgrounds."""
+MISSING = "#6b6b6b"
+"""Cells not computed yet (NaN)."""
+CURSOR = "#ff2d6f"
+"""The cursor cell: a colour outside the scale."""
+LABEL_WIDTH = 4
+LEGEND_WIDTH = 20
+
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    return int(hex_colour[1:3], 16), int(hex_colour[3:5], 16), int(hex_colour[5:7], 16)
+
+
+_STOPS = np.array([_rgb(c) for c in VIRIDIS], dtype=np.float64)
+
+
+def colour(value: float, lo: float, hi: float) -> str:
+    """The viridis colour of ``value`` on the scale lo..hi (clipped), MISSING when it is not finite."""
+    if not math.isfinite(value) or not math.isfinite(lo) or not math.isfinite(hi):
+        return MISSING
+    x = 0.5 if hi <= lo else min(1.0, max(0.0, (value - lo) / (hi - lo)))
+    pos = x * (len(_STOPS) - 1)
+    i = min(int(pos), len(_STOPS) - 2)
+    r, g, b = _STOPS[i] + (pos - i) * (_STOPS[i + 1] - _STOPS[i])
+    return f"#{round(r):02x}{round(g):02x}{round(b):02x}"
+
+
+def window(n: int, size: int, centre: int) -> tuple[int, int]:
+    """The first index and count of a window of at most ``size`` of n indices that contains ``centre``."""
+    size = max(1, min(n, size))
+    start = max(0, min(centre - size // 2, n - size))
+    return start, size
+
+
+class Heatmap(Widget):
+    """Call ``set_matrix``; it repaints only when what it shows changed. Cells are square (one column wide, half
+    a row tall) and grow to fill the widget; a matrix larger than the widget is windowed around the cursor."""
+
+    DEFAULT_CSS = """
+    Heatmap { height: 1fr; width: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
+        super().__init__(id=id)
+        self.values: np.ndarray = np.zeros((0, 0))
+        self.scale: tuple[float, float] = (math.nan, math.nan)
+        self.cursor: tuple[int, int] = (0, 0)
+        self.axis_label = ""
+        self._key: tuple | None = None
+        self._label_w = LABEL_WIDTH
+
+    def set_matrix(self, values: np.ndarray, scale: tuple[float, float], cursor: tuple[int, int],
+                   axis_label: str = "") -> None:
+        key = (values.tobytes(), values.shape, scale, cursor, axis_label)
+        if key == self._key:
+            return
+        self._key = key
+        self.values, self.scale, self.cursor, self.axis_label = values, scale, cursor, axis_label
+        self.refresh()
+
+    def render(self) -> Text:
+        n = self.values.shape[0] if self.values.ndim == 2 else 0
+        self._label_w = max(LABEL_WIDTH, len(str(max(n - 1, 0))) + 2)
+        width, height = self.size.width - self._label_w, self.size.height - 2
+        if n == 0 or width < 2 or height < 1:
+            return Text("")
+        scale_px = max(1, min(width // n, (2 * height) // n))
+        r0, nr = window(n, (2 * height) // scale_px, self.cursor[0])
+        c0, nc = window(n, width // scale_px, self.cursor[1])
+        lo, hi = self.scale
+        colours = [[CURSOR if (r, c) == self.cursor else colour(float(self.values[r, c]), lo, hi)
+                    for c in range(c0, c0 + nc)] for r in range(r0, r0 + nr)]
+        step = 5 if n > 12 else 1
+        out = Text(no_wrap=True, overflow="crop")
+        pixel_rows = nr * scale_px
+        for y in range(0, pixel_rows, 2):
+            top, bottom = y // scale_px, (y + 1) // scale_px if y + 1 < pixel_rows else None
+            label = self._row_label(r0, y, scale_px, pixel_rows, step)
+            out.append(label, style="bold" if label.startswith("▶") else "dim")
+            for x in range(nc * scale_px):
+                c = x // scale_px
+                fg = colours[top][c]
+                bg = colours[bottom][c] if bottom is not None else None
+                out.append("▀", style=Style(color=fg, bgcolor=bg))
+            out.append("\n")
+        out.append(self._column_axis(c0, nc, scale_px, step))
+        out.append("\n")
+        out.append_text(self._legend())
+        return out
+
+    def _row_label(self, r0: int, y: int, scale_px: int, pixel_rows: int, step: int) -> str:
+        """The label of text row ``y`` (pixel rows y and y+1): the index of a row whose cell starts on it, when
+        it is the cursor row (marked ▶) or a multiple of ``step``."""
+        starting = [(r0 + p // scale_px) for p in (y, y + 1) if p < pixel_rows and p % scale_px == 0]
+        for row in sorted(starting, key=lambda r: r != self.cursor[0]):
+            if row == self.cursor[0] or row % step == 0:
+                mark = "▶" if row == self.cursor[0] else " "
+                return f"{mark}{row:>{self._label_w - 2}} "
+        return " " * self._label_w
+
+    def _column_axis(self, c0: int, nc: int, scale_px: int, step: int) -> Text:
+        """Column indices under the cells: every ``step``, the cursor column marked with ▲ when it has room."""
+        line = [" "] * (self._label_w + nc * scale_px + 4)
+        for c in range(nc):
+            col = c0 + c
+            if col % step == 0 or col == self.cursor[1]:
+                text = str(col)
+                at = self._label_w + c * scale_px
+                if all(ch == " " for ch in line[at:at + len(text) + 1]):
+                    line[at:at + len(text)] = text
+        at = self._label_w + (self.cursor[1] - c0) * scale_px
+        axis = Text("".join(line).rstrip() + f"  {self.axis_label}", style="dim")
+        if 0 <= at < len(axis) and axis.plain[at] == " ":
+            axis = Text(axis.plain[:at] + "▲" + axis.plain[at + 1:], style="dim")
+        return axis
+
+    def _legend(self) -> Text:
+        lo, hi = self.scale
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            return Text(" " * self._label_w + "no values yet", style="dim")
+        bar = Text(" " * self._label_w + f"{lo:.3g} ")
+        for i in range(LEGEND_WIDTH):
+            bar.append("█", style=Style(color=colour(lo + (hi - lo) * i / (LEGEND_WIDTH - 1), lo, hi)))
+        bar.append(f" {hi:.3g}")
+        bar.append("  ■", style=Style(color=MISSING))
+        bar.append(" pending", style="dim")
+        return bar
