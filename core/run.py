@@ -33,6 +33,11 @@ class CouplingView:
     """Colour-scale range: the finite off-diagonal values of this matrix and of its trained/random-init
     counterpart, so toggling between them keeps one scale; (nan, nan) when nothing is finite yet."""
 
+    def cell(self, row: int, column: int) -> tuple[float, float]:
+        """The stored m_K at [row, column] and its 1 − m² (NaN when not computed yet)."""
+        m = float(self.m[row, column])
+        return m, 1 - m * m
+
 
 def _metric(m: np.ndarray, metric: str) -> np.ndarray:
     if metric not in COUPLING_METRICS:

@@ -31,7 +31,23 @@ def fake_singular_values(n_layers: int, n_tokens: int, k: int) -> np.ndarray:
     return (layer * token * 0.9 ** np.arange(k)[None, None, :]).astype(np.float32)
 
 
-def fake_events(n_layers: int = 4, n_tokens: int = 5, d: int = 8, seed: int = 0, k: int = 0) -> list:
+def fake_coupling(n_layers: int, n_tokens: int, ks: list[int], seed: int, prefix: str = "") -> dict:
+    """Coupling arrays as the engine stores them, with random m in [0.2, 1.1) off the diagonal and 0 on it."""
+    rng = np.random.default_rng(seed)
+    L, T, nk = n_layers, n_tokens, len(ks)
+    depth = rng.uniform(0.2, 1.1, (nk, T, L, L)).astype(np.float32)
+    depth[..., np.arange(L), np.arange(L)] = 0
+    token = rng.uniform(0.2, 1.1, (nk, L, T, T)).astype(np.float32)
+    token[..., np.arange(T), np.arange(T)] = 0
+    arrays = {"coupling.ks": np.asarray(ks, np.int64), "coupling.depth": depth[-1], "coupling.depth_k": depth,
+              "coupling.depth_trace_k": depth / 3, "coupling.depth_mean_k": depth.mean(axis=1)}
+    if not prefix:
+        arrays["coupling.token_k"] = token
+    return {prefix + name: a for name, a in arrays.items()}
+
+
+def fake_events(n_layers: int = 4, n_tokens: int = 5, d: int = 8, seed: int = 0, k: int = 0,
+                coupling: bool = False, baseline: bool = False) -> list:
     """RunStarted, one LayerDone per block, RunFinished; norms grow 1.5× per block and, when ``k`` > 0 (clamped to
     ``d`` as the engine does), Jacobian arrays come too: σ from ``fake_singular_values``, ‖J‖_F with 80 % of its
     square in the top K, singular vectors for tokens 0 and T-1."""
@@ -66,7 +82,17 @@ def fake_events(n_layers: int = 4, n_tokens: int = 5, d: int = 8, seed: int = 0,
         jacobian_rows = [{"jacobian.singular_values": (layer, S[layer]), "jacobian.frobenius": (layer, fro[layer]),
                           "jacobian.U": (layer, U[layer]), "jacobian.V": (layer, V[layer])}
                          for layer in range(n_layers)]
-    events: list = [RunStarted(header=fake_header(n_layers, n_tokens, d, k), arrays=arrays)]
+    header = fake_header(n_layers, n_tokens, d, k)
+    if coupling:  # arrives whole with the first layer (the fakes do not stream coupling entry by entry)
+        ks = [max(1, k // 2), k] if k > 1 else [1]
+        header["coupling"] = {"ks": ks, "k": ks[-1]}
+        coupled = fake_coupling(n_layers, n_tokens, ks, seed + 1)
+        if baseline:
+            coupled.update(fake_coupling(n_layers, n_tokens, ks, seed + 2, prefix="random_init."))
+        arrays.update({name: np.full(a.shape, np.nan, a.dtype) if a.dtype.kind == "f" else a
+                       for name, a in coupled.items()})
+        jacobian_rows[0].update({name: (Ellipsis, a) for name, a in coupled.items() if a.dtype.kind == "f"})
+    events: list = [RunStarted(header=header, arrays=arrays)]
     for layer in range(n_layers):
         events.append(LayerDone(layer=layer, n_layers=n_layers, rows={
             "trajectory.hidden": (layer + 1, full[layer + 1]),

@@ -67,6 +67,8 @@ class CouplingApp(App[None]):
         """The thread worker reading the engine's events, once started (job mode only)."""
         self._job = job
         self._save_path = Path(save_path) if save_path is not None else None
+        self.start_token: int | None = None
+        """Token selected when the run arrives; None = the last token (where the papers measure)."""
         self.export_dir = Path(export_dir) if export_dir is not None else Path.cwd()
         """Where `e`/`E` write SVGs."""
         self.run_name = run_name or (self._save_path.stem if self._save_path is not None else "coupling-tui")
@@ -94,7 +96,7 @@ class CouplingApp(App[None]):
             run = self.results
             done = "complete" if run.finished else "partial"
             self._set_state(f"saved run · {done} · {run.layers_done}/{run.n_layers} layers")
-            self.selected_token = run.n_tokens - 1   # the last token: where the papers measure
+            self.selected_token = self._first_token()
         self.query_one(ProgressBar).display = self.computing
         self._show_side(self.SIDE_PANES[0])
         self.query_one(CouplingPane).focus()
@@ -130,7 +132,7 @@ class CouplingApp(App[None]):
         self.results.apply(event)
         progress = self.query_one(ProgressBar)
         if isinstance(event, RunStarted):
-            self.selected_token = self.results.n_tokens - 1   # the last token: where the papers measure
+            self.selected_token = self._first_token()
             progress.update(total=self.results.n_steps, progress=0)
             self._set_state(f"computing {self.results.stage_text}")
         elif isinstance(event, LayerDone):
@@ -284,7 +286,16 @@ class CouplingApp(App[None]):
         self.notify(f"exported {pane.id} to {path}", markup=False)
 
     async def action_export_all(self) -> None:
-        """Every pane on its own, then the whole screen; a short screen shows its side panes one by one for it."""
+        try:
+            written = await self.export_all()
+        except (UserError, ValueError) as exc:
+            self.notify(one_line(exc), title="export failed", severity="error", timeout=10, markup=False)
+            return
+        self.notify(f"exported {len(written)} SVGs to {written[0].parent}", markup=False)
+
+    async def export_all(self) -> list[Path]:
+        """Every pane on its own, then the whole screen; a short screen shows its side panes one by one for it.
+        Raises UserError when a file cannot be written (nothing partial is left)."""
         written: list[Path] = []
         shown = next((p for p in self.SIDE_PANES if self.query(f"#{p}.-shown")), self.SIDE_PANES[0])
         try:
@@ -294,15 +305,20 @@ class CouplingApp(App[None]):
                     await self._settle(pane)
                 written.append(export.write_svg(self.export_dir, self.run_name, pane.id or "pane",
                                                 export.pane_svg(self, pane, f"{self.run_name} · {pane.id}")))
+        finally:
             self._show_side(shown)
             await self._settle()
-            written.append(export.write_svg(self.export_dir, self.run_name, "screen",
-                                            export.screen_svg(self, self.run_name)))
+        written.append(export.write_svg(self.export_dir, self.run_name, "screen",
+                                        export.screen_svg(self, self.run_name)))
+        return written
+
+    async def export_and_exit(self) -> None:
+        """Headless ``coupling-tui export``: write every SVG, then exit with the paths (or the error) as result."""
+        await self._settle()
+        try:
+            self.exit(await self.export_all())
         except (UserError, ValueError) as exc:
-            self._show_side(shown)
-            self.notify(one_line(exc), title="export failed", severity="error", timeout=10, markup=False)
-            return
-        self.notify(f"exported {len(written)} SVGs to {written[0].parent}", markup=False)
+            self.exit(UserError(one_line(exc)), return_code=2)
 
     async def _settle(self, pane=None) -> None:
         """Let a layout change be laid out and painted (and ``pane`` get a place on screen), at most ~1 s."""
@@ -321,6 +337,10 @@ class CouplingApp(App[None]):
             node = node.parent
         pane_help = node.HELP if node is not None else self.query_one(TrajectoryPane).HELP
         self.push_screen(HelpScreen(pane_help))
+
+    def _first_token(self) -> int:
+        n = self.results.n_tokens
+        return n - 1 if self.start_token is None else max(0, min(self.start_token, n - 1))
 
     # -- drawing --
     def _select_token(self, token: int) -> None:

@@ -12,6 +12,7 @@ from coupling_tui.core import cli as core_cli
 COMMANDS = {
     "compute": "compute a run headless and save it (rich progress bar)",
     "view": "open a saved results file in the explorer (no model, no torch)",
+    "export": "write every pane of a saved run as SVG, no terminal needed",
 }
 
 
@@ -27,14 +28,45 @@ def build_explore_parser() -> argparse.ArgumentParser:
     core_cli.add_jacobian_args(p)
     p.add_argument("-o", "--output", default=None, metavar="PATH",
                    help="where to save the run (default: a new file under the user data dir)")
+    add_svg_dir_arg(p)
     core_cli.add_common_args(p)
     p.add_argument("--version", action="version", version=f"coupling-tui {__version__}")
     return p
 
 
+def add_svg_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--svg-dir", default=".", metavar="DIR",
+                   help="where e / E write SVG exports, as <run>-<pane>.svg (default: the current directory)")
+
+
 def build_view_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coupling-tui view", description="Open a saved results file in the explorer.")
     p.add_argument("results", help="a .safetensors results file written by coupling-tui")
+    add_svg_dir_arg(p)
+    core_cli.add_common_args(p)
+    return p
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 200x60, got {text!r}") from None
+    if not (40 <= w <= 1000 and 12 <= h <= 500):
+        raise argparse.ArgumentTypeError(f"{text} is outside 40x12 .. 1000x500")
+    return w, h
+
+
+def build_export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="coupling-tui export",
+                                description="Render a saved run in a virtual terminal and write every pane and the "
+                                            "whole screen as SVG: <DIR>/<run>-<pane>.svg. No terminal or torch needed.")
+    p.add_argument("results", help="a .safetensors results file written by coupling-tui")
+    p.add_argument("--svg", required=True, metavar="DIR", help="directory to write the SVGs into (created)")
+    p.add_argument("--size", type=_size, default=(200, 60), metavar="WxH",
+                   help="virtual terminal size in cells (default 200x60: every pane visible)")
+    p.add_argument("--token", type=int, default=None, help="token to select (default: the last)")
+    p.add_argument("--layer", type=int, default=0, help="layer to select (default 0)")
     core_cli.add_common_args(p)
     return p
 
@@ -55,22 +87,38 @@ def explore(args: argparse.Namespace) -> int:
 
     from .app import CouplingApp
 
-    CouplingApp(job=job, save_path=output).run()
+    CouplingApp(job=job, save_path=output, export_dir=Path(args.svg_dir).expanduser()).run()
     return 0
 
 
-def view_app(path: str):
+def view_app(path: str, svg_dir: str = "."):
     """The explorer on a saved results file: no model and no torch import."""
     from coupling_tui.core import results
 
     from .app import CouplingApp
 
-    return CouplingApp(run=results.load(path))
+    return CouplingApp(run=results.load(path), export_dir=Path(svg_dir).expanduser(), run_name=Path(path).stem)
 
 
 def view(args: argparse.Namespace) -> int:
-    view_app(args.results).run()
+    view_app(args.results, args.svg_dir).run()
     return 0
+
+
+def export_svgs(args: argparse.Namespace) -> int:
+    """Headless: open the run in a virtual terminal of --size, select --token/--layer, write every SVG."""
+    from coupling_tui.core.errors import UserError
+
+    app = view_app(args.results, args.svg)
+    app.start_token = args.token
+    app.selected_layer = args.layer
+    app.call_after_refresh(app.export_and_exit)
+    written = app.run(headless=True, size=args.size)
+    if isinstance(written, UserError):
+        raise written
+    for path in written or []:
+        print(path)
+    return 0 if written else 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     elif argv and argv[0] == "view":
         args = build_view_parser().parse_args(argv[1:])
         action = lambda: view(args)  # noqa: E731
+    elif argv and argv[0] == "export":
+        args = build_export_parser().parse_args(argv[1:])
+        action = lambda: export_svgs(args)  # noqa: E731
     else:
         args = build_explore_parser().parse_args(argv)
         action = lambda: explore(args)  # noqa: E731

@@ -48,7 +48,8 @@ J_i (the row) written in the top-K bases of J_j (the column). **m = 0**: perfect
 - **Colour**: `1−m²` (the official notebook's plot: 1 = coupled, bright) or `m` itself (`m` key). The scale
   spans the off-diagonal values of this matrix and of its trained/random-init twin, so `r` compares fairly.
 - **Cursor**: the row is the selected layer (↑/↓) — or token (←/→) in the token view; shift+←/→ (or H/L)
-  moves the column. The line above shows the cursor cell's stored m and 1 − m².
+  moves the column. The line above shows the cursor cell's stored m and 1 − m²: "layer 12 → 17" is
+  J of layer 12 written in the bases of layer 17.
 
 Keys: `K` cycles K among those computed, `t` token/average, `r` trained/random-init (when computed with
 `--random-baseline`), `v` depth/token view, `m` metric, `e` export this pane to SVG, `E` every pane.
@@ -140,18 +141,16 @@ Keys: `K` cycles K among those computed, `t` token/average, `r` trained/random-i
         row = layer if self.view == "depth" else token
         n = view.values.shape[0]
         col = self.column[self.view] = max(0, min(self.column[self.view], n - 1))
-        m = float(view.m[row, col])
-        self.cursor_value = m
+        self.cursor_value = view.cell(row, col)[0]
         what = "random-init" if self.baseline else "trained"
         k = f"K={view.k}"
         if self.view == "depth":
             where = "token average" if self.average else f"token {token} '{visible(run.token_texts[token])}'"
-            cell = f"J of layer {row} in the bases of layer {col}"
         else:
             where = f"layer {layer}"
-            cell = f"J at token {row} in the bases of token {col}"
-        set_subtitle(self, f"{self.view} · {where} · {k} · {what}")
-        self._set_message(f"{cell}: m = {value_text(m)} · 1−m² = {value_text(1 - m * m)} · colour {view.metric}")
+        set_subtitle(self, f"{self.view} · {where} · {k} · {what} · {view.metric}")
+        m, c = view.cell(row, col)
+        self._set_message(f"{view.axis} {row} → {col}: m = {value_text(m)} · 1−m² = {value_text(c)}")
         self.heatmap.set_matrix(view.values, view.scale, (row, col), view.axis)
 
     def _set_message(self, text: str) -> None:

@@ -51,7 +51,7 @@ class Heatmap(Widget):
     a row tall) and grow to fill the widget; a matrix larger than the widget is windowed around the cursor."""
 
     DEFAULT_CSS = """
-    Heatmap { height: 1fr; width: 1fr; }
+    Heatmap { height: 1fr; width: 1fr; text-wrap: nowrap; text-overflow: clip; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
@@ -73,9 +73,13 @@ class Heatmap(Widget):
         self.refresh()
 
     def render(self) -> Text:
+        return self.render_at(self.size.width, self.size.height)
+
+    def render_at(self, width: int, height: int) -> Text:
+        """The heatmap, its axis line and its legend in ``width`` × ``height`` cells."""
         n = self.values.shape[0] if self.values.ndim == 2 else 0
         self._label_w = max(LABEL_WIDTH, len(str(max(n - 1, 0))) + 2)
-        width, height = self.size.width - self._label_w, self.size.height - 2
+        width, height = width - self._label_w, height - 2
         if n == 0 or width < 2 or height < 1:
             return Text("")
         scale_px = max(1, min(width // n, (2 * height) // n))
