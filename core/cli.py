@@ -65,6 +65,78 @@ def add_jacobian_args(parser: argparse.ArgumentParser) -> None:
                    help="skip the token×token coupling at each layer (about a quarter of the default run's time)")
 
 
+def add_collapse_args(parser: argparse.ArgumentParser, *, switch: bool = True) -> None:
+    """The "collapse" flags (docs/collapse.md; read back by ``collapse_spec``). ``switch`` adds ``--collapse``,
+    which turns the stage on for the explorer and ``compute``; ``coupling-tui collapse`` always runs it: it passes
+    ``switch=False`` and sets ``collapse=True`` as a parser default."""
+    from .collapse_spec import (DEFAULT_FAMILIES, DEFAULT_LENGTHS, DEFAULT_PROBES, DEFAULT_SENSITIVITY_TOKENS,
+                                FAMILIES, LOW_DTYPES, SENSITIVITY_METHODS)
+
+    g = parser.add_argument_group("collapse", "representational collapse and over-squashing (Barbero et al. 2024): "
+                                              "near-identical sequence pairs, n and n+1 repeats")
+    if switch:
+        g.add_argument("--collapse", action="store_true",
+                       help="also measure collapse and over-squashing, a stage after the layers (the flags below "
+                            "tune it)")
+    g.add_argument("--families", default=None, metavar="F,…",
+                   help=f"sequence families, comma-separated, or all: {', '.join(FAMILIES)} "
+                        f"(default {','.join(DEFAULT_FAMILIES)})")
+    g.add_argument("--lengths", default=None, metavar="N,…|A:B:xF",
+                   help="n, the repeats of the repeated symbol: a list (8,16,32), a geometric range (8:256:x2) or "
+                        f"an arithmetic one (8:64:8); default {','.join(map(str, DEFAULT_LENGTHS))}, cut to the "
+                        "model's context")
+    g.add_argument("--template", default=None, metavar="TEXT",
+                   help="a prompt with one {seq} slot wrapped around the digits sequence; adds the template family "
+                        "(which, without this flag, uses the paper's 'What is the last digit …' prompt)")
+    g.add_argument("--low-dtype", default="bfloat16", metavar="DTYPE",
+                   help=f"the low precision compared with float32: {', '.join(LOW_DTYPES)} (default %(default)s)")
+    g.add_argument("--no-sensitivity", action="store_true",
+                   help="skip the over-squashing sensitivity ‖∂h_last/∂e_i‖ (the costliest part on a CPU)")
+    g.add_argument("--sensitivity-method", default="auto", metavar="M",
+                   help=f"{', '.join(SENSITIVITY_METHODS)}: exact takes d backward passes, hutchinson --probes "
+                        "(auto: exact when d ≤ --probes)")
+    g.add_argument("--probes", type=int, default=DEFAULT_PROBES, metavar="R",
+                   help="random orthogonal probes of the Hutchinson estimate (default %(default)s)")
+    g.add_argument("--sensitivity-tokens", type=int, default=DEFAULT_SENSITIVITY_TOKENS, metavar="T",
+                   help="measure the sensitivity on the longest ones sequence of at most T tokens (default "
+                        "%(default)s)")
+    g.add_argument("--collapse-seed", type=int, default=0, metavar="S",
+                   help="seed of the Bernoulli strings and the probes (default 0)")
+
+
+def collapse_spec(args: argparse.Namespace):
+    """The CollapseSpec the flags ask for (checked: a UserError for anything wrong), or None when ``args.collapse``
+    is off or absent (``coupling-tui collapse`` sets it on by default)."""
+    from .collapse_spec import DEFAULT_FAMILIES, FAMILIES, CollapseSpec, parse_lengths
+
+    defaults = CollapseSpec()
+    flags = {"families": ("--families", None), "lengths": ("--lengths", None), "template": ("--template", None),
+             "low_dtype": ("--low-dtype", defaults.low_dtype), "no_sensitivity": ("--no-sensitivity", False),
+             "sensitivity_method": ("--sensitivity-method", defaults.sensitivity_method),
+             "probes": ("--probes", defaults.probes), "sensitivity_tokens": ("--sensitivity-tokens",
+                                                                             defaults.sensitivity_tokens),
+             "collapse_seed": ("--collapse-seed", defaults.seed)}
+    value = {name: getattr(args, name, default) for name, (_, default) in flags.items()}
+    if not getattr(args, "collapse", False):
+        given = [flag for name, (flag, default) in flags.items() if value[name] != default]
+        if given:
+            raise UserError(f"{given[0]} tunes the collapse stage, which is off", "add --collapse")
+        return None
+    if value["families"] is None:
+        families = list(DEFAULT_FAMILIES)
+    elif value["families"].strip() == "all":
+        families = list(FAMILIES)
+    else:
+        families = [f.strip() for f in value["families"].split(",") if f.strip()]
+    if value["template"] is not None and "template" not in families:
+        families.append("template")
+    lengths = parse_lengths(value["lengths"]) if value["lengths"] is not None else None
+    return CollapseSpec(families=tuple(families), lengths=lengths, template=value["template"],
+                        low_dtype=value["low_dtype"], sensitivity=not value["no_sensitivity"],
+                        sensitivity_method=value["sensitivity_method"], probes=value["probes"],
+                        sensitivity_tokens=value["sensitivity_tokens"], seed=value["collapse_seed"])
+
+
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
 
@@ -80,7 +152,7 @@ def run_params(args: argparse.Namespace) -> dict:
     """Every parameter of the run, recorded in the results header."""
     return {"model": args.model, "revision": args.revision, "dtype": args.dtype, "device": args.device,
             "trust_remote_code": args.trust_remote_code, "random_init": args.random_init, "seed": args.seed,
-            "prompt_file": args.prompt_file}
+            "prompt_file": getattr(args, "prompt_file", None)}
 
 
 def validated_prompt(args: argparse.Namespace) -> str:
@@ -92,14 +164,19 @@ def validated_prompt(args: argparse.Namespace) -> str:
         raise UserError("--random-baseline compares trained weights with random ones; drop --random-init")
     if args.random_baseline and args.top_k == 0:
         raise UserError("--random-baseline compares coupling, which needs the Jacobians; drop --top-k 0")
+    collapse_spec(args)                                  # the collapse flags, checked before any model loads
     return read_prompt(args.prompt, args.prompt_file)
 
 
 def engine_options(args: argparse.Namespace) -> dict:
     """Keyword arguments of ``engine.stream`` taken from the flags."""
-    return {"max_tokens": args.max_tokens, "top_k": args.top_k, "jacobian_method": args.jacobian_method,
-            "vector_budget_mb": args.vector_budget_mb, "history_mb": args.history_mb,
-            "token_coupling": not args.no_token_coupling, "params": run_params(args)}
+    options = {"max_tokens": args.max_tokens, "top_k": args.top_k, "jacobian_method": args.jacobian_method,
+               "vector_budget_mb": args.vector_budget_mb, "history_mb": args.history_mb,
+               "token_coupling": not args.no_token_coupling, "params": run_params(args)}
+    spec = collapse_spec(args)
+    if spec is not None:
+        options["collapse"] = spec
+    return options
 
 
 def default_output(args: argparse.Namespace) -> Path:
@@ -154,6 +231,7 @@ def build_compute_parser() -> argparse.ArgumentParser:
     add_model_args(p)
     add_prompt_args(p)
     add_jacobian_args(p)
+    add_collapse_args(p)
     p.add_argument("-o", "--output", default=None, metavar="PATH",
                    help="results file to write (default: a new file under the user data dir)")
     add_common_args(p)

@@ -17,6 +17,7 @@ from .models import LoadedModel
 from .jacobians import DEFAULT_TOP_K, DEFAULT_VECTOR_BUDGET_MB
 from .jacobians.layers import LayerJacobians, vector_tokens
 from .prompts import DEFAULT_MAX_TOKENS
+from .collapse import CollapsePass, CollapseSpec
 from .coupling import run_scalar
 from .coupling_stream import DEFAULT_HISTORY_MB, CouplingStream, coupling_ks, display_k
 from .spectra import top_k as top_k_triplets
@@ -47,7 +48,8 @@ def token_texts(tokenizer: Any, ids: list[int]) -> list[str]:
 def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TOKENS, top_k: int = DEFAULT_TOP_K,
            jacobian_method: str = "auto", vector_budget_mb: float = DEFAULT_VECTOR_BUDGET_MB,
            history_mb: float = DEFAULT_HISTORY_MB, token_coupling: bool = True,
-           baseline: LoadedModel | None = None, params: dict | None = None) -> Iterator[Event]:
+           baseline: LoadedModel | None = None, params: dict | None = None,
+           collapse: CollapseSpec | None = None) -> Iterator[Event]:
     """Yield RunStarted, one LayerDone per block and stage, then RunFinished.
 
     Stage "layers" carries, per block, the residual stream leaving it, its norms, the trajectory fits so far and,
@@ -55,10 +57,13 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     top-K singular vectors of the tokens chosen by ``vector_tokens``) and the depth/token coupling entries it
     completes (core.coupling_stream). A stage "coupling pass" follows when the dense-J history did not fit
     ``history_mb``. With ``baseline`` (the same architecture, random weights) the same stages run again on it,
-    into arrays prefixed ``random_init.``. Only one layer's dense Jacobians exist at a time unless the history
-    fits; a consumer that stops iterating stops the work between layers."""
+    into arrays prefixed ``random_init.``. With ``collapse`` a stage "collapse" follows (core.collapse: the
+    representational-collapse pairs and the over-squashing sensitivity, on the trained model; its header under
+    ``collapse``, its arrays prefixed ``collapse.``). Only one layer's dense Jacobians exist at a time unless the
+    history fits; a consumer that stops iterating stops the work between layers."""
     started = time.perf_counter()
     ids, truncated_from = tokenize(loaded, prompt, max_tokens)
+    collapse_pass = CollapsePass(loaded, collapse) if collapse is not None else None   # checks the spec first
     opts = {"top_k": top_k, "jacobian_method": jacobian_method, "history_mb": history_mb}
     passes = [ModelPass(loaded, ids, stage="layers", prefix="", vector_budget_mb=vector_budget_mb,
                         token_coupling=token_coupling, keep_hidden=True, **opts)]
@@ -89,13 +94,21 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     arrays = {"tokens.ids": np.asarray(ids, dtype=np.int64)}
     for p in passes:
         arrays.update(p.arrays())
+    if collapse_pass is not None:
+        header["collapse"] = collapse_pass.header()
+        header["stages"] += collapse_pass.stages()
+        arrays.update(collapse_pass.arrays())
     yield RunStarted(header=header, arrays=arrays)
     for p in passes:
         yield from p.events()
+    if collapse_pass is not None:
+        yield from collapse_pass.events()
     end = {"next_token": main.next_token(), "coupling_scalar": main.scalar()}
     if baseline is not None:
         end["random_init"] = {**header["random_init"], "next_token": passes[1].next_token(),
                               "coupling_scalar": passes[1].scalar()}
+    if collapse_pass is not None:
+        end["collapse"] = collapse_pass.header()          # now with the greedy tokens' texts and the time
     yield RunFinished(seconds=time.perf_counter() - started, header=end)
 
 

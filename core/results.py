@@ -117,6 +117,8 @@ def _check_shapes(header: dict, arrays: dict, fail) -> None:
         raise fail(f"tokens.ids has shape {ids.shape}, expected ({n_tokens},)")
     if "jacobian.singular_values" in arrays:
         _check_jacobian_shapes(arrays, n_layers, n_tokens, hidden.shape[2], fail)
+    if header.get("collapse") is not None or any(name.startswith("collapse.") for name in arrays):
+        _check_collapse_shapes(header, arrays, hidden.shape[2], fail)
 
 
 def _check_jacobian_shapes(arrays: dict, n_layers: int, n_tokens: int, d: int, fail) -> None:
@@ -140,3 +142,41 @@ def _check_jacobian_shapes(arrays: dict, n_layers: int, n_tokens: int, d: int, f
             raise fail(f"{name} has shape {arrays[name].shape}, expected {shape}")
     if keep.size and (keep.min() < 0 or keep.max() >= n_tokens):
         raise fail("jacobian.vector_tokens holds token indices outside the prompt")
+
+
+COLLAPSE_ARRAYS = ("collapse.lengths", "collapse.n_tokens", "collapse.final", "collapse.final_normed", "collapse.diff",
+                   "collapse.diff_low", "collapse.identical_low", "collapse.next_ids", "collapse.sensitivity",
+                   "collapse.sensitivity_raw")
+
+
+def _check_collapse_shapes(header: dict, arrays: dict, d: int, fail) -> None:
+    """F families (the header's ``collapse.families``), N lengths, model width d (that of the trajectories)."""
+    info = header.get("collapse")
+    families = info.get("families") if isinstance(info, dict) else None
+    if not isinstance(families, list) or not families:
+        raise fail("it has collapse arrays but its header lacks collapse.families")
+    missing = [n for n in COLLAPSE_ARRAYS if n not in arrays]
+    if missing:
+        raise fail(f"missing arrays {', '.join(missing)}")
+    lengths = arrays["collapse.lengths"]
+    if lengths.ndim != 1 or lengths.shape[0] == 0:
+        raise fail(f"collapse.lengths has shape {lengths.shape}, expected (N,)")
+    F, N = len(families), lengths.shape[0]
+    expected = {
+        "collapse.n_tokens": (F, N, 2),
+        "collapse.final": (F, N, 2, d),
+        "collapse.final_normed": (F, N, 2, d),
+        "collapse.diff": (F, N, 3),
+        "collapse.diff_low": (F, N, 3),
+        "collapse.identical_low": (F, N),
+        "collapse.next_ids": (F, N, 2),
+        "collapse.next_ids_low": (F, N, 2),
+    }
+    for name, shape in expected.items():
+        if name in arrays and arrays[name].shape != shape:
+            raise fail(f"{name} has shape {arrays[name].shape}, expected {shape} "
+                       f"({F} families, {N} lengths, d = {d})")
+    sens, raw = arrays["collapse.sensitivity"], arrays["collapse.sensitivity_raw"]
+    if sens.ndim != 1 or raw.shape != sens.shape:
+        raise fail(f"collapse.sensitivity has shape {sens.shape} and collapse.sensitivity_raw {raw.shape}, expected "
+                   "the same (P,)")

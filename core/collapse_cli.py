@@ -1,0 +1,116 @@
+"""``coupling-tui collapse``: representational collapse and over-squashing headless (rich progress bar, atomic save,
+a short table of the pair difference against n). Torch is imported only once the flags are checked."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .cli import (add_collapse_args, add_common_args, add_model_args, collapse_spec, default_output, guarded,
+                  load_with_status, run_params)
+
+COLLAPSE_PROMPT = "1 1 1 1 1 1 1 1"
+"""The short prompt of the run's ordinary layer pass (its trajectories; no Jacobians): a results file always has
+one."""
+
+
+def build_collapse_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="coupling-tui collapse", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Measure representational collapse and over-squashing (Barbero et al., 'Transformers need "
+                    "glasses!', NeurIPS 2024) headless and save a results file: for each family and length n, the "
+                    "last token's final-layer state of a sequence with n repeats and of its twin with n+1, in "
+                    "float32 and in a low precision, and the sensitivity of that state to every input position.",
+        epilog="lengths: 8,16,32 (a list), 8:256:x2 (geometric: 8, 16, …, 256), 8:64:8 (arithmetic), or a mix "
+               "(2,3,8:64:x2).\nSee docs/collapse.md for every measure.")
+    add_model_args(p)
+    add_collapse_args(p, switch=False)
+    p.set_defaults(collapse=True)
+    p.add_argument("-o", "--output", default=None, metavar="PATH",
+                   help="results file to write (default: a new file under the user data dir)")
+    add_common_args(p)
+    return p
+
+
+def collapse_output(args: argparse.Namespace) -> Path:
+    """``<user data dir>/runs/<time>-<model>[-random-init]-collapse.safetensors``."""
+    path = default_output(args)
+    return path.with_name(f"{path.stem}-collapse{path.suffix}")
+
+
+def collapse_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from . import engine, results
+    from .events import LayerDone, RunFinished, RunStarted
+    from .run import Run
+
+    console = Console(stderr=True)
+    spec = collapse_spec(args)                     # every flag checked before the model loads
+    output = Path(args.output).expanduser() if args.output else collapse_output(args)
+    t0 = time.perf_counter()
+    loaded, _ = load_with_status(args, console)
+    console.print(f"loaded {loaded.info['source']} ({loaded.info['n_layers']} layers, d={loaded.info['d_model']}) "
+                  f"on {loaded.device} as {loaded.dtype} in {time.perf_counter() - t0:.1f} s")
+    run = Run()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("layers", total=loaded.info["n_layers"])
+        for event in engine.stream(loaded, COLLAPSE_PROMPT, top_k=0, collapse=spec, params=run_params(args)):
+            run.apply(event)
+            if isinstance(event, RunStarted):
+                progress.update(task, total=run.n_steps)
+                for warning in event.header["collapse"]["warnings"]:
+                    console.print(f"[yellow]note:[/] {warning}")
+            elif isinstance(event, LayerDone):
+                progress.update(task, completed=run.steps_done, description=run.stage_text.rsplit(" ", 1)[0])
+            elif isinstance(event, RunFinished):
+                progress.update(task, completed=run.n_steps)
+    path = results.save(run, output)
+    console.print(summary_table(run))
+    for line in sensitivity_lines(run):
+        console.print(line)
+    console.print(f"computed in {run.header['seconds']:.1f} s")
+    print(path)
+    return 0
+
+
+def summary_table(run):
+    """Rows n, one column per family: the pair's L1/d in float32, and in parentheses the share of coordinates that
+    are bit-identical in the low precision."""
+    from rich.table import Table
+
+    info, a = run.header["collapse"], run.arrays
+    table = Table(title=f"‖y(n+1) − y(n)‖₁/d, last token, final layer, pre-norm, {info['reference_dtype']} "
+                        f"(bit-identical coordinates in {info['low_dtype']})", title_justify="left")
+    table.add_column("n", justify="right")
+    for family in info["families"]:
+        table.add_column(family, justify="right")
+    for j, n in enumerate(a["collapse.lengths"]):
+        table.add_row(str(int(n)), *(f"{a['collapse.diff'][f, j, 0]:.3g} ({a['collapse.identical_low'][f, j]:.0%})"
+                                     for f in range(len(info["families"]))))
+    return table
+
+
+def sensitivity_lines(run) -> list[str]:
+    s = run.header["collapse"].get("sensitivity")
+    if not s:
+        return []
+    v = run.arrays["collapse.sensitivity"]
+    how = "exact" if s["method"] == "exact" else f"Hutchinson, {s['probes']} probes"
+    half = len(v) // 2
+    return [f"sensitivity ‖∂h_last/∂e_i‖ ({s['family']}, n={s['n']}, {s['n_tokens']} tokens, {how}), share of the "
+            f"total: first token {v[0]:.1%}, first half {v[:half].sum():.1%}, last token {v[-1]:.1%}"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m coupling_tui.core.collapse_cli`` — the same as ``coupling-tui collapse``."""
+    args = build_collapse_parser().parse_args(argv)
+    return guarded(lambda: collapse_command(args), debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""`coupling-tui collapse` (core.collapse_cli) and the --collapse flags of compute/explore (core.cli): the spec the
+flags make, clear errors, and headless runs on a tiny model into a results file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from coupling_tui.core import cli, results
+from coupling_tui.core.collapse_cli import build_collapse_parser, collapse_output
+from coupling_tui.core.collapse_spec import DEFAULT_FAMILIES, FAMILIES, CollapseSpec
+from coupling_tui.core.errors import UserError
+
+
+def run_module(module: str, *args: str):
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ))
+
+
+def spec_of(*argv: str) -> CollapseSpec:
+    return cli.collapse_spec(build_collapse_parser().parse_args(list(argv)))
+
+
+def test_help_lists_the_collapse_flags():
+    text = build_collapse_parser().format_help()
+    assert text.startswith("usage: coupling-tui collapse")
+    for flag in ("--model", "--families", "--lengths", "--template", "--low-dtype", "--no-sensitivity", "--probes",
+                 "--sensitivity-method", "--output", "8:256:x2"):
+        assert flag in text, flag
+    assert "--collapse " in cli.build_compute_parser().format_help()
+
+
+def test_flags_make_the_spec():
+    assert spec_of() == CollapseSpec()
+    assert spec_of("--families", "all").families == FAMILIES
+    spec = spec_of("--families", "ones, commas", "--lengths", "4:32:x2", "--low-dtype", "float16", "--no-sensitivity",
+                   "--collapse-seed", "7", "--probes", "8")
+    assert spec == CollapseSpec(families=("ones", "commas"), lengths=(4, 8, 16, 32), low_dtype="float16",
+                                sensitivity=False, seed=7, probes=8)
+    spec = spec_of("--template", "Say the last digit: {seq}")
+    assert spec.families == DEFAULT_FAMILIES + ("template",) and spec.template == "Say the last digit: {seq}"
+
+
+def test_compute_takes_collapse_only_when_asked():
+    parser = cli.build_compute_parser()
+    assert "collapse" not in cli.engine_options(parser.parse_args([]))
+    options = cli.engine_options(parser.parse_args(["--collapse", "--lengths", "8,16"]))
+    assert options["collapse"] == CollapseSpec(lengths=(8, 16))
+    with pytest.raises(UserError, match="--lengths tunes the collapse stage, which is off"):
+        cli.validated_prompt(parser.parse_args(["--lengths", "8,16"]))
+    with pytest.raises(UserError, match="unknown collapse family: twos"):
+        cli.validated_prompt(parser.parse_args(["--collapse", "--families", "twos"]))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--families", "ones,twos"], "unknown collapse family: twos"),
+    (["--template", "no slot"], "the template must hold exactly one {seq} slot"),
+    (["--low-dtype", "int4"], "unknown low dtype: int4"),
+    (["--lengths", "8:4:x2"], "bad --lengths range"),
+])
+def test_bad_flags_are_user_errors(argv, message):
+    with pytest.raises(UserError, match=message):
+        spec_of(*argv)
+
+
+def test_default_output_is_marked_collapse():
+    path = collapse_output(build_collapse_parser().parse_args(["--model", "/x/my-model"]))
+    assert path.name.endswith("-my-model-collapse.safetensors") and path.parent.name == "runs"
+
+
+def test_collapse_command_writes_a_results_file(tiny_dir, tmp_path):
+    out_path = tmp_path / "collapse.safetensors"
+    out = run_module("coupling_tui.core.collapse_cli", "--model", str(tiny_dir), "--families", "ones,commas",
+                     "--lengths", "2:8:x2", "--sensitivity-tokens", "6", "-o", str(out_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(out_path)
+    run = results.load(out_path)
+    assert run.finished and run.header["collapse"]["families"] == ["ones", "commas"]
+    assert run.arrays["collapse.lengths"].tolist() == [2, 4, 8] and run.arrays["collapse.sensitivity"].shape == (4,)
+    assert run.header["params"]["model"] == str(tiny_dir)
+    for word in ("ones", "commas", "bit-identical", "sensitivity", "first token"):
+        assert word in out.stderr, word
+
+
+def test_collapse_command_errors_are_one_message(tiny_dir):
+    out = run_module("coupling_tui.core.collapse_cli", "--families", "twos", "--model", "/no/such/model")
+    assert out.returncode == 2                                      # the flags are checked before any model loads
+    assert out.stderr.startswith("coupling-tui: error: unknown collapse family: twos"), out.stderr
+    out = run_module("coupling_tui.core.collapse_cli", "--lengths", "500", "--model", str(tiny_dir))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert ("coupling-tui: error: collapse length 500 is beyond the model's context: the commas sequence with 501 "
+            "repeats has 669 tokens, the model takes 256") in out.stderr
+
+
+def test_compute_with_collapse_stores_both(tiny_dir, tmp_path):
+    out_path = tmp_path / "both.safetensors"
+    out = run_module("coupling_tui.core", "--model", str(tiny_dir), "-p", "1 1 1", "--top-k", "2", "--collapse",
+                     "--families", "digits", "--lengths", "3", "--no-sensitivity", "-o", str(out_path))
+    assert out.returncode == 0, out.stderr
+    run = results.load(out_path)
+    assert run.arrays["jacobian.singular_values"].shape == (3, 3, 2)
+    assert run.arrays["collapse.diff"].shape == (1, 1, 3) and run.header["stages"][-1]["name"] == "collapse"
+
+
+def test_collapse_cli_and_spec_import_no_torch():
+    code = ("import sys; import coupling_tui.core.collapse_cli, coupling_tui.core.collapse_spec, "
+            "coupling_tui.core.collapse_pairs, coupling_tui.core.cli; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
