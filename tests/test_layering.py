@@ -69,5 +69,5 @@ print('torch' in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     lines = out.stdout.split()
-    assert lines[0] == "7" and float(lines[1]) == round(float(run.arrays["trajectory.norms"][6, 0]), 3)
+    assert lines[0] == "7" and float(lines[1]) == round(float(run.arrays["trajectory.norms"][6, -1]), 3)
     assert lines[-1] == "False"
