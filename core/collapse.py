@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import time
 from typing import Any, Iterator
 
 import numpy as np
@@ -99,18 +100,27 @@ def sensitivity(model: Any, adapter: Any, ids: list[int], *, method: str = "exac
     h = _last_block_output(model, adapter, e)
     d = h.shape[-1]
     if method == "exact":
-        directions, scale = torch.eye(d, dtype=torch.float64), 1.0
+        n_directions, scale = d, 1.0
+
+        def directions(rows: range) -> torch.Tensor:                       # rows of the identity
+            u = torch.zeros(len(rows), d, dtype=torch.float64)
+            u[torch.arange(len(rows)), torch.tensor(rows)] = 1.0
+            return u
     elif method == "hutchinson":
-        r = min(probes, d)
+        n_directions = min(probes, d)
+        scale = 1.0 / n_directions
         gen = torch.Generator().manual_seed(seed)
         q, rr = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
         q = q * torch.sign(torch.diagonal(rr))[None, :]                      # Haar: fix the QR signs
-        directions, scale = math.sqrt(d) * q[:, :r].T, 1.0 / r
+        u_all = math.sqrt(d) * q[:, :n_directions].T                         # [r, d], E[u uᵀ] = I
+
+        def directions(rows: range) -> torch.Tensor:
+            return u_all[rows.start:rows.stop]
     else:
         raise ValueError(f"unknown sensitivity method {method!r}")
     total = torch.zeros(len(ids), dtype=torch.float64)
-    for start in range(0, directions.shape[0], chunk):
-        u = directions[start:start + chunk].to(device=device, dtype=h.dtype)
+    for start in range(0, n_directions, chunk):
+        u = directions(range(start, min(start + chunk, n_directions))).to(device=device, dtype=h.dtype)
         g = _batched_vjp(h, e, u)                                            # [c, T, d]
         total += g.double().pow(2).sum(dim=(0, 2)).cpu()
     return (total * scale).sqrt().numpy()
@@ -246,8 +256,6 @@ class CollapsePass:
 
     # -- the work --
     def events(self) -> Iterator[LayerDone]:
-        import time
-
         started = time.perf_counter()
         reference, low = self._models()
         try:
