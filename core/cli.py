@@ -238,35 +238,53 @@ def build_compute_parser() -> argparse.ArgumentParser:
     return p
 
 
-def compute(args: argparse.Namespace) -> int:
-    """Headless compute: rich progress for loading and layers, atomic save, a one-line summary."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from . import engine, results
-    from .events import LayerDone, RunFinished, RunStarted
-    from .run import Run
-
-    console = Console(stderr=True)
-    prompt = validated_prompt(args)
-    output = Path(args.output).expanduser() if args.output else default_output(args)
+def load_announced(args: argparse.Namespace, console):
+    """``load_with_status``, then one line saying what was loaded, where, as what and how fast."""
     t0 = time.perf_counter()
     loaded, baseline = load_with_status(args, console)
     console.print(f"loaded {loaded.info['source']} ({loaded.info['n_layers']} layers, d={loaded.info['d_model']}) "
                   f"on {loaded.device} as {loaded.dtype} in {time.perf_counter() - t0:.1f} s")
+    return loaded, baseline
+
+
+def stream_with_progress(events, console, total: int, on_started=None):
+    """Fold engine ``events`` into a Run under a rich progress bar over every stage's steps; ``on_started`` gets
+    the run header when it arrives (to print notes about it)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .events import LayerDone, RunFinished, RunStarted
+    from .run import Run
+
     run = Run()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=console, transient=True) as progress:
-        task = progress.add_task("layers", total=loaded.info["n_layers"])
-        for event in engine.stream(loaded, prompt, baseline=baseline, **engine_options(args)):
+        task = progress.add_task("layers", total=total)
+        for event in events:
             run.apply(event)
             if isinstance(event, RunStarted):
-                announce_truncation(event.header, console)
+                if on_started is not None:
+                    on_started(event.header)
                 progress.update(task, total=run.n_steps)
             elif isinstance(event, LayerDone):
                 progress.update(task, completed=run.steps_done, description=run.stage_text.rsplit(" ", 1)[0])
             elif isinstance(event, RunFinished):
                 progress.update(task, completed=run.n_steps)
+    return run
+
+
+def compute(args: argparse.Namespace) -> int:
+    """Headless compute: rich progress for loading and layers, atomic save, a one-line summary."""
+    from rich.console import Console
+
+    from . import engine, results
+
+    console = Console(stderr=True)
+    prompt = validated_prompt(args)
+    output = Path(args.output).expanduser() if args.output else default_output(args)
+    loaded, baseline = load_announced(args, console)
+    events = engine.stream(loaded, prompt, baseline=baseline, **engine_options(args))
+    run = stream_with_progress(events, console, loaded.info["n_layers"],
+                               on_started=lambda header: announce_truncation(header, console))
     path = results.save(run, output)
     nxt = run.header.get("next_token", {}).get("text")
     console.print(f"computed {run.n_layers} layers × {run.n_tokens} tokens in {run.header['seconds']:.1f} s; "

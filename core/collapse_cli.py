@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from .cli import (add_collapse_args, add_common_args, add_model_args, collapse_spec, default_output, guarded,
-                  load_with_status, run_params)
+                  load_announced, run_params, stream_with_progress)
 
 COLLAPSE_PROMPT = "1 1 1 1 1 1 1 1"
 """The short prompt of the run's ordinary layer pass (its trajectories; no Jacobians): a results file always has
@@ -42,33 +41,20 @@ def collapse_output(args: argparse.Namespace) -> Path:
 
 def collapse_command(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from . import engine, results
-    from .events import LayerDone, RunFinished, RunStarted
-    from .run import Run
 
     console = Console(stderr=True)
     spec = collapse_spec(args)                     # every flag checked before the model loads
     output = Path(args.output).expanduser() if args.output else collapse_output(args)
-    t0 = time.perf_counter()
-    loaded, _ = load_with_status(args, console)
-    console.print(f"loaded {loaded.info['source']} ({loaded.info['n_layers']} layers, d={loaded.info['d_model']}) "
-                  f"on {loaded.device} as {loaded.dtype} in {time.perf_counter() - t0:.1f} s")
-    run = Run()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console, transient=True) as progress:
-        task = progress.add_task("layers", total=loaded.info["n_layers"])
-        for event in engine.stream(loaded, COLLAPSE_PROMPT, top_k=0, collapse=spec, params=run_params(args)):
-            run.apply(event)
-            if isinstance(event, RunStarted):
-                progress.update(task, total=run.n_steps)
-                for warning in event.header["collapse"]["warnings"]:
-                    console.print(f"[yellow]note:[/] {warning}")
-            elif isinstance(event, LayerDone):
-                progress.update(task, completed=run.steps_done, description=run.stage_text.rsplit(" ", 1)[0])
-            elif isinstance(event, RunFinished):
-                progress.update(task, completed=run.n_steps)
+    loaded, _ = load_announced(args, console)
+
+    def notes(header: dict) -> None:
+        for warning in header["collapse"]["warnings"]:
+            console.print(f"[yellow]note:[/] {warning}")
+
+    events = engine.stream(loaded, COLLAPSE_PROMPT, top_k=0, collapse=spec, params=run_params(args))
+    run = stream_with_progress(events, console, loaded.info["n_layers"], on_started=notes)
     path = results.save(run, output)
     console.print(summary_table(run))
     for line in sensitivity_lines(run):

@@ -278,12 +278,16 @@ class CouplingApp(App[None]):
     def action_export_pane(self) -> None:
         pane = self._pane_for_export()
         try:
-            path = export.write_svg(self.export_dir, self.run_name, pane.id or "pane",
-                                    export.pane_svg(self, pane, f"{self.run_name} · {pane.id}"))
+            path = self._write_pane(pane)
         except (UserError, ValueError) as exc:
             self.notify(one_line(exc), title="export failed", severity="error", timeout=10, markup=False)
             return
         self.notify(f"exported {pane.id} to {path}", markup=False)
+
+    def _write_pane(self, pane) -> Path:
+        """``pane`` as it is on screen, to ``<export dir>/<run>-<pane id>.svg``."""
+        return export.write_svg(self.export_dir, self.run_name, pane.id or "pane",
+                                export.pane_svg(self, pane, f"{self.run_name} · {pane.id}"))
 
     async def action_export_all(self) -> None:
         try:
@@ -303,8 +307,7 @@ class CouplingApp(App[None]):
                 if pane.id in self.SIDE_PANES and not pane.region.area:
                     self._show_side(pane.id)
                     await self._settle(pane)
-                written.append(export.write_svg(self.export_dir, self.run_name, pane.id or "pane",
-                                                export.pane_svg(self, pane, f"{self.run_name} · {pane.id}")))
+                written.append(self._write_pane(pane))
         finally:
             self._show_side(shown)
             await self._settle()

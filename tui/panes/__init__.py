@@ -7,6 +7,8 @@ from typing import Any
 from rich.text import Text
 
 RUN_PANE_CLASS = "run-pane"
+WAITING = "waiting for the engine…"
+"""What a pane says before the engine has announced the run."""
 
 
 def set_subtitle(pane: Any, text: str) -> None:

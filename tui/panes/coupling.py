@@ -11,15 +11,12 @@ from textual.widgets import Static
 
 from coupling_tui.core.run import COUPLING_METRICS, CouplingView, Run
 
-from . import RUN_PANE_CLASS, set_subtitle
+from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .heatmap import Heatmap
 from .tokens import visible
 
 NO_COUPLING = "no coupling in this run (computed with --top-k 0)"
 NO_TOKEN_VIEW = "no token×token coupling in this run (computed with --no-token-coupling)"
-NO_BASELINE = "no random-init baseline in this run (compute with --random-baseline)"
-WAITING = "waiting for the engine…"
-_SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
 def value_text(value: float) -> str:

@@ -10,14 +10,13 @@ from textual.widgets import Static
 
 from coupling_tui.core.run import Run
 
-from . import RUN_PANE_CLASS, set_subtitle
+from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .logplot import LogPlot, log_points
 from .tokens import visible
 
 SINGULAR_VALUES = "jacobian.singular_values"
 FROBENIUS = "jacobian.frobenius"
 NO_JACOBIANS = "no Jacobians in this run (computed with --top-k 0)"
-WAITING = "waiting for the engine…"
 _SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
