@@ -63,6 +63,41 @@ def add_jacobian_args(parser: argparse.ArgumentParser) -> None:
                         "arrive; above it a second pass recomputes them (default %(default)g)")
     g.add_argument("--no-token-coupling", action="store_true",
                    help="skip the token×token coupling at each layer (about a quarter of the default run's time)")
+    from .coupling_options import LAYERS_HELP, PAIR_HELP
+
+    g.add_argument("--token-pairs", default=None, type=_checked("--token-pairs"), metavar="PAIRS",
+                   help="token×token coupling between two different layers too: " + PAIR_HELP +
+                        " (adjacent: about the same layer's token coupling time again, twice)")
+    g.add_argument("--vju", action="store_true",
+                   help="also store the 'vju' variant of depth coupling (U and V exchanged: Vᵀ J U), about the "
+                        "depth coupling's time again")
+    g.add_argument("--context-layers", default=None, type=_checked("--context-layers"), metavar="LAYERS",
+                   help="context coupling from cross-token Jacobians at these layers: " + LAYERS_HELP +
+                        " (a stage after the layers, seconds per layer on a CPU)")
+    g.add_argument("--context-tokens", default="0,-1", type=_token_pair, metavar="IN,OUT",
+                   help="context coupling's input token (same-input view) and output token (same-output view); "
+                        "negative counts from the end (default 0,-1: the first and the last token)")
+
+
+def _checked(flag: str):
+    """An argparse type that refuses a malformed --token-pairs / --context-layers before any model loads."""
+    from .coupling_options import check_syntax
+
+    def parse(text: str) -> str:
+        try:
+            check_syntax(text, flag)
+        except UserError as e:
+            raise argparse.ArgumentTypeError(str(e.message) + (f"; {e.hint}" if e.hint else "")) from None
+        return text
+    return parse
+
+
+def _token_pair(text: str) -> tuple[int, int]:
+    try:
+        a, b = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two token indices IN,OUT like 0,-1, got {text!r}") from None
+    return a, b
 
 
 def add_collapse_args(parser: argparse.ArgumentParser, *, switch: bool = True) -> None:
@@ -172,7 +207,9 @@ def engine_options(args: argparse.Namespace) -> dict:
     """Keyword arguments of ``engine.stream`` taken from the flags."""
     options = {"max_tokens": args.max_tokens, "top_k": args.top_k, "jacobian_method": args.jacobian_method,
                "vector_budget_mb": args.vector_budget_mb, "history_mb": args.history_mb,
-               "token_coupling": not args.no_token_coupling, "params": run_params(args)}
+               "token_coupling": not args.no_token_coupling, "vju": args.vju, "token_pairs": args.token_pairs,
+               "context_layers": args.context_layers, "context_tokens": args.context_tokens,
+               "params": run_params(args)}
     spec = collapse_spec(args)
     if spec is not None:
         options["collapse"] = spec

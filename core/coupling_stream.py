@@ -13,6 +13,11 @@ Every K ≤ K_max comes from the leading k×k block of the one K_max×K_max prod
 cumulative sums of (|M| − diag s_i)². Cost per (i, j, token): 2·d²·K_max + 2·d·K_max² FLOPs (36 MFLOP at
 d = 576, K_max = 50), L²·T of them per run, plus T² per layer for token coupling at the same layer.
 
+Optional, at the same cost per entry: the "vju" variant of depth coupling (M' = V_jᵀ J_i U_j, bases exchanged; a
+second product, about the depth coupling's time again) and token coupling between two different layers
+(``pairs``: entry [t, t'] = m(J_r at t, J_c at t'), computed when the later of r, c arrives, or in the second
+pass when r < c and no history is kept).
+
 The bases of every (layer, token) are held for the whole run: L·T·d·K_max·2 numbers (360 MB for the default run).
 Formulas and their reading: docs/metrics.md; the plain reference implementation: core/coupling.py.
 """
@@ -60,6 +65,26 @@ def m_for_ks(M: torch.Tensor, s: torch.Tensor, ks) -> tuple[torch.Tensor, torch.
     return norm.movedim(-1, 0), trace.movedim(-1, 0)
 
 
+def pair_coupling(J: torch.Tensor, s: torch.Tensor, U: torch.Tensor, V: torch.Tensor, ks, *,
+                  variant: str = "ujv") -> tuple[torch.Tensor, torch.Tensor]:
+    """m_K(J[r], bases of column c) for every row matrix J [n, d, d] (descending singular values s [n, ≥Kc]) and
+    every column basis U, V [m, d, Kc] (variant "vju": U and V exchanged): (norm, trace), each [len(ks), n, m].
+    One GEMM per chunk of rows against every column's basis side by side."""
+    left, right = (U, V) if variant == "ujv" else (V, U)
+    m_cols, d, kc = right.shape
+    right_all = right.permute(1, 0, 2).reshape(d, m_cols * kc)
+    rows = max(1, int(5e7 // max(1, m_cols * d * kc)))
+    norms, traces = [], []
+    for r0 in range(0, J.shape[0], rows):
+        r1 = min(r0 + rows, J.shape[0])
+        X = (J[r0:r1] @ right_all).reshape(r1 - r0, d, m_cols, kc)          # J_r R_c for every c
+        M = torch.einsum("cdk,rdcl->rckl", left, X)                           # [rows, m, Kc, Kc]
+        norm, trace = m_for_ks(M, s[r0:r1].unsqueeze(1), ks)
+        norms.append(norm)
+        traces.append(trace)
+    return torch.cat(norms, 1), torch.cat(traces, 1)
+
+
 def _times_bases(J: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     """J V_b for every block b: J [n, d, d], V [B, n, d, K] -> [B, n, d, K], as one batched GEMM over the B·K
     columns side by side (broadcasting J against V would copy J B times)."""
@@ -73,7 +98,8 @@ class CouplingStream:
     layer's J into depth-coupling entries (and same-layer token coupling). Host arrays are float32 numpy."""
 
     def __init__(self, n_layers: int, n_tokens: int, d: int, ks, *, dtype: torch.dtype, device,
-                 history_mb: float = DEFAULT_HISTORY_MB, token_coupling: bool = True):
+                 history_mb: float = DEFAULT_HISTORY_MB, token_coupling: bool = True, vju: bool = False,
+                 pairs=None):
         self.ks = [int(k) for k in ks]
         self.kc = max(self.ks)
         self.n_layers, self.n_tokens, self.d = n_layers, n_tokens, d
@@ -89,6 +115,11 @@ class CouplingStream:
         self.depth = np.full((nk, n_tokens, n_layers, n_layers), np.nan, np.float32)
         self.depth_trace = np.full_like(self.depth, np.nan)
         self.token = np.full((nk, n_layers, n_tokens, n_tokens), np.nan, np.float32) if token_coupling else None
+        self.vju = np.full_like(self.depth, np.nan) if vju else None
+        self.vju_trace = np.full_like(self.depth, np.nan) if vju else None
+        self.pairs = [(int(r), int(c)) for r, c in (pairs or [])]
+        """Token coupling between layers r ≠ c: token_pair[:, p] is the T×T matrix of pair p = (r, c)."""
+        self.token_pair = np.full((nk, len(self.pairs), n_tokens, n_tokens), np.nan, np.float32)
 
     @property
     def second_pass(self) -> bool:
@@ -102,48 +133,79 @@ class CouplingStream:
         kc = self.kc
         self.U[i, sl], self.V[i, sl], self.S[i, sl] = U[..., :kc], V[..., :kc], S[..., :kc]
         s_i = self.S[i, sl]
-        for j0 in range(0, i + 1, _J_CHUNK):                     # row i: m(J_i, J_j), j ≤ i
-            j1 = min(j0 + _J_CHUNK, i + 1)
-            M = self.U[j0:j1, sl].mT @ _times_bases(J, self.V[j0:j1, sl])
-            self._store((slice(None), sl, i, slice(j0, j1)), M, s_i.unsqueeze(0))
+        whole = tokens.start == 0 and tokens.stop == self.n_tokens
+        for variant in self.variants:
+            left, right = self._bases(variant)
+            for j0 in range(0, i + 1, _J_CHUNK):                 # row i: m(J_i, J_j), j ≤ i
+                j1 = min(j0 + _J_CHUNK, i + 1)
+                M = left[j0:j1, sl].mT @ _times_bases(J, right[j0:j1, sl])
+                self._store(variant, (slice(None), sl, i, slice(j0, j1)), M, s_i.unsqueeze(0))
+            if self.history is not None:
+                for j0 in range(0, i, _J_CHUNK):                 # column i: m(J_j, J_i), j < i
+                    j1 = min(j0 + _J_CHUNK, i)
+                    M = left[i, sl].mT.unsqueeze(0) @ (self.history[j0:j1, sl] @ right[i, sl].unsqueeze(0))
+                    self._store(variant, (slice(None), sl, slice(j0, j1), i), M, self.S[j0:j1, sl])
+        if whole:
+            for p, (r, c) in enumerate(self.pairs):
+                if r == i and c < i:
+                    self._token_pair(p, J, i)
+                elif c == i and r < i and self.history is not None:
+                    self._token_pair(p, self.history[r], r)
         if self.history is not None:
-            for j0 in range(0, i, _J_CHUNK):                     # column i: m(J_j, J_i), j < i
-                j1 = min(j0 + _J_CHUNK, i)
-                M = self.U[i, sl].mT.unsqueeze(0) @ (self.history[j0:j1, sl] @ self.V[i, sl].unsqueeze(0))
-                self._store((slice(None), sl, slice(j0, j1), i), M, self.S[j0:j1, sl])
             self.history[i, sl] = J
-        if self.token is not None and tokens.start == 0 and tokens.stop == self.n_tokens:
+        if self.token is not None and whole:
             self._token_layer(i, J)
 
     def add_upper(self, j: int, tokens: range, J: torch.Tensor) -> None:
         """Second pass: block j's recomputed dense J [n, d, d] fills m(J_j, J_i) for every i > j."""
         sl = slice(tokens.start, tokens.stop)
         s_j = self.S[j, sl].unsqueeze(0)
-        for i0 in range(j + 1, self.n_layers, _J_CHUNK):
-            i1 = min(i0 + _J_CHUNK, self.n_layers)
-            M = self.U[i0:i1, sl].mT @ _times_bases(J, self.V[i0:i1, sl])
-            self._store((slice(None), sl, j, slice(i0, i1)), M, s_j)
+        for variant in self.variants:
+            left, right = self._bases(variant)
+            for i0 in range(j + 1, self.n_layers, _J_CHUNK):
+                i1 = min(i0 + _J_CHUNK, self.n_layers)
+                M = left[i0:i1, sl].mT @ _times_bases(J, right[i0:i1, sl])
+                self._store(variant, (slice(None), sl, j, slice(i0, i1)), M, s_j)
+        if tokens.start == 0 and tokens.stop == self.n_tokens:
+            for p, (r, c) in enumerate(self.pairs):
+                if r == j and c > j:
+                    self._token_pair(p, J, j)
 
-    def _store(self, index, M, s) -> None:
-        """Write m for every K (norm and trace) at ``index`` of depth[nK, T, L, L]; M, s lead with the block axis."""
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return ("ujv", "vju") if self.vju is not None else ("ujv",)
+
+    def _bases(self, variant: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(left, right) of M = leftᵀ J right: (U, V) for "ujv", (V, U) for "vju"."""
+        return (self.U, self.V) if variant == "ujv" else (self.V, self.U)
+
+    def _store(self, variant: str, index, M, s) -> None:
+        """Write m for every K (norm and trace) at ``index`` of depth[nK, T, L, L] (or the vju arrays); M, s lead
+        with the block axis."""
         norm, trace = m_for_ks(M, s, self.ks)                   # [nK, blocks, n]
         norm = norm.movedim(1, 2).float().cpu().numpy()          # [nK, n, blocks]
         trace = trace.movedim(1, 2).float().cpu().numpy()
-        self.depth[index] = norm
-        self.depth_trace[index] = trace
+        target, target_trace = (self.depth, self.depth_trace) if variant == "ujv" else (self.vju, self.vju_trace)
+        target[index] = norm
+        target_trace[index] = trace
+
+    def _token_pair(self, p: int, J_row: torch.Tensor, row: int) -> None:
+        """Token coupling of pair p = (row, c): J of block ``row`` at every token against block c's bases."""
+        c = self.pairs[p][1]
+        norm, _ = pair_coupling(J_row, self.S[row], self.U[c], self.V[c], self.ks)
+        self.token_pair[:, p] = norm.float().cpu().numpy()
+
+    def pairs_done_at(self, layer: int, second_pass: bool = False) -> list[int]:
+        """The pairs whose matrix the main pass's block ``layer`` (or the second pass's) completes."""
+        if second_pass:
+            return [p for p, (r, c) in enumerate(self.pairs) if r == layer and c > r and self.history is None]
+        return [p for p, (r, c) in enumerate(self.pairs)
+                if (r == layer and c < r) or (c == layer and r < c and self.history is not None)]
 
     def _token_layer(self, i: int, J: torch.Tensor) -> None:
         """Token coupling at block i: entry [t, t'] = m(J_i at t, J_i at t'), t' in the bases."""
-        U, V, S = self.U[i], self.V[i], self.S[i]
-        T, d, kc = self.n_tokens, self.d, self.kc
-        V_all = V.permute(1, 0, 2).reshape(d, T * kc)                         # every token's basis side by side
-        rows = max(1, int(5e7 // max(1, T * d * kc)))
-        for t0 in range(0, T, rows):
-            t1 = min(t0 + rows, T)
-            X = (J[t0:t1] @ V_all).reshape(t1 - t0, d, T, kc)                 # one GEMM: J_t V_{t'} for all t'
-            M = torch.einsum("sdk,rdsl->rskl", U, X)                           # [rows, T', kc, kc]
-            norm, _ = m_for_ks(M, S[t0:t1].unsqueeze(1), self.ks)               # [nK, rows, T']
-            self.token[:, i, t0:t1] = norm.float().cpu().numpy()
+        norm, _ = pair_coupling(J, self.S[i], self.U[i], self.V[i], self.ks)
+        self.token[:, i] = norm.float().cpu().numpy()
 
     def depth_mean(self) -> np.ndarray:
         """Token average of depth coupling, [nK, L, L] (entries no token has yet stay NaN)."""

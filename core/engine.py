@@ -17,7 +17,9 @@ from .models import LoadedModel
 from .jacobians import DEFAULT_TOP_K, DEFAULT_VECTOR_BUDGET_MB
 from .jacobians.layers import LayerJacobians, vector_tokens
 from .prompts import DEFAULT_MAX_TOKENS
+from . import coupling_options
 from .collapse import CollapsePass, CollapseSpec
+from .context_coupling import ContextPass
 from .coupling import run_scalar
 from .coupling_stream import DEFAULT_HISTORY_MB, CouplingStream, coupling_ks, display_k
 from .spectra import top_k as top_k_triplets
@@ -47,15 +49,19 @@ def token_texts(tokenizer: Any, ids: list[int]) -> list[str]:
 
 def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TOKENS, top_k: int = DEFAULT_TOP_K,
            jacobian_method: str = "auto", vector_budget_mb: float = DEFAULT_VECTOR_BUDGET_MB,
-           history_mb: float = DEFAULT_HISTORY_MB, token_coupling: bool = True,
-           baseline: LoadedModel | None = None, params: dict | None = None,
-           collapse: CollapseSpec | None = None) -> Iterator[Event]:
+           history_mb: float = DEFAULT_HISTORY_MB, token_coupling: bool = True, vju: bool = False,
+           token_pairs: str | list | None = None, context_layers: str | list | None = None,
+           context_tokens: tuple[int, int] = (0, -1), baseline: LoadedModel | None = None,
+           params: dict | None = None, collapse: CollapseSpec | None = None) -> Iterator[Event]:
     """Yield RunStarted, one LayerDone per block and stage, then RunFinished.
 
     Stage "layers" carries, per block, the residual stream leaving it, its norms, the trajectory fits so far and,
     when ``top_k`` > 0, the block's Jacobian summary (top-K singular values and Frobenius norm of every token's J,
     top-K singular vectors of the tokens chosen by ``vector_tokens``) and the depth/token coupling entries it
-    completes (core.coupling_stream). A stage "coupling pass" follows when the dense-J history did not fit
+    completes (core.coupling_stream; with ``vju`` also the bases-exchanged variant, with ``token_pairs``
+    (core.coupling_options: "adjacent", "r:c,…" or a list of pairs) token coupling between different layers).
+    ``context_layers`` adds a stage "context" (core.context_coupling: cross-token Jacobians at those layers for
+    the input token ``context_tokens[0]`` and the output token ``context_tokens[1]``). A stage "coupling pass" follows when the dense-J history did not fit
     ``history_mb``. With ``baseline`` (the same architecture, random weights) the same stages run again on it,
     into arrays prefixed ``random_init.``. With ``collapse`` a stage "collapse" follows (core.collapse: the
     representational-collapse pairs and the over-squashing sensitivity, on the trained model; its header under
@@ -64,12 +70,17 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     started = time.perf_counter()
     ids, truncated_from = tokenize(loaded, prompt, max_tokens)
     collapse_pass = CollapsePass(loaded, collapse) if collapse is not None else None   # checks the spec first
-    opts = {"top_k": top_k, "jacobian_method": jacobian_method, "history_mb": history_mb}
+    n_layers = int(loaded.info["n_layers"])
+    pairs = coupling_options.token_pairs(token_pairs, n_layers)
+    opts = {"top_k": top_k, "jacobian_method": jacobian_method, "history_mb": history_mb, "vju": vju}
     passes = [ModelPass(loaded, ids, stage="layers", prefix="", vector_budget_mb=vector_budget_mb,
-                        token_coupling=token_coupling, keep_hidden=True, **opts)]
+                        token_coupling=token_coupling, keep_hidden=True, pairs=pairs, **opts)]
     if baseline is not None:
         passes.append(ModelPass(baseline, ids, stage="random-init", prefix=RANDOM_INIT_PREFIX, vector_budget_mb=None,
-                                token_coupling=False, keep_hidden=False, **opts))
+                                token_coupling=False, keep_hidden=False, pairs=[], **opts))
+    layers_c = coupling_options.context_layers(context_layers, n_layers)
+    context = ContextPass(loaded, ids, layers_c, context_tokens, top_k=passes[0].k,
+                          history_mb=history_mb) if layers_c and passes[0].k > 0 else None
     main = passes[0]
     header = {
         "tool": {"name": "coupling-tui", "version": __version__},
@@ -81,6 +92,7 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
         "tokens": {"ids": ids, "text": token_texts(loaded.tokenizer, ids), "truncated_from": truncated_from},
         "params": {"max_tokens": max_tokens, "top_k": main.k, "jacobian_method": jacobian_method,
                    "vector_budget_mb": vector_budget_mb, "history_mb": history_mb, "token_coupling": token_coupling,
+                   "vju": vju, "token_pairs": [list(p) for p in pairs], "context_layers": layers_c,
                    "baseline": "random-init" if baseline is not None else None, **(params or {})},
         "jacobian": None if main.jac is None else {
             "method": main.jac.method, "compute_dtype": str(main.jac.dtype).replace("torch.", ""), "top_k": main.k},
@@ -94,6 +106,10 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     arrays = {"tokens.ids": np.asarray(ids, dtype=np.int64)}
     for p in passes:
         arrays.update(p.arrays())
+    if context is not None:
+        header["context"] = context.header()
+        header["stages"] += context.stages()
+        arrays.update(context.arrays())
     if collapse_pass is not None:
         header["collapse"] = collapse_pass.header()
         header["stages"] += collapse_pass.stages()
@@ -101,6 +117,8 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     yield RunStarted(header=header, arrays=arrays)
     for p in passes:
         yield from p.events()
+    if context is not None:
+        yield from context.events()
     if collapse_pass is not None:
         yield from collapse_pass.events()
     end = {"next_token": main.next_token(), "coupling_scalar": main.scalar()}
@@ -122,7 +140,7 @@ class ModelPass:
 
     def __init__(self, loaded: LoadedModel, ids: list[int], *, stage: str, prefix: str, top_k: int,
                  jacobian_method: str, vector_budget_mb: float | None, history_mb: float, token_coupling: bool,
-                 keep_hidden: bool):
+                 keep_hidden: bool, vju: bool = False, pairs=()):
         self.loaded, self.stage, self.prefix, self.keep_hidden = loaded, stage, prefix, keep_hidden
         input_ids = torch.tensor([ids], device=loaded.device)
         tr = trace(loaded.model, loaded.adapter, input_ids)
@@ -140,7 +158,7 @@ class ModelPass:
         if self.ks:
             self.coupling = CouplingStream(self.n_layers, self.n_tokens, self.d, self.ks, dtype=self.jac.dtype,
                                            device=tr.block_inputs.device, history_mb=history_mb,
-                                           token_coupling=token_coupling)
+                                           token_coupling=token_coupling, vju=vju, pairs=pairs)
         self.sigma1_start = 9 if self.n_layers >= 12 else 0
         self._sigma1 = np.full((self.n_layers, self.n_tokens), np.nan, np.float64)
         self._x_lin: torch.Tensor | None = None
@@ -157,8 +175,9 @@ class ModelPass:
         c = self.coupling
         if c is None:
             return None
-        return {"ks": c.ks, "k": display_k(c.ks), "norm": "norm", "variant": "ujv", "elementwise_abs": True,
-                "tokens": "all", "history": c.keep_history, "token_coupling": c.token is not None}
+        return {"ks": c.ks, "k": display_k(c.ks), "norm": "norm", "variant": "ujv", "variants": list(c.variants),
+                "elementwise_abs": True, "tokens": "all", "history": c.keep_history,
+                "token_coupling": c.token is not None, "token_pairs": len(c.pairs)}
 
     def fits_header(self) -> dict:
         return {"growth_start": 1, "expodistance_start": 1, "lss_start": 0, "sigma1_start": self.sigma1_start}
@@ -188,6 +207,11 @@ class ModelPass:
                       "coupling.depth_mean_k": _unfilled((len(c.ks), L, L))})
             if c.token is not None:
                 a["coupling.token_k"] = c.token.copy()
+            if c.vju is not None:
+                a.update({"coupling.depth_vju_k": c.vju.copy(), "coupling.depth_vju_trace_k": c.vju_trace.copy()})
+            if c.pairs:
+                a.update({"coupling.token_pairs": np.asarray(c.pairs, np.int64).reshape(-1, 2),
+                          "coupling.token_pair_k": c.token_pair.copy()})
         return {self.prefix + name: value for name, value in a.items()}
 
     # -- the work --
@@ -205,7 +229,8 @@ class ModelPass:
                 if layer < self.n_layers - 1:
                     for chunk in self.jac.token_chunks():
                         self.coupling.add_upper(layer, chunk, self.jac.layer(layer, chunk))
-                yield self._event(layer, f"{self.stage} · coupling pass", self._coupling_rows())
+                yield self._event(layer, f"{self.stage} · coupling pass",
+                                  self._coupling_rows(pairs=bool(self.coupling.pairs_done_at(layer, True))))
 
     def _event(self, layer: int, stage: str, rows: dict) -> LayerDone:
         return LayerDone(layer=layer, n_layers=self.n_layers, stage=stage,
@@ -257,14 +282,19 @@ class ModelPass:
         y = self.hidden[layer + 1].astype(np.float64)
         return ((xl * y).sum(-1) / (np.linalg.norm(xl, axis=-1) * np.linalg.norm(y, axis=-1))).astype(np.float32)
 
-    def _coupling_rows(self, layer: int | None = None) -> dict:
+    def _coupling_rows(self, layer: int | None = None, pairs: bool = False) -> dict:
         c = self.coupling
         depth_k = c.depth.copy()
         rows = {"coupling.depth": (Ellipsis, depth_k[c.ks.index(display_k(c.ks))]),
                 "coupling.depth_k": (Ellipsis, depth_k), "coupling.depth_trace_k": (Ellipsis, c.depth_trace.copy()),
                 "coupling.depth_mean_k": (Ellipsis, c.depth_mean())}
+        if c.vju is not None:
+            rows.update({"coupling.depth_vju_k": (Ellipsis, c.vju.copy()),
+                         "coupling.depth_vju_trace_k": (Ellipsis, c.vju_trace.copy())})
         if layer is not None and c.token is not None:
             rows["coupling.token_k"] = ((slice(None), layer), c.token[:, layer].copy())
+        if pairs or (layer is not None and c.pairs_done_at(layer)):
+            rows["coupling.token_pair_k"] = (Ellipsis, c.token_pair.copy())
         return rows
 
     def _fit_rows(self, layer: int) -> dict:
