@@ -117,8 +117,53 @@ def _check_shapes(header: dict, arrays: dict, fail) -> None:
         raise fail(f"tokens.ids has shape {ids.shape}, expected ({n_tokens},)")
     if "jacobian.singular_values" in arrays:
         _check_jacobian_shapes(arrays, n_layers, n_tokens, hidden.shape[2], fail)
+    for prefix in ("", "random_init."):
+        if prefix + "coupling.ks" in arrays:
+            _check_coupling_shapes(arrays, prefix, n_layers, n_tokens, fail)
+    if "context.layers" in arrays:
+        _check_context_shapes(header, arrays, n_layers, n_tokens, fail)
     if header.get("collapse") is not None or any(name.startswith("collapse.") for name in arrays):
         _check_collapse_shapes(header, arrays, hidden.shape[2], fail)
+
+
+def _check_coupling_shapes(arrays: dict, prefix: str, L: int, T: int, fail) -> None:
+    """Every coupling matrix has the shape the panes index: nK Ks, L layers, T tokens, P layer pairs."""
+    ks = arrays[prefix + "coupling.ks"]
+    if ks.ndim != 1 or not ks.size:
+        raise fail(f"{prefix}coupling.ks has shape {ks.shape}, expected (nK,)")
+    nk = ks.shape[0]
+    pairs = arrays.get(prefix + "coupling.token_pairs")
+    if pairs is not None and (pairs.ndim != 2 or pairs.shape[1] != 2 or (pairs.size and not (
+            0 <= pairs.min() and pairs.max() < L))):
+        raise fail(f"{prefix}coupling.token_pairs is not a (P, 2) list of layers 0..{L - 1}")
+    P = 0 if pairs is None else pairs.shape[0]
+    expected = {"coupling.depth": (T, L, L), "coupling.depth_k": (nk, T, L, L),
+                "coupling.depth_trace_k": (nk, T, L, L), "coupling.depth_mean_k": (nk, L, L),
+                "coupling.depth_vju_k": (nk, T, L, L), "coupling.depth_vju_trace_k": (nk, T, L, L),
+                "coupling.token_k": (nk, L, T, T), "coupling.token_pair_k": (nk, P, T, T)}
+    for name, shape in expected.items():
+        a = arrays.get(prefix + name)
+        if a is not None and a.shape != shape:
+            raise fail(f"{prefix}{name} has shape {a.shape}, expected {shape}")
+    if prefix + "coupling.depth_k" not in arrays:
+        raise fail(f"missing array {prefix}coupling.depth_k")
+
+
+def _check_context_shapes(header: dict, arrays: dict, L: int, T: int, fail) -> None:
+    layers, tokens = arrays["context.layers"], arrays.get("context.tokens")
+    ks = (header.get("context") or {}).get("ks")
+    if layers.ndim != 1 or (layers.size and not (0 <= layers.min() and layers.max() < L)) or not ks:
+        raise fail(f"context.layers is not a list of layers 0..{L - 1} with the header's context.ks")
+    if tokens is None or tokens.shape != (2,) or not (0 <= tokens.min() and tokens.max() < T):
+        raise fail(f"context.tokens is not two token indices 0..{T - 1}")
+    lc, nk = layers.shape[0], len(ks)
+    for side in ("out", "in"):
+        expected = {f"context.{side}_k": (nk, lc, lc, T, T), f"context.{side}_frobenius": (lc, T),
+                    f"context.{side}_singular_values": (lc, T, max(int(k) for k in ks))}
+        for name, shape in expected.items():
+            a = arrays.get(name)
+            if a is None or a.shape != shape:
+                raise fail(f"{name} has shape {None if a is None else a.shape}, expected {shape}")
 
 
 def _check_jacobian_shapes(arrays: dict, n_layers: int, n_tokens: int, d: int, fail) -> None:

@@ -135,3 +135,43 @@ def test_keywords_belong_to_their_flag(capsys):
     for flag, bad in (("--token-pairs", "all"), ("--context-layers", "adjacent")):
         with pytest.raises(SystemExit):
             build_compute_parser().parse_args([flag, bad])
+
+
+@pytest.fixture(scope="module")
+def everything(loaded):
+    run, _ = _run(loaded, vju=True, token_pairs="adjacent", context_layers="all")
+    return run
+
+
+def test_the_extras_round_trip_through_a_results_file(everything, tmp_path):
+    from coupling_tui.core import results
+
+    back = results.load(results.save(everything, tmp_path / "x.safetensors"))
+    names = [n for n in everything.arrays if n.startswith(("coupling.", "context."))]
+    assert {"coupling.depth_vju_k", "coupling.token_pair_k", "context.out_k", "context.in_k"} <= set(names)
+    for name in names:
+        np.testing.assert_array_equal(back.arrays[name], everything.arrays[name])
+    assert back.header["context"] == everything.header["context"]
+
+
+@pytest.mark.parametrize("name, change, reason", [
+    ("coupling.depth_k", lambda a: a[:, :, :-1], "coupling.depth_k has shape"),
+    ("coupling.token_k", lambda a: a[:, :-1], "coupling.token_k has shape"),
+    ("coupling.token_pairs", lambda a: a + 10, "token_pairs is not"),
+    ("coupling.token_pair_k", lambda a: a[:, :-1], "coupling.token_pair_k has shape"),
+    ("coupling.depth_vju_k", lambda a: a[0], "coupling.depth_vju_k has shape"),
+    ("context.layers", lambda a: a + 10, "context.layers is not"),
+    ("context.tokens", lambda a: a[:1], "context.tokens is not"),
+    ("context.out_k", lambda a: a[:, :, :, :-1], "context.out_k has shape"),
+    ("context.in_frobenius", lambda a: a[:-1], "context.in_frobenius has shape"),
+])
+def test_malformed_coupling_and_context_arrays_are_refused(everything, tmp_path, name, change, reason):
+    from coupling_tui.core import results
+    from coupling_tui.core.errors import ResultsError
+
+    run = Run()
+    run.header, run.arrays = dict(everything.header), dict(everything.arrays)
+    run.arrays[name] = np.ascontiguousarray(change(run.arrays[name]))
+    path = results.save(run, tmp_path / "bad.safetensors")
+    with pytest.raises(ResultsError, match=reason):
+        results.load(path)
