@@ -13,6 +13,8 @@ import numpy as np
 from .events import Event, LayerDone, RunFinished, RunStarted
 
 
+CONTEXT_VIEWS = ("context-out", "context-in")
+"""Context coupling views: cross-token Jacobians sharing the output token, or sharing the input token."""
 COUPLING_METRICS = ("1-m²", "m")
 """How a coupling matrix is shown: the official notebook's 1 − m² (1 = coupled) or m itself (0 = coupled)."""
 
@@ -43,6 +45,14 @@ def _metric(m: np.ndarray, metric: str) -> np.ndarray:
     if metric not in COUPLING_METRICS:
         raise ValueError(f"metric must be one of {COUPLING_METRICS}, got {metric!r}")
     return 1 - m * m if metric == "1-m²" else m
+
+
+def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over ``axis`` ignoring NaN (entries no token has yet stay NaN, without a warning)."""
+    finite = np.isfinite(a)
+    count = finite.sum(axis)
+    total = np.where(finite, a, 0).sum(axis, dtype=np.float64)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
 
 
 def _off_diagonal_range(*matrices: np.ndarray) -> tuple[float, float]:
@@ -128,11 +138,48 @@ class Run:
     def has_baseline(self) -> bool:
         return "random_init.coupling.depth_k" in self.arrays
 
+    @property
+    def coupling_variants(self) -> list[str]:
+        """"ujv" and, for runs computed with --vju, "vju"."""
+        return ["ujv"] + (["vju"] if "coupling.depth_vju_k" in self.arrays else [])
+
+    @property
+    def context_layers(self) -> list[int]:
+        """The layers of context coupling (empty without)."""
+        layers = self.arrays.get("context.layers")
+        return [] if layers is None else [int(x) for x in layers]
+
+    @property
+    def coupling_views(self) -> list[str]:
+        """The views this run can show, in the order ``v`` cycles through them."""
+        views = ["depth"]
+        if "coupling.token_k" in self.arrays or "coupling.token_pairs" in self.arrays:
+            views.append("token")
+        if self.context_layers:
+            views += list(CONTEXT_VIEWS)
+        return views
+
+    def token_pairs(self) -> list[tuple[int, int]]:
+        """The (row, column) layer pairs of token coupling besides same-layer."""
+        pairs = self.arrays.get("coupling.token_pairs")
+        return [] if pairs is None else [(int(r), int(c)) for r, c in pairs]
+
     def coupling_view(self, *, view: str = "depth", k: int | None = None, token: int | None = None, layer: int = 0,
-                      metric: str = "1-m²", baseline: bool = False) -> CouplingView | None:
-        """Depth coupling (view "depth": L×L at ``token``, or the token average when ``token`` is None) or token
-        coupling (view "token": T×T at ``layer``) at K = ``k`` (default: the header's K), trained or random-init
-        (``baseline``); None when the run has no such matrix."""
+                      column_layer: int | None = None, metric: str = "1-m²", baseline: bool = False,
+                      variant: str = "ujv") -> CouplingView | None:
+        """One coupling matrix at K = ``k`` (default: the header's K), trained or random-init (``baseline``); None
+        when the run has no such matrix.
+
+        - "depth": L×L at ``token`` (the token average when None), ``variant`` "ujv" or "vju";
+        - "token": T×T between block ``layer`` (rows) and block ``column_layer`` (columns; default the same);
+        - "context-out" / "context-in": T×T context coupling between the chosen layers ``layer`` and
+          ``column_layer`` (both must be context layers), same output / same input token (NaN off the causal
+          range)."""
+        if view not in ("depth", "token", *CONTEXT_VIEWS):
+            raise ValueError(f"view must be depth, token, {' or '.join(CONTEXT_VIEWS)}, got {view!r}")
+        column_layer = layer if column_layer is None else column_layer
+        if view in CONTEXT_VIEWS:
+            return self._context_view(view, k, layer, column_layer, metric)
         ks = self.coupling_ks
         if not ks:
             return None
@@ -143,15 +190,21 @@ class Run:
 
         def pick(prefix: str) -> np.ndarray | None:
             if view == "depth":
-                name = prefix + ("coupling.depth_mean_k" if token is None else "coupling.depth_k")
+                name = prefix + ("coupling.depth_k" if variant == "ujv" else "coupling.depth_vju_k")
                 if name not in self.arrays:
                     return None
-                return self.arrays[name][a] if token is None else self.arrays[name][a, token]
-            name = prefix + "coupling.token_k"
-            return self.arrays[name][a, layer] if name in self.arrays else None
+                if token is not None:
+                    return self.arrays[name][a, token]
+                if variant == "ujv" and prefix + "coupling.depth_mean_k" in self.arrays:
+                    return self.arrays[prefix + "coupling.depth_mean_k"][a]
+                return _nanmean(self.arrays[name][a], axis=0)
+            if column_layer == layer:
+                name = prefix + "coupling.token_k"
+                return self.arrays[name][a, layer] if name in self.arrays else None
+            pairs = self.arrays.get(prefix + "coupling.token_pairs")
+            hits = [] if pairs is None else np.flatnonzero((pairs[:, 0] == layer) & (pairs[:, 1] == column_layer))
+            return self.arrays[prefix + "coupling.token_pair_k"][a, int(hits[0])] if len(hits) else None
 
-        if view not in ("depth", "token"):
-            raise ValueError(f"view must be 'depth' or 'token', got {view!r}")
         m = pick("random_init." if baseline else "")
         if m is None:
             return None
@@ -160,3 +213,15 @@ class Run:
         scale = _off_diagonal_range(values, None if other is None else _metric(other.astype(np.float64), metric))
         return CouplingView(values=values, m=m, axis="layer" if view == "depth" else "token", k=k, metric=metric,
                             scale=scale)
+
+    def _context_view(self, view: str, k: int | None, layer: int, column_layer: int,
+                      metric: str) -> CouplingView | None:
+        info = self.header.get("context") or {}
+        layers, ks = self.context_layers, [int(x) for x in info.get("ks", [])]
+        k = int(info.get("k", ks[-1] if ks else 0)) if k is None else int(k)
+        if layer not in layers or column_layer not in layers or k not in ks:
+            return None
+        m = self.arrays[f"context.{'out' if view == 'context-out' else 'in'}_k"][
+            ks.index(k), layers.index(layer), layers.index(column_layer)]
+        values = _metric(m.astype(np.float64), metric)
+        return CouplingView(values=values, m=m, axis="token", k=k, metric=metric, scale=_off_diagonal_range(values))

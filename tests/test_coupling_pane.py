@@ -14,7 +14,7 @@ from rich.console import Console
 from coupling_tui.core import results
 from coupling_tui.core.run import Run
 from coupling_tui.tui.app import CouplingApp
-from coupling_tui.tui.panes.coupling import NO_COUPLING, NO_TOKEN_VIEW, CouplingPane
+from coupling_tui.tui.panes.coupling import NO_COUPLING, ONLY_DEPTH, CouplingPane
 from coupling_tui.tui.panes.heatmap import CURSOR, MISSING, VIRIDIS, Heatmap, colour, window
 from tests.fakes import fake_events
 
@@ -72,8 +72,8 @@ async def test_token_view_shows_token_coupling_at_the_selected_layer():
         assert pane.cursor_value == tok[1, 3, 4, 2]                     # layer 3, row token 4, column token 2
         assert pane.message.startswith("token 4 → 2: m = ")
         assert pane.subtitle == "token · layer 3 · K=4 · trained · 1-m²"
-        await pilot.press("v")
-        assert pane.view == "depth" and pane.column["depth"] == 0       # each view keeps its own column
+        await pilot.press("v")                                          # back: the column is the pair's column
+        assert pane.view == "depth" and pane.column["depth"] == 3       # layer (offset 0 from the row layer 3)
 
 
 async def test_random_init_toggle_uses_the_baseline_and_one_scale_for_both():
@@ -108,7 +108,7 @@ async def test_runs_without_coupling_or_baseline_say_so():
         assert not pane.baseline                                        # no baseline: nothing toggles
         assert any("random-baseline" in n.message for n in app._notifications)
         await pilot.press("v")
-        assert pane.message == NO_TOKEN_VIEW
+        assert pane.view == "depth" and any(n.message == ONLY_DEPTH for n in app._notifications)
 
 
 def test_colour_scale_ends_missing_values_and_windows():

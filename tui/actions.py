@@ -54,7 +54,10 @@ ACTIONS: tuple[UserAction, ...] = (
     UserAction("toggle-baseline", "r", "toggle_baseline", "random-init", "r",
                "Trained model or its random-init baseline (runs computed with --random-baseline)."),
     UserAction("toggle-view", "v", "toggle_view", "token view", "v",
-               "Coupling between layers (depth view) or between tokens at the selected layer (token view)."),
+               "Cycle the coupling views: depth (layer×layer), token (token×token at a layer pair), and the "
+               "context views (cross-token Jacobians, runs computed with --context-layers)."),
+    UserAction("toggle-variant", "u", "toggle_variant", "ujv/vju", "u",
+               "Depth coupling as |Uᵀ J V| (ujv) or |Vᵀ J U| (vju: runs computed with --vju).", show=False),
     UserAction("toggle-metric", "m", "toggle_metric", "metric", "m", "Colour the coupling matrix by 1−m² or m.",
                show=False),
     UserAction("focus-coupling", "1", "focus_pane('coupling')", "coupling", "1", "Focus the Coupling pane.",

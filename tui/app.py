@@ -22,7 +22,7 @@ from .commands import ExplorerCommands
 from .help_screen import HelpScreen
 from .messages import ComputeCancelled, ComputeFailed, EngineEvent, RunSaved, SaveFailed
 from .panes import RUN_PANE_CLASS
-from .panes.coupling import CouplingPane
+from .panes.coupling import ONLY_DEPTH, CouplingPane
 from .panes.spectrum import SpectrumPane
 from .panes.tokens import TokensPane
 from .panes.trajectory import TrajectoryPane
@@ -251,7 +251,14 @@ class CouplingApp(App[None]):
         self._show_run()
 
     def action_toggle_view(self) -> None:
-        self.coupling.toggle_view()
+        if not self.coupling.toggle_view(self.results, self.selected_layer) and self.results.coupling_ks:
+            self.notify(ONLY_DEPTH, severity="warning", markup=False)
+        self._show_run()
+
+    def action_toggle_variant(self) -> None:
+        if not self.coupling.toggle_variant(self.results):
+            self.notify("this run has only the ujv variant: compute the vju one with --vju", severity="warning",
+                        markup=False)
         self._show_run()
 
     def action_toggle_metric(self) -> None:

@@ -27,7 +27,8 @@ class ExplorerCommands(Provider):
             ("Cycle coupling K", app.action_cycle_k, "among the K values computed"),
             ("Toggle token / average", app.action_toggle_average, "depth coupling of one token or all"),
             ("Toggle trained / random-init", app.action_toggle_baseline, "needs --random-baseline"),
-            ("Toggle depth / token view", app.action_toggle_view, "layer×layer or token×token coupling"),
+            ("Next coupling view", app.action_toggle_view, "depth, token, context (same output / same input)"),
+            ("Toggle coupling variant ujv / vju", app.action_toggle_variant, "needs --vju"),
         ]
 
     async def discover(self) -> Hits:

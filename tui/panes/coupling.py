@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Container
 from textual.widgets import Static
 
-from coupling_tui.core.run import COUPLING_METRICS, CouplingView, Run
+from coupling_tui.core.run import CONTEXT_VIEWS, COUPLING_METRICS, CouplingView, Run
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .heatmap import Heatmap
@@ -17,7 +17,20 @@ from .tokens import visible
 
 NO_COUPLING = "no coupling in this run (computed with --top-k 0)"
 NO_TOKEN_VIEW = "no token×token coupling in this run (computed with --no-token-coupling)"
+ONLY_DEPTH = ("this run has the depth view only: token coupling was off (--no-token-coupling) and no "
+              "--context-layers were given")
+VIEW_NAMES = {"depth": "depth", "token": "token", "context-out": "context · same output token",
+              "context-in": "context · same input token"}
 
+
+def pair_missing(row: int, col: int) -> str:
+    return (f"token×token between layers {row} → {col} was not computed: same-layer pairs are (column = row, "
+            f"v back to the depth view and move the column), others need --token-pairs {row}:{col} or adjacent")
+
+
+def nearest(layers: list[int], layer: int) -> int:
+    """The layer of ``layers`` closest to ``layer`` (the lower one on a tie)."""
+    return min(layers, key=lambda x: (abs(x - layer), x))
 
 def value_text(value: float) -> str:
     return f"{value:.4f}" if math.isfinite(value) else "pending"
@@ -41,7 +54,13 @@ J_i (the row) written in the top-K bases of J_j (the column). **m = 0**: perfect
 
 - **Depth view** (default): rows and columns are layers, at the selected token — or averaged over all
   tokens (`t`). Trained models show a bright band near the diagonal: neighbouring blocks share directions.
-- **Token view** (`v`): rows and columns are tokens, both at the selected layer: do tokens share directions?
+- **Token view** (`v`): rows and columns are tokens: J of the selected layer at token t (row) in the bases of
+  the column layer at token t′. The column layer is the depth view's cursor column when you press `v` (the same
+  layer by default); ↑/↓ then move both layers together. Pairs of different layers need `--token-pairs`.
+- **Context views** (`v` again, runs with `--context-layers`): cross-token Jacobians J_{t1 t2} = ∂f_{t2}/∂x_{t1}
+  — *same output token*: rows/columns are input tokens t1 ≤ t_out; *same input token*: output tokens t2 ≥ t_in.
+  Shown at the context layer nearest the selected one.
+- **Variant** (`u`, runs with `--vju`): depth coupling with U and V exchanged, Vᵀ J U (its diagonal is not 0).
 - **Colour**: `1−m²` (the official notebook's plot: 1 = coupled, bright) or `m` itself (`m` key). The scale
   spans the off-diagonal values of this matrix and of its trained/random-init twin, so `r` compares fairly.
 - **Cursor**: the row is the selected layer (↑/↓) — or token (←/→) in the token view; shift+←/→ (or H/L)
@@ -49,7 +68,7 @@ J_i (the row) written in the top-K bases of J_j (the column). **m = 0**: perfect
   J of layer 12 written in the bases of layer 17.
 
 Keys: `K` cycles K among those computed, `t` token/average, `r` trained/random-init (when computed with
-`--random-baseline`), `v` depth/token view, `m` metric, `e` export this pane to SVG, `E` every pane.
+`--random-baseline`), `v` depth/token/context views, `u` ujv/vju, `m` metric, `e` export this pane to SVG, `E` every pane.
 """
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
@@ -64,7 +83,10 @@ Keys: `K` cycles K among those computed, `t` token/average, `r` trained/random-i
         self.baseline = False
         """Show the random-init baseline's matrix instead of the trained model's."""
         self.view = "depth"
-        self.column = {"depth": 0, "token": 0}
+        self.variant = "ujv"
+        self.pair_offset = 0
+        """Token and context views: the column layer is the row layer + this (set from the depth cursor)."""
+        self.column = {"depth": 0, "token": 0, "context-out": 0, "context-in": 0}
         """The cursor's column in each view (a layer, or a token); the row follows the app's selection."""
         self.message = ""
         self.subtitle = ""
@@ -102,12 +124,41 @@ Keys: `K` cycles K among those computed, `t` token/average, `r` trained/random-i
         self.baseline = not self.baseline
         return True
 
-    def toggle_view(self) -> None:
-        self.view = "token" if self.view == "depth" else "depth"
+    def toggle_view(self, run: Run | None = None, layer: int = 0) -> bool:
+        """Cycle the views the run has (depth → token → context ones); leaving the depth view keeps the cursor's
+        column as the layer offset of the pair, coming back puts the column at the pair's column layer. False
+        (and no change) when the run has the depth view only."""
+        views = run.coupling_views if run is not None else ["depth", "token"]
+        if len(views) < 2 and self.view == "depth":
+            return False
+        if self.view == "depth":
+            self.pair_offset = self.column["depth"] - layer
+        following = views[(views.index(self.view) + 1) % len(views)] if self.view in views else "depth"
+        if following == "depth" and run is not None and run.n_layers:
+            self.column["depth"] = max(0, min(layer + self.pair_offset, run.n_layers - 1))
+        self.view = following
+        return True
+
+    def toggle_variant(self, run: Run) -> bool:
+        """Switch ujv/vju depth coupling; False (and no change) when the run has only ujv."""
+        variants = run.coupling_variants
+        if len(variants) < 2:
+            self.variant = "ujv"
+            return False
+        self.variant = variants[(variants.index(self.variant) + 1) % len(variants)]
+        return True
 
     def step_column(self, run: Run, delta: int) -> None:
         n = run.n_layers if self.view == "depth" else run.n_tokens
         self.column[self.view] = max(0, min(self.column[self.view] + delta, n - 1))
+
+    def _layers(self, run: Run, layer: int) -> tuple[int, int]:
+        """(row layer, column layer) of the token and context views."""
+        n = max(run.n_layers, 1)
+        col = max(0, min(layer + self.pair_offset, n - 1))
+        if self.view in CONTEXT_VIEWS and run.context_layers:
+            return nearest(run.context_layers, layer), nearest(run.context_layers, col)
+        return layer, col
 
     def _k(self, run: Run) -> int | None:
         ks = run.coupling_ks
@@ -125,9 +176,22 @@ Keys: `K` cycles K among those computed, `t` token/average, `r` trained/random-i
         elif not run.coupling_ks:
             message = NO_COUPLING
         else:
-            view = run.coupling_view(view=self.view, k=self._k(run), token=None if self.average else token,
-                                     layer=layer, metric=self.metric, baseline=self.baseline)
-            message = NO_TOKEN_VIEW if view is None and self.view == "token" else ""
+            if self.view not in run.coupling_views:
+                self.view = "depth"
+            row_layer, col_layer = self._layers(run, layer)
+            view = run.coupling_view(view=self.view, k=self._k(run) if self.view == "depth" or self.view == "token"
+                                     else None, token=None if self.average else token, layer=row_layer,
+                                     column_layer=col_layer, metric=self.metric,
+                                     baseline=self.baseline and self.view in ("depth", "token"),
+                                     variant=self.variant if self.view == "depth" else "ujv")
+            message = ""
+            if view is None and self.view == "token":
+                message = (pair_missing(row_layer, col_layer) if row_layer != col_layer
+                           and "coupling.token_k" in run.arrays else NO_TOKEN_VIEW)
+            elif view is None and self.view in CONTEXT_VIEWS:
+                message = (f"context coupling between layers {row_layer} → {col_layer} was not computed (the run "
+                           f"has layers {', '.join(map(str, run.context_layers))}"
+                           f"{'' if (run.header.get('context') or {}).get('cross_layers') else ', same-layer only'})")
         self.current = view
         if view is None:
             self.cursor_value = math.nan
@@ -139,13 +203,19 @@ Keys: `K` cycles K among those computed, `t` token/average, `r` trained/random-i
         n = view.values.shape[0]
         col = self.column[self.view] = max(0, min(self.column[self.view], n - 1))
         self.cursor_value = view.cell(row, col)[0]
-        what = "random-init" if self.baseline else "trained"
+        what = "random-init" if self.baseline and self.view in ("depth", "token") else "trained"
         k = f"K={view.k}"
         if self.view == "depth":
             where = "token average" if self.average else f"token {token} '{visible(run.token_texts[token])}'"
+            where += " · vju" if self.variant == "vju" else ""
         else:
-            where = f"layer {layer}"
-        set_subtitle(self, f"{self.view} · {where} · {k} · {what} · {view.metric}")
+            row_layer, col_layer = self._layers(run, layer)
+            where = f"layer {row_layer}" if row_layer == col_layer else f"layers {row_layer} → {col_layer}"
+            if self.view in CONTEXT_VIEWS:
+                info = run.header.get("context") or {}
+                where += (f" · t_out={info.get('out_token')}" if self.view == "context-out"
+                          else f" · t_in={info.get('in_token')}")
+        set_subtitle(self, f"{VIEW_NAMES[self.view]} · {where} · {k} · {what} · {view.metric}")
         m, c = view.cell(row, col)
         self._set_message(f"{view.axis} {row} → {col}: m = {value_text(m)} · 1−m² = {value_text(c)}")
         self.heatmap.set_matrix(view.values, view.scale, (row, col), view.axis)
