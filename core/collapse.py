@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from .collapse_pairs import FamilyPairs, Sequence, build_pairs
+from .collapse_pairs import Sequence, build_pairs
 from .collapse_spec import DEFAULT_LENGTHS, CollapseSpec
 from .errors import UserError
 from .events import LayerDone

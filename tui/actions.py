@@ -26,6 +26,9 @@ class UserAction:
     """Whether the footer lists it."""
     footer_group: str = ""
     """Actions sharing a footer group are shown as one footer entry: their keys, then this label."""
+    needs: str = ""
+    """What the action needs on screen to be offered (the footer hides it otherwise): "coupling" (the Coupling
+    pane, absent from a collapse run without Jacobians), "collapse" (a run with collapse data) or nothing."""
 
 
 ACTIONS: tuple[UserAction, ...] = (
@@ -45,18 +48,32 @@ ACTIONS: tuple[UserAction, ...] = (
                footer_group="layer"),
     UserAction("previous-column", "shift+left,H", "step_column(-1)", "prev column", "⇧←/H",
                "Move the coupling cursor's column back (a layer, or a token in the token view).",
-               footer_group="column"),
+               footer_group="column", needs="coupling"),
     UserAction("next-column", "shift+right,L", "step_column(1)", "next column", "⇧→/L",
-               "Move the coupling cursor's column forward.", footer_group="column"),
-    UserAction("cycle-k", "K", "cycle_k", "cycle K", "K", "Cycle the coupling K among the values computed."),
+               "Move the coupling cursor's column forward.", footer_group="column", needs="coupling"),
+    UserAction("cycle-k", "K", "cycle_k", "cycle K", "K", "Cycle the coupling K among the values computed.",
+               needs="coupling"),
     UserAction("toggle-average", "t", "toggle_average", "token/avg", "t",
-               "Depth coupling of the selected token, or averaged over all tokens."),
+               "Depth coupling of the selected token, or averaged over all tokens.", needs="coupling"),
     UserAction("toggle-baseline", "r", "toggle_baseline", "random-init", "r",
-               "Trained model or its random-init baseline (runs computed with --random-baseline)."),
+               "Trained model or its random-init baseline (runs computed with --random-baseline).",
+               needs="coupling"),
     UserAction("toggle-view", "v", "toggle_view", "token view", "v",
-               "Coupling between layers (depth view) or between tokens at the selected layer (token view)."),
+               "Coupling between layers (depth view) or between tokens at the selected layer (token view).",
+               needs="coupling"),
     UserAction("toggle-metric", "m", "toggle_metric", "metric", "m", "Colour the coupling matrix by 1−m² or m.",
-               show=False),
+               show=False, needs="coupling"),
+    UserAction("previous-length", "comma", "step_length(-1)", "n−", ",",
+               "Collapse: the previous length n (runs with collapse data).", footer_group="length",
+               needs="collapse"),
+    UserAction("next-length", "full_stop", "step_length(1)", "n+", ".", "Collapse: the next length n.",
+               footer_group="length", needs="collapse"),
+    UserAction("cycle-family", "f", "cycle_family", "family", "f", "Collapse: the next sequence family.",
+               needs="collapse"),
+    UserAction("toggle-normed", "n", "toggle_normed", "norm", "n",
+               "Collapse: the last states before or after the final norm.", needs="collapse"),
+    UserAction("cycle-measure", "d", "cycle_measure", "L1/L∞/L2", "d",
+               "Collapse: plot the pair difference as L1/d, L∞ or relative L2.", show=False, needs="collapse"),
     UserAction("focus-coupling", "1", "focus_pane('coupling')", "coupling", "1", "Focus the Coupling pane.",
                show=False),
     UserAction("focus-trajectory", "2", "focus_pane('trajectory')", "trajectory", "2",
@@ -87,6 +104,11 @@ def bindings() -> list[Binding]:
                 group=groups.get(a.footer_group))
         for a in ACTIONS
     ]
+
+
+def requirement(action: str) -> str:
+    """What the app action ``action`` (its name, without arguments) needs to be offered (``UserAction.needs``)."""
+    return next((a.needs for a in ACTIONS if a.action.split("(")[0] == action and a.needs), "")
 
 
 def help_rows() -> list[tuple[str, str]]:
