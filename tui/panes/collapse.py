@@ -10,7 +10,7 @@ import math
 import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Container, Vertical
+from textual.containers import Container, Horizontal, Vertical
 from textual.events import Resize
 from textual.widgets import Sparkline, Static
 
@@ -96,6 +96,9 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
         self.plot = LogPlot("n (repeats)", MEASURES[0], id="collapse-plot", xlog=True)
         self.per_n = Static("", id="collapse-per-n")
         self.sens_info = Static("", id="collapse-sens-info", markup=False)
+        """The sensitivity's full line (hidden on a short pane)."""
+        self.sens_label = Static("", id="collapse-sens-label", markup=False)
+        """Its short summary, left of the sparkline."""
         self.sens = Sparkline([], id="collapse-sens")
         self.family = 0
         """Index into the header's ``collapse.families``."""
@@ -124,7 +127,9 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
                 yield self.plot
         yield self.per_n
         yield self.sens_info
-        yield self.sens
+        with Horizontal(id="collapse-sens-row"):
+            yield self.sens_label
+            yield self.sens
 
     # -- state changes (called by the app's actions) --
     @staticmethod
@@ -209,6 +214,7 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
         self.plot.set_series((), (1, 1))
         self.per_n.update("")
         self.sens_info.update("")
+        self.sens_label.update("")
         self.sens.data = []
 
     def _set_info(self, text: Text) -> None:
@@ -312,21 +318,22 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
 
     def _sensitivity(self, run: Run) -> None:
         info, values = run.header["collapse"].get("sensitivity"), run.arrays.get("collapse.sensitivity")
+        shares = sensitivity_shares(values) if info and values is not None else None
         if not info or values is None or values.size == 0:
-            self.sens_info.update("no over-squashing sensitivity in this run (computed with --no-sensitivity)")
-            self.sens.display = False
-            return
-        how = "exact" if info.get("method") == "exact" else f"Hutchinson {info.get('probes')} probes"
-        head = (f"sensitivity ‖∂y/∂e_i‖ by position i, share of the total ({info['family']}, n = {info['n']}, "
-                f"{info['n_tokens']} tokens, {how})")
-        shares = sensitivity_shares(values)
-        if shares is None:
-            self.sens_info.update(f"{head}: {PENDING}")
-            self.sens.display = False
-            return
-        self.sens_info.update(f"{head}: first {percent(shares.first)} · first half {percent(shares.first_half)}"
-                              f" · last {percent(shares.last)} · largest at i = {shares.peak}")
-        self.sens.display = True
-        data = [float(v) for v in values]
+            full, short = "no over-squashing sensitivity in this run (computed with --no-sensitivity)", ""
+        else:
+            how = "exact" if info.get("method") == "exact" else f"Hutchinson {info.get('probes')} probes"
+            full = (f"sensitivity ‖∂y/∂e_i‖ to each input position i, share of the total ({info['family']}, "
+                    f"n = {info['n']}, {info['n_tokens']} tokens, {how})")
+            if shares is None:
+                full, short = f"{full}: {PENDING}", f"sensitivity: {PENDING}"
+            else:
+                full += f": largest at i = {shares.peak}"
+                short = (f"‖∂y/∂e_i‖ share: i=0 {percent(shares.first)} · first half "
+                         f"{percent(shares.first_half)} · last {percent(shares.last)} ")
+        self.sens_info.update(full)
+        self.sens_label.update(short)
+        self.sens.display = shares is not None
+        data = [float(v) for v in values] if shares is not None else []
         if data != self.sens.data:
             self.sens.data = data
