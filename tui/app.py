@@ -201,7 +201,7 @@ class CouplingApp(App[None]):
         if needs == "collapse":
             return CollapsePane.available(self.results)
         if needs == "coupling":
-            return self._available(self.coupling)
+            return self._available(self.coupling) and not self._collapse_zoomed()
         return True
 
     def action_cancel_compute(self) -> None:
@@ -229,6 +229,8 @@ class CouplingApp(App[None]):
         if not panes:
             self.notify(f"no {pane_id} pane in this version", severity="warning", markup=False)
             return
+        if pane_id == "coupling" and self._collapse_zoomed():
+            self._show_side(self.SIDE_PANES[0])            # Coupling back beside the first side pane
         if not self._available(panes.first()):
             message = NO_COLLAPSE if pane_id == "collapse" else NO_COUPLING
             self.notify(message, severity="warning", markup=False)
@@ -265,11 +267,19 @@ class CouplingApp(App[None]):
         elif not has and pane.has_class("-shown"):
             self._show_side(self.SIDE_PANES[0])
 
+    def _collapse_zoomed(self) -> bool:
+        """Whether the Collapse pane has the whole width: a short and narrow screen (app.tcss) that shows it."""
+        return (self.screen.has_class("-short") and self.screen.has_class("-narrow")
+                and self.query_one("#main").has_class("-collapse-shown"))
+
     def _show_side(self, pane_id: str) -> None:
-        """Make ``pane_id`` the side pane a short screen shows (a tall one shows them all)."""
+        """Make ``pane_id`` the side pane a short screen shows (a tall one shows them all). On a short and narrow
+        screen the Collapse pane, too rich for half the width, then takes the Coupling pane's place too."""
         for other in self.SIDE_PANES:
             for pane in self.query(f"#{other}"):
                 pane.set_class(other == pane_id, "-shown")
+        self.query_one("#main").set_class(pane_id == "collapse", "-collapse-shown")
+        self.refresh_bindings()
 
     @property
     def coupling(self) -> CouplingPane:
@@ -279,38 +289,38 @@ class CouplingApp(App[None]):
     def collapse(self) -> CollapsePane:
         return self.query_one(CollapsePane)
 
-    def _collapse_changed(self) -> None:
-        """Redraw after a collapse key; on a short screen that shows another side pane, show Collapse."""
+    def _collapse_key(self, change: Callable[[CollapsePane], object]) -> None:
+        """Apply ``change`` to the Collapse pane and redraw; on a short screen that shows another side pane, show
+        Collapse. A run without collapse data says so (the palette reaches these actions whatever the run)."""
         pane = self.collapse
+        if not CollapsePane.available(self.results):
+            self.notify(NO_COLLAPSE, severity="warning", markup=False)
+            return
+        change(pane)
         if self.screen.has_class("-short") and not pane.has_class("-shown"):
             self._show_side("collapse")
             pane.focus()
         self._show_run()
 
     def action_step_length(self, delta: int) -> None:
-        self.collapse.step_length(self.results, delta)
-        self._collapse_changed()
+        self._collapse_key(lambda pane: pane.step_length(self.results, delta))
 
     def action_cycle_family(self) -> None:
-        self.collapse.cycle_family(self.results)
-        self._collapse_changed()
+        self._collapse_key(lambda pane: pane.cycle_family(self.results))
 
     def action_toggle_normed(self) -> None:
-        self.collapse.toggle_normed()
-        self._collapse_changed()
+        self._collapse_key(CollapsePane.toggle_normed)
 
     def action_cycle_measure(self) -> None:
-        self.collapse.cycle_measure()
-        self._collapse_changed()
+        self._collapse_key(CollapsePane.cycle_measure)
 
     def jump_to_length(self, n: int) -> None:
-        if not self.collapse.jump_to_length(self.results, n):
-            lengths = self.results.arrays.get("collapse.lengths")
-            known = ", ".join(str(int(v)) for v in lengths) if lengths is not None else "none: no collapse data"
-            self.notify(f"no collapse length {n} in this run (lengths: {known})", severity="warning",
-                        markup=False)
+        lengths = self.results.arrays.get("collapse.lengths")
+        if lengths is not None and n not in lengths.tolist():
+            self.notify(f"no collapse length n = {n} in this run (it has {', '.join(map(str, lengths.tolist()))})",
+                        severity="warning", markup=False)
             return
-        self._collapse_changed()
+        self._collapse_key(lambda pane: pane.jump_to_length(self.results, n))
 
     def action_step_column(self, delta: int) -> None:
         self.coupling.step_column(self.results, delta)
@@ -383,6 +393,9 @@ class CouplingApp(App[None]):
         written: list[Path] = []
         shown = next((p for p in self.SIDE_PANES if self.query(f"#{p}.-shown")), self.SIDE_PANES[0])
         try:
+            if self._collapse_zoomed():                    # the Coupling pane first needs its place back
+                self._show_side(self.SIDE_PANES[0])
+                await self._settle(self.coupling)
             for pane in list(self.query(f".{RUN_PANE_CLASS}")):
                 if not self._available(pane):
                     continue

@@ -261,12 +261,12 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
 
     def _top_text(self, which: str) -> Text:
         text = Text(no_wrap=True, overflow="crop")
-        text.append(f"{'dim':>5} {which + '(n)':>10} {which + '(n+1)':>10} {'Δ':>10}", style="bold")
+        text.append(f"{'dim':>5} {which + '(n)':>9} {which + '(n+1)':>9} {'Δ':>9}", style="bold")
         if not self.top_rows:
             text.append(f"\n{PENDING:>5}", style="dim")
         for row in self.top_rows:
-            text.append(f"\n{row.dim:>5} {row.short:>10.4g} {row.long:>10.4g} ")
-            text.append(f"{row.delta:>+10.3g}", style="bold")
+            text.append(f"\n{row.dim:>5} {row.short:>9.4g} {row.long:>9.4g} ")
+            text.append(f"{row.delta:>+9.3g}", style="bold")
         return text
 
     def _plot(self, run: Run, f: int, j: int, low: str) -> None:
