@@ -66,10 +66,11 @@ def check_shown(app, pane: CollapsePane, run: Run, f: int, j: int, *, normed: bo
     assert pane.subtitle.startswith(f"{families[f]} ({f + 1}/{len(families)}) · n = {lengths[j]} · "
                                     f"{'post' if normed else 'pre'}-norm")
     f32, low, res = pane.plot.series
-    assert f32.points[0] == lengths and low.points[0] == lengths and res.points[0] == lengths
-    np.testing.assert_array_equal(np.float32(f32.points[1]), a["collapse.diff"][f, :, measure])
-    np.testing.assert_array_equal(np.float32(low.points[1]), a["collapse.diff_low"][f, :, measure])
-    assert res.points[1] == pytest.approx(expected_resolution(run, f, measure), rel=1e-12)
+    done = [k for k in range(len(lengths)) if np.isfinite(app.results.arrays["collapse.diff"][f, k, 0])]
+    assert f32.points[0] == low.points[0] == res.points[0] == [lengths[k] for k in done]   # pending: not drawn
+    np.testing.assert_array_equal(np.float32(f32.points[1]), a["collapse.diff"][f, done, measure])
+    np.testing.assert_array_equal(np.float32(low.points[1]), a["collapse.diff_low"][f, done, measure])
+    assert res.points[1] == pytest.approx([expected_resolution(run, f, measure)[k] for k in done], rel=1e-12)
     assert pane.plot.marker == lengths[j] and pane.plot.ylabel == ("L1/d", "L∞", "rel L2")[measure]
     pair = a["collapse.final_normed" if normed else "collapse.final"][f, j]
     delta = pair[1].astype(np.float64) - pair[0].astype(np.float64)
@@ -84,7 +85,8 @@ def check_shown(app, pane: CollapsePane, run: Run, f: int, j: int, *, normed: bo
     assert f"float32 {a['collapse.diff'][f, j, measure]:.3g} · bfloat16 {a['collapse.diff_low'][f, j, measure]:.3g}" \
         in pane.message
     same = next(line for line in screen_lines(app) if "same bf16 bits" in line)
-    for k, value in enumerate(a["collapse.identical_low"][f]):   # the per-n bit-identical row
+    for k in done:                                              # the per-n bit-identical row
+        value = a["collapse.identical_low"][f, k]
         assert f"{value:.0%}" in same if value >= 0.1 or value == 0 else f"{value:.1%}" in same, k
 
 
@@ -135,21 +137,27 @@ async def test_the_pane_fills_as_lengths_complete_and_pending_is_never_drawn_as_
             await wait_until(pilot, lambda: pane.subtitle != "")
             await pilot.pause()
             assert isinstance(app.focused, CollapsePane) and not app.query_one(CouplingPane).region.area
+            assert pane.subtitle.startswith("ones (1/3) · n = 8 ")          # nothing computed: the longest n
             assert "L1/d: pending" in pane.message and pane.answers == (-1, -1, -1, -1) and pane.top_rows == []
             assert all(s.points == ([], []) for s in pane.plot.series)
             assert pane.strips.pair is None and pane.strips.message.startswith("pending")
             job.release(n_layers + 1)                                 # the layers, then the pair (ones, n=2)
             await wait_until(pilot, lambda: app.results.steps_done == n_layers + 1)
             await pilot.pause()
+            check_shown(app, pane, final, 0, 0)                       # it follows the pairs as they come
             f32 = pane.plot.series[0].points
-            assert f32[0] == [2] and np.float32(f32[1][0]) == final.arrays["collapse.diff"][0, 0, 0]
-            assert "pending" in pane.message                          # the selected n = 8 is still to come
+            assert f32[0] == [2] and pane.plot.x_values == (2, 4, 8)
             same = next(line for line in screen_lines(app) if "same bf16 bits" in line)
             assert same.count("…") == 2                               # n = 4, 8 pending, not 0 %
+            await pilot.press("full_stop", "full_stop")               # a chosen n stays chosen
+            await pilot.pause()
+            assert pane.subtitle.startswith("ones (1/3) · n = 8 ") and "L1/d: pending" in pane.message
+            assert pane.strips.region.height == 1 and pane.plot.series[0].points[0] == [2]
             job.release(2)
             await wait_until(pilot, lambda: app.results.steps_done == n_layers + 3)
             await pilot.pause()
             check_shown(app, pane, final, 0, 2)
+            assert pane.strips.region.height == 3
             ids = final.arrays["collapse.next_ids"][0, 2]
             assert f"n #{ids[0]}, n+1 #{ids[1]}" in pane.message      # the texts come with the stage's end
             job.release(len(collapse_stream))

@@ -88,7 +88,8 @@ ACTIONS: tuple[UserAction, ...] = (
     UserAction("export-all", "E", "export_all", "export all", "E",
                "Export every pane and the whole screen to SVG.", show=False),
     UserAction("palette", "ctrl+p", "command_palette", "commands", "^p",
-               "Command palette: jump to a layer or token, switch metric, K or view, export.", show=False),
+               "Command palette: jump to a layer, token or collapse length; switch metric, K, view, collapse family; "
+               "export.", show=False),
     UserAction("cancel-compute", "escape", "cancel_compute", "cancel", "esc",
                "Stop a running compute; nothing is saved."),
     UserAction("help", "question_mark,f1", "show_help", "help", "?/F1", "Show this help."),

@@ -103,7 +103,8 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
         self.family = 0
         """Index into the header's ``collapse.families``."""
         self.length: int | None = None
-        """Index into ``collapse.lengths``; None = the longest n."""
+        """Index into ``collapse.lengths``; None (until a key picks one) = the longest n computed so far, so a
+        streaming run shows each pair as it arrives."""
         self.normed = False
         """Show the states after the final norm (``collapse.final_normed``) instead of before it."""
         self.measure = 0
@@ -141,8 +142,10 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
         families = run.header["collapse"]["families"]
         n_lengths = len(run.arrays["collapse.lengths"])
         self.family = max(0, min(self.family, len(families) - 1))
-        j = n_lengths - 1 if self.length is None else max(0, min(self.length, n_lengths - 1))
-        return self.family, j
+        if self.length is None:
+            done = np.flatnonzero(np.isfinite(run.arrays["collapse.diff"][self.family, :, 0]))
+            return self.family, int(done[-1]) if done.size else n_lengths - 1
+        return self.family, max(0, min(self.length, n_lengths - 1))
 
     def step_length(self, run: Run, delta: int) -> None:
         if self.available(run):
@@ -280,7 +283,8 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
                    RESOLUTION_COLOUR, marked=False, dots=False),
         )
         self.plot.ylabel = MEASURES[m]
-        self.plot.set_series(series, (min(lengths), max(lengths)), lengths[j])
+        self.plot.show_axis_labels(not self.has_class("-compact"))   # a short pane gives that row to the data
+        self.plot.set_series(series, (min(lengths), max(lengths)), lengths[j], lengths)
         legend = self.plot.legend()
         legend.append("  (pre-norm)", style="dim")
         self.legend.update(legend)

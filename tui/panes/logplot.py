@@ -80,6 +80,10 @@ class LogPlot(PlotextPlot):
         """The x axis spans x_range[0]..x_range[1]."""
         self.marker: int | None = None
         """The marked x (a vertical line; its point on each marked series is highlighted), or None."""
+        self.x_values: tuple[int, ...] = ()
+        """Where a log x axis puts its ticks (thinned to fit); empty = at the points drawn."""
+        self.axis_labels = True
+        """Whether the axis labels are drawn (a short plot may give their row to the data)."""
 
     @property
     def plotted(self) -> Points:
@@ -90,14 +94,21 @@ class LogPlot(PlotextPlot):
         """Draw one unnamed series (already filtered by ``log_points``); see ``set_series``."""
         return self.set_series((Series("", points),), x_range, marker)
 
-    def set_series(self, series: Sequence[Series], x_range: tuple[int, int], marker: int | None = None) -> bool:
-        """Draw ``series``; repaint only when something drawn changed."""
-        state = (tuple(series), x_range, marker)
-        if state == (self.series, self.x_range, self.marker):
+    def set_series(self, series: Sequence[Series], x_range: tuple[int, int], marker: int | None = None,
+                   x_values: Sequence[int] = ()) -> bool:
+        """Draw ``series`` (``x_values``: where a log x axis ticks, e.g. every x a series will have once
+        complete); repaint only when something drawn changed."""
+        state = (tuple(series), x_range, marker, tuple(x_values))
+        if state == (self.series, self.x_range, self.marker, self.x_values):
             return False
-        self.series, self.x_range, self.marker = state
+        self.series, self.x_range, self.marker, self.x_values = state
         self.refresh()
         return True
+
+    def show_axis_labels(self, shown: bool) -> None:
+        if shown != self.axis_labels:
+            self.axis_labels = shown
+            self.refresh()
 
     def legend(self) -> Text:
         """The named series as coloured "● label" entries, for a line beside the plot."""
@@ -121,14 +132,14 @@ class LogPlot(PlotextPlot):
             plt.xscale("log")
             # plotext takes a log axis's limits in log10 units (its ticks and data it converts itself)
             plt.xlim(math.log10(lo) - 0.05, math.log10(max(hi, lo)) + 0.05)
-            ticks = value_ticks(xs or [lo, hi], self.size.width // 6)
+            ticks = value_ticks(self.x_values or xs or [lo, hi], self.size.width // 6)
             plt.xticks(ticks, [str(t) for t in ticks])
         else:
             plt.xscale("linear")
             plt.xlim(lo, max(hi, lo + 1))
             plt.xticks(integer_ticks(lo, hi, self.size.width // 8))
-        plt.xlabel(self.xlabel)
-        plt.ylabel(self.ylabel)
+        plt.xlabel(self.xlabel if self.axis_labels else None)
+        plt.ylabel(self.ylabel if self.axis_labels else None)
         for s in drawn:
             plt.plot(*s.points, marker="braille", color=s.colour)
             if s.dots:

@@ -41,9 +41,10 @@ def diverging(value: float, limit: float, palette: tuple[str, ...]) -> str:
 
 
 class VectorStrips(Widget):
-    """Rows "y(n)", "y(n+1)" and "Δ" of ``set_pair``'s vectors across the widget's width, each with its scale."""
+    """Rows "y(n)", "y(n+1)" and "Δ" of ``set_pair``'s vectors across the widget's width, each with its scale;
+    one line of message while there is no pair."""
 
-    DEFAULT_CSS = "VectorStrips { height: 3; text-wrap: nowrap; text-overflow: clip; }"
+    DEFAULT_CSS = "VectorStrips { height: auto; text-wrap: nowrap; text-overflow: clip; }"
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
         super().__init__(id=id)
@@ -61,7 +62,7 @@ class VectorStrips(Widget):
         if same and labels == self.labels and message == self.message:
             return
         self.pair, self.labels, self.message = pair, labels, message
-        self.refresh()
+        self.refresh(layout=True)                  # one line of message or three of strips
 
     def render(self) -> Text:
         return self.render_at(self.size.width)
