@@ -236,8 +236,8 @@ async def test_on_a_wide_screen_collapse_sits_beside_coupling(explore_stream, si
         check_shown(app, pane, run, 0, 1)
 
 
-@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
-async def test_layout_of_a_collapse_run(collapse_stream, size):
+@pytest.mark.parametrize("size, mode", [((80, 24), "-compact"), ((80, 19), "-tiny"), ((200, 60), "")])
+async def test_layout_of_a_collapse_run(collapse_stream, size, mode):
     app = CouplingApp(run=run_of(collapse_stream))
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
@@ -246,14 +246,16 @@ async def test_layout_of_a_collapse_run(collapse_stream, size):
         assert not app.query_one(CouplingPane).region.area          # no Jacobians: no Coupling pane
         assert region.x == 0 and region.width == size[0] and region.bottom <= size[1] - 1
         assert app.query_one("Footer").region.bottom == size[1]
-        for part in (pane.info, pane.strips, pane.top, pane.plot, pane.per_n, pane.sens):
+        parts = [pane.info, pane.strips, pane.top, pane.plot] + ([pane.per_n, pane.sens] if mode != "-tiny" else [])
+        for part in parts:
             assert part.region.area and region.contains_region(part.region), part.id
         assert pane.top.region.y == pane.plot.region.y - 1            # the table beside the plot
-        if size == (80, 24):
-            assert pane.has_class("-compact") and pane.plot.region.height >= 4
+        assert pane.plot.region.height >= 4 and pane.has_class("-compact") == (mode != "")
+        assert pane.has_class("-tiny") == (mode == "-tiny") and pane.per_n.display == (mode != "-tiny")
+        if size[1] < 40:
             assert not app.query_one(TrajectoryPane).region.area
         else:
-            assert not pane.has_class("-compact") and pane.plot.region.height >= 12
+            assert pane.plot.region.height >= 12
             assert app.query_one(TrajectoryPane).region.height >= 8 and region.height >= 30
             lines = screen_lines(app)
             assert any(line.strip("│ ").startswith("greedy n/n+1") for line in lines)

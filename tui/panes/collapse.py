@@ -34,7 +34,9 @@ SHORT_DTYPE = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "float6
 STACK_BELOW = 76
 """Below this width the coordinate table sits above the plot instead of beside it."""
 COMPACT_BELOW = 26
-"""Below this height the per-n table keeps only its n and bit-identical rows."""
+"""Below this height the per-n table keeps only its n and bit-identical rows, and the sensitivity one line."""
+TINY_BELOW = 18
+"""Below this height the per-n table and the sensitivity give their rows to the plot."""
 COLUMN = 8
 
 
@@ -174,10 +176,11 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
 
     # -- drawing --
     def on_resize(self, event: Resize) -> None:
-        stacked, compact = event.size.width < STACK_BELOW, event.size.height < COMPACT_BELOW
-        if stacked != self.has_class("-stacked") or compact != self.has_class("-compact"):
-            self.set_class(stacked, "-stacked")
-            self.set_class(compact, "-compact")
+        modes = {"-stacked": event.size.width < STACK_BELOW, "-compact": event.size.height < COMPACT_BELOW,
+                 "-tiny": event.size.height < TINY_BELOW}
+        if any(on != self.has_class(name) for name, on in modes.items()):
+            for name, on in modes.items():
+                self.set_class(on, name)
             if self._run is not None:                # after this layout pass, so the new heights take
                 self.call_after_refresh(self.show, self._run)
 
