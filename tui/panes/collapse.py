@@ -27,9 +27,11 @@ NO_COLLAPSE = "no collapse data in this run: compute it with `coupling-tui colla
 PENDING = "pending"
 TOP_K = 12
 """Coordinates listed (as many as the pane has rows for are shown)."""
-FLOAT32_COLOUR = (52, 138, 230)
-LOW_COLOUR = (240, 128, 0)
-RESOLUTION_COLOUR = (140, 140, 140)
+FLOAT32_COLOUR = (30, 120, 220)
+LOW_COLOUR = (205, 92, 0)
+RESOLUTION_COLOUR = (125, 125, 125)
+"""The plot's series colours: mid-luminance, so each keeps a contrast of about 3:1 or more on both the dark and the
+light default surfaces (#1e1e1e, #d8d8d8)."""
 SHORT_DTYPE = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "float64": "fp64"}
 STACK_BELOW = 76
 """Below this width the coordinate table sits above the plot instead of beside it."""
