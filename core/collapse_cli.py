@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .cli import (add_collapse_args, add_common_args, add_model_args, collapse_spec, default_output, guarded,
                   load_announced, run_params, stream_with_progress)
+from .collapse_view import sensitivity_shares
 
 COLLAPSE_PROMPT = "1 1 1 1 1 1 1 1"
 """The short prompt of the run's ordinary layer pass (its trajectories; no Jacobians): a results file always has
@@ -85,11 +86,13 @@ def sensitivity_lines(run) -> list[str]:
     s = run.header["collapse"].get("sensitivity")
     if not s:
         return []
-    v = run.arrays["collapse.sensitivity"]
+    shares = sensitivity_shares(run.arrays["collapse.sensitivity"])
+    if shares is None:
+        return []
     how = "exact" if s["method"] == "exact" else f"Hutchinson, {s['probes']} probes"
-    half = len(v) // 2
     return [f"sensitivity ‖∂h_last/∂e_i‖ ({s['family']}, n={s['n']}, {s['n_tokens']} tokens, {how}), share of the "
-            f"total: first token {v[0]:.1%}, first half {v[:half].sum():.1%}, last token {v[-1]:.1%}"]
+            f"total: first token {shares.first:.1%}, first half {shares.first_half:.1%}, last token "
+            f"{shares.last:.1%}"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -101,3 +101,17 @@ def fake_events(n_layers: int = 4, n_tokens: int = 5, d: int = 8, seed: int = 0,
         }))
     events.append(RunFinished(seconds=0.5, header={"next_token": {"id": 42, "text": " Paris"}}))
     return events
+
+
+def collapse_events(model_dir, *, families: tuple[str, ...] = ("ones", "digits", "bernoulli"),
+                    lengths: tuple[int, ...] = (2, 4, 8), sensitivity: bool = True, top_k: int = 0) -> list:
+    """The real engine's event stream of a collapse run (``coupling-tui collapse``'s, or with ``top_k`` > 0 an
+    explore run with ``--collapse``) on the tiny model saved in ``model_dir``: the collapse arrays and header can
+    never drift from what the engine makes. Imports torch."""
+    from coupling_tui.core import engine
+    from coupling_tui.core.collapse import CollapseSpec
+    from coupling_tui.core.models import ModelRequest, load
+
+    loaded = load(ModelRequest(model=str(model_dir)))
+    spec = CollapseSpec(families=families, lengths=lengths, sensitivity=sensitivity, sensitivity_tokens=8)
+    return list(engine.stream(loaded, "1 1 1", top_k=top_k, collapse=spec))

@@ -110,3 +110,31 @@ def test_collapse_cli_and_spec_import_no_torch():
             "coupling_tui.core.collapse_pairs, coupling_tui.core.cli; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_coupling_tui_collapse_is_the_same_command(tiny_dir, tmp_path, capsys):
+    from coupling_tui.tui.main import build_explore_parser, main
+
+    assert "coupling-tui collapse " in build_explore_parser().format_help()
+    out_path = tmp_path / "c.safetensors"
+    assert main(["collapse", "--model", str(tiny_dir), "--families", "digits", "--lengths", "2,3",
+                 "--no-sensitivity", "-o", str(out_path)]) == 0
+    assert capsys.readouterr().out.strip() == str(out_path)
+    run = results.load(out_path)
+    assert run.header["collapse"]["families"] == ["digits"] and run.arrays["collapse.lengths"].tolist() == [2, 3]
+
+
+def test_the_explorer_takes_the_collapse_flags(tiny_dir, tmp_path, monkeypatch, capsys):
+    """``coupling-tui --collapse …`` streams the collapse stage into the app after the layers."""
+    from coupling_tui.tui import app as app_module
+    from coupling_tui.tui.main import main
+
+    streamed: list = []
+    monkeypatch.setattr(app_module.CouplingApp, "run", lambda self: streamed.extend(self._job()))
+    assert main(["--model", str(tiny_dir), "-p", "1 1", "--top-k", "0", "--collapse", "--families", "ones",
+                 "--lengths", "2,4", "--no-sensitivity", "-o", str(tmp_path / "x.safetensors")]) == 0
+    stages = [e.stage for e in streamed if hasattr(e, "stage")]
+    assert stages == ["layers"] * 3 + ["collapse"] * 2
+    assert streamed[0].header["collapse"]["lengths"] == [2, 4]
+    assert main(["--lengths", "4", "--model", "/no/such/model"]) == 2      # checked before any model loads
+    assert "--lengths tunes the collapse stage, which is off" in capsys.readouterr().err

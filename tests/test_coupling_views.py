@@ -9,7 +9,7 @@ import pytest
 from coupling_tui.core.models import ModelRequest, load
 from coupling_tui.tui.app import CouplingApp
 from coupling_tui.tui.panes.coupling import CouplingPane
-from tests.test_engine_coupling import PROMPT, _run
+from tests.test_engine_coupling import _run
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,9 @@ class UserAction:
     """Whether the footer lists it."""
     footer_group: str = ""
     """Actions sharing a footer group are shown as one footer entry: their keys, then this label."""
+    needs: str = ""
+    """What the action needs on screen to be offered (the footer hides it otherwise): "coupling" (the Coupling
+    pane, absent from a collapse run without Jacobians), "collapse" (a run with collapse data) or nothing."""
 
 
 ACTIONS: tuple[UserAction, ...] = (
@@ -45,21 +48,35 @@ ACTIONS: tuple[UserAction, ...] = (
                footer_group="layer"),
     UserAction("previous-column", "shift+left,H", "step_column(-1)", "prev column", "⇧←/H",
                "Move the coupling cursor's column back (a layer, or a token in the token view).",
-               footer_group="column"),
+               footer_group="column", needs="coupling"),
     UserAction("next-column", "shift+right,L", "step_column(1)", "next column", "⇧→/L",
-               "Move the coupling cursor's column forward.", footer_group="column"),
-    UserAction("cycle-k", "K", "cycle_k", "cycle K", "K", "Cycle the coupling K among the values computed."),
+               "Move the coupling cursor's column forward.", footer_group="column", needs="coupling"),
+    UserAction("cycle-k", "K", "cycle_k", "cycle K", "K", "Cycle the coupling K among the values computed.",
+               needs="coupling"),
     UserAction("toggle-average", "t", "toggle_average", "token/avg", "t",
-               "Depth coupling of the selected token, or averaged over all tokens."),
+               "Depth coupling of the selected token, or averaged over all tokens.", needs="coupling"),
     UserAction("toggle-baseline", "r", "toggle_baseline", "random-init", "r",
-               "Trained model or its random-init baseline (runs computed with --random-baseline)."),
+               "Trained model or its random-init baseline (runs computed with --random-baseline).",
+               needs="coupling"),
     UserAction("toggle-view", "v", "toggle_view", "token view", "v",
                "Cycle the coupling views: depth (layer×layer), token (token×token at a layer pair), and the "
-               "context views (cross-token Jacobians, runs computed with --context-layers)."),
+               "context views (cross-token Jacobians, runs computed with --context-layers).", needs="coupling"),
     UserAction("toggle-variant", "u", "toggle_variant", "ujv/vju", "u",
-               "Depth coupling as |Uᵀ J V| (ujv) or |Vᵀ J U| (vju: runs computed with --vju).", show=False),
+               "Depth coupling as |Uᵀ J V| (ujv) or |Vᵀ J U| (vju: runs computed with --vju).", show=False,
+               needs="coupling"),
     UserAction("toggle-metric", "m", "toggle_metric", "metric", "m", "Colour the coupling matrix by 1−m² or m.",
-               show=False),
+               show=False, needs="coupling"),
+    UserAction("previous-length", "comma", "step_length(-1)", "n−", ",",
+               "Collapse: the previous length n (runs with collapse data).", footer_group="length",
+               needs="collapse"),
+    UserAction("next-length", "full_stop", "step_length(1)", "n+", ".", "Collapse: the next length n.",
+               footer_group="length", needs="collapse"),
+    UserAction("cycle-family", "f", "cycle_family", "family", "f", "Collapse: the next sequence family.",
+               needs="collapse"),
+    UserAction("toggle-normed", "n", "toggle_normed", "norm", "n",
+               "Collapse: the last states before or after the final norm.", needs="collapse"),
+    UserAction("cycle-measure", "d", "cycle_measure", "L1/L∞/L2", "d",
+               "Collapse: plot the pair difference as L1/d, L∞ or relative L2.", show=False, needs="collapse"),
     UserAction("focus-coupling", "1", "focus_pane('coupling')", "coupling", "1", "Focus the Coupling pane.",
                show=False),
     UserAction("focus-trajectory", "2", "focus_pane('trajectory')", "trajectory", "2",
@@ -74,7 +91,8 @@ ACTIONS: tuple[UserAction, ...] = (
     UserAction("export-all", "E", "export_all", "export all", "E",
                "Export every pane and the whole screen to SVG.", show=False),
     UserAction("palette", "ctrl+p", "command_palette", "commands", "^p",
-               "Command palette: jump to a layer or token, switch metric, K or view, export.", show=False),
+               "Command palette: jump to a layer, token or collapse length; switch metric, K, view, collapse family; "
+               "export.", show=False),
     UserAction("cancel-compute", "escape", "cancel_compute", "cancel", "esc",
                "Stop a running compute; nothing is saved."),
     UserAction("help", "question_mark,f1", "show_help", "help", "?/F1", "Show this help."),
@@ -90,6 +108,11 @@ def bindings() -> list[Binding]:
                 group=groups.get(a.footer_group))
         for a in ACTIONS
     ]
+
+
+def requirement(action: str) -> str:
+    """What the app action ``action`` (its name, without arguments) needs to be offered (``UserAction.needs``)."""
+    return next((a.needs for a in ACTIONS if a.action.split("(")[0] == action and a.needs), "")
 
 
 def help_rows() -> list[tuple[str, str]]:

@@ -17,12 +17,13 @@ from coupling_tui.core.events import Event, LayerDone, RunFinished, RunStarted
 from coupling_tui.core.run import Run
 
 from . import export
-from .actions import bindings
+from .actions import bindings, requirement
 from .commands import ExplorerCommands
 from .help_screen import HelpScreen
 from .messages import ComputeCancelled, ComputeFailed, EngineEvent, RunSaved, SaveFailed
 from .panes import RUN_PANE_CLASS
-from .panes.coupling import ONLY_DEPTH, CouplingPane
+from .panes.collapse import NO_COLLAPSE, CollapsePane
+from .panes.coupling import NO_COUPLING, ONLY_DEPTH, CouplingPane
 from .panes.spectrum import SpectrumPane
 from .panes.tokens import TokensPane
 from .panes.trajectory import TrajectoryPane
@@ -46,8 +47,8 @@ class CouplingApp(App[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]
     """On a tall screen the side column shows every side pane; on a short one, the one last focused (app.tcss)."""
-    SIDE_PANES = ("trajectory", "spectrum")
-    """The panes of the side column, in order."""
+    SIDE_PANES = ("trajectory", "spectrum", "collapse")
+    """The panes of the side column, in order (Collapse only in a run with collapse data)."""
 
     def __init__(self, run: Run | None = None, job: Job | None = None, save_path: Path | None = None,
                  export_dir: Path | None = None, run_name: str | None = None) -> None:
@@ -73,6 +74,8 @@ class CouplingApp(App[None]):
         """Where `e`/`E` write SVGs."""
         self.run_name = run_name or (self._save_path.stem if self._save_path is not None else "coupling-tui")
         """The <run> part of exported file names."""
+        self._layout: tuple[bool, bool] | None = None
+        """(the run has collapse data, it is a collapse run without Jacobians) as last laid out."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="status"):
@@ -84,6 +87,7 @@ class CouplingApp(App[None]):
             with Container(id="side"):
                 yield TrajectoryPane(id="trajectory")
                 yield SpectrumPane(id="spectrum")
+                yield CollapsePane(id="collapse")
         yield ProgressBar(id="progress", show_eta=True)
         yield Footer()
 
@@ -100,6 +104,7 @@ class CouplingApp(App[None]):
         self.query_one(ProgressBar).display = self.computing
         self._show_side(self.SIDE_PANES[0])
         self.query_one(CouplingPane).focus()
+        self._arrange()
         self._show_run()
 
     # -- compute worker (runs in a thread; only posts messages) --
@@ -133,6 +138,7 @@ class CouplingApp(App[None]):
         progress = self.query_one(ProgressBar)
         if isinstance(event, RunStarted):
             self.selected_token = self._first_token()
+            self._arrange()
             progress.update(total=self.results.n_steps, progress=0)
             self._set_state(f"computing {self.results.stage_text}")
         elif isinstance(event, LayerDone):
@@ -191,6 +197,11 @@ class CouplingApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_compute":
             return self.computing
+        needs = requirement(action)
+        if needs == "collapse":
+            return CollapsePane.available(self.results)
+        if needs == "coupling":
+            return self._available(self.coupling) and not self._collapse_zoomed()
         return True
 
     def action_cancel_compute(self) -> None:
@@ -218,19 +229,98 @@ class CouplingApp(App[None]):
         if not panes:
             self.notify(f"no {pane_id} pane in this version", severity="warning", markup=False)
             return
+        if pane_id == "coupling" and self._collapse_zoomed():
+            self._show_side(self.SIDE_PANES[0])            # Coupling back beside the first side pane
+        if not self._available(panes.first()):
+            message = NO_COLLAPSE if pane_id == "collapse" else NO_COUPLING
+            self.notify(message, severity="warning", markup=False)
+            return
         if pane_id in self.SIDE_PANES:
             self._show_side(pane_id)
         panes.first().focus()
 
+    def _available(self, pane) -> bool:
+        """Whether ``pane`` has a place in this run's layout: Collapse needs collapse data; a collapse run without
+        Jacobians gives the Coupling pane's place to the side column."""
+        if pane.id == "collapse":
+            return not pane.has_class("-absent")
+        if pane.id == "coupling":
+            return not self.query_one("#main").has_class("-collapse-run")
+        return True
+
+    def _arrange(self) -> None:
+        """Lay the panes out for the run: the Collapse pane only with collapse data; when the run has collapse data
+        but no Jacobians (``coupling-tui collapse``), Collapse takes the width the empty Coupling pane would and has
+        the focus."""
+        has = CollapsePane.available(self.results)
+        collapse_run = has and "jacobian.singular_values" not in self.results.arrays
+        if (has, collapse_run) == self._layout:
+            return
+        self._layout = (has, collapse_run)
+        main, pane = self.query_one("#main"), self.collapse
+        pane.set_class(not has, "-absent")
+        main.set_class(collapse_run, "-collapse-run")
+        self.refresh_bindings()
+        if collapse_run:
+            self._show_side("collapse")
+            pane.focus()
+        elif not has and pane.has_class("-shown"):
+            self._show_side(self.SIDE_PANES[0])
+
+    def _collapse_zoomed(self) -> bool:
+        """Whether the Collapse pane has the whole width: a short and narrow screen (app.tcss) that shows it."""
+        return (self.screen.has_class("-short") and self.screen.has_class("-narrow")
+                and self.query_one("#main").has_class("-collapse-shown"))
+
     def _show_side(self, pane_id: str) -> None:
-        """Make ``pane_id`` the side pane a short screen shows (a tall one shows them all)."""
+        """Make ``pane_id`` the side pane a short screen shows (a tall one shows them all). On a short and narrow
+        screen the Collapse pane, too rich for half the width, then takes the Coupling pane's place too."""
         for other in self.SIDE_PANES:
             for pane in self.query(f"#{other}"):
                 pane.set_class(other == pane_id, "-shown")
+        self.query_one("#main").set_class(pane_id == "collapse", "-collapse-shown")
+        self.refresh_bindings()
 
     @property
     def coupling(self) -> CouplingPane:
         return self.query_one(CouplingPane)
+
+    @property
+    def collapse(self) -> CollapsePane:
+        return self.query_one(CollapsePane)
+
+    def _collapse_key(self, change: Callable[[CollapsePane], object]) -> None:
+        """Apply ``change`` to the Collapse pane and redraw; on a short screen that shows another side pane, show
+        Collapse. A run without collapse data says so (the palette reaches these actions whatever the run)."""
+        pane = self.collapse
+        if not CollapsePane.available(self.results):
+            self.notify(NO_COLLAPSE, severity="warning", markup=False)
+            return
+        change(pane)
+        if self.screen.has_class("-short") and not pane.has_class("-shown"):
+            self._show_side("collapse")
+            pane.focus()
+        self._show_run()
+
+    def action_step_length(self, delta: int) -> None:
+        self._collapse_key(lambda pane: pane.step_length(self.results, delta))
+
+    def action_cycle_family(self) -> None:
+        self._collapse_key(lambda pane: pane.cycle_family(self.results))
+
+    def action_toggle_normed(self) -> None:
+        self._collapse_key(CollapsePane.toggle_normed)
+
+    def action_cycle_measure(self) -> None:
+        self._collapse_key(CollapsePane.cycle_measure)
+
+    def jump_to_length(self, n: int) -> None:
+        lengths = self.results.arrays.get("collapse.lengths")
+        if lengths is not None and n not in lengths.tolist():
+            self.notify(f"no collapse length n = {n} in this run (it has {', '.join(map(str, lengths.tolist()))})",
+                        severity="warning", markup=False)
+            return
+        self._collapse_key(lambda pane: pane.jump_to_length(self.results, n))
 
     def action_step_column(self, delta: int) -> None:
         self.coupling.step_column(self.results, delta)
@@ -310,7 +400,12 @@ class CouplingApp(App[None]):
         written: list[Path] = []
         shown = next((p for p in self.SIDE_PANES if self.query(f"#{p}.-shown")), self.SIDE_PANES[0])
         try:
+            if self._collapse_zoomed():                    # the Coupling pane first needs its place back
+                self._show_side(self.SIDE_PANES[0])
+                await self._settle(self.coupling)
             for pane in list(self.query(f".{RUN_PANE_CLASS}")):
+                if not self._available(pane):
+                    continue
                 if pane.id in self.SIDE_PANES and not pane.region.area:
                     self._show_side(pane.id)
                     await self._settle(pane)

@@ -1,5 +1,5 @@
-"""Command palette (ctrl+p) entries of the explorer: jump to a layer or token by number, switch the coupling
-metric, K or view, export. Each command calls an app method; the palette itself is Textual's."""
+"""Command palette (ctrl+p) entries of the explorer: jump to a layer, token or collapse length by number, switch
+the coupling metric, K or view, the collapse family, states or measure, export. Each command calls an app method; the palette itself is Textual's."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 _NUMBERED = {
     "layer": ("Jump to layer {n}", "jump_to_layer"),
     "token": ("Jump to token {n}", "jump_to_token"),
+    "length": ("Collapse: jump to length n = {n}", "jump_to_length"),
 }
+_KINDS = {"layer": "layer", "l": "layer", "token": "token", "t": "token", "length": "length", "n": "length"}
 
 
 class ExplorerCommands(Provider):
@@ -29,6 +31,10 @@ class ExplorerCommands(Provider):
             ("Toggle trained / random-init", app.action_toggle_baseline, "needs --random-baseline"),
             ("Next coupling view", app.action_toggle_view, "depth, token, context (same output / same input)"),
             ("Toggle coupling variant ujv / vju", app.action_toggle_variant, "needs --vju"),
+            ("Collapse: next family", app.action_cycle_family, "ones, digits, commas, …"),
+            ("Collapse: pre-/post-norm states", app.action_toggle_normed, "the last states before or after the "
+                                                                          "final norm"),
+            ("Collapse: next difference measure", app.action_cycle_measure, "L1/d, L∞, relative L2"),
         ]
 
     async def discover(self) -> Hits:
@@ -36,9 +42,9 @@ class ExplorerCommands(Provider):
             yield DiscoveryHit(text, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
-        match = re.fullmatch(r"\s*(layer|token|l|t)\s*(\d+)\s*", query, flags=re.IGNORECASE)
+        match = re.fullmatch(r"\s*(layer|token|length|l|t|n)\s*=?\s*(\d+)\s*", query, flags=re.IGNORECASE)
         if match:
-            kind = "layer" if match.group(1).lower().startswith("l") else "token"
+            kind = _KINDS[match.group(1).lower()]
             n = int(match.group(2))
             text, method = _NUMBERED[kind]
             yield Hit(1.0, text.format(n=n), partial(getattr(self.app, method), n), text=text.format(n=n))

@@ -1,4 +1,5 @@
-"""The ``coupling-tui`` command: explore (default), ``compute`` (headless), ``view`` (a saved run, no torch)."""
+"""The ``coupling-tui`` command: explore (default), ``compute`` and ``collapse`` (headless), ``view`` (a saved run,
+no torch), ``export`` (SVGs of a saved run)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from coupling_tui.core import cli as core_cli
 
 COMMANDS = {
     "compute": "compute a run headless and save it (rich progress bar)",
+    "collapse": "measure representational collapse and over-squashing headless and save it",
     "view": "open a saved results file in the explorer (no model, no torch)",
     "export": "write every pane of a saved run as SVG, no terminal needed",
 }
@@ -26,6 +28,7 @@ def build_explore_parser() -> argparse.ArgumentParser:
     core_cli.add_model_args(p)
     core_cli.add_prompt_args(p)
     core_cli.add_jacobian_args(p)
+    core_cli.add_collapse_args(p)
     p.add_argument("-o", "--output", default=None, metavar="PATH",
                    help="where to save the run (default: a new file under the user data dir)")
     add_svg_dir_arg(p)
@@ -126,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "compute":
         args = core_cli.build_compute_parser().parse_args(argv[1:])
         action = lambda: core_cli.compute(args)  # noqa: E731
+    elif argv and argv[0] == "collapse":
+        from coupling_tui.core import collapse_cli
+
+        args = collapse_cli.build_collapse_parser().parse_args(argv[1:])
+        action = lambda: collapse_cli.collapse_command(args)  # noqa: E731
     elif argv and argv[0] == "view":
         args = build_view_parser().parse_args(argv[1:])
         action = lambda: view(args)  # noqa: E731

@@ -1,10 +1,13 @@
-"""A plotext plot with a log y axis, redrawn from its own stored points on every render (plotext's log bug)."""
+"""A plotext plot with a log y axis (and optionally a log x axis) of one or more named series, redrawn from its own
+stored points on every render (plotext's log bug)."""
 
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Iterable, Sequence
 
+from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
@@ -12,7 +15,22 @@ _TICK_STEPS = (1, 2, 5, 10, 20, 25, 50, 100, 200, 500)
 MARK_COLOR = "red"
 """Colour of the selection marker (vertical line and highlighted point)."""
 
-Points = tuple[list[int], list[float]]
+Points = tuple[list[float], list[float]]
+Colour = str | tuple[int, int, int] | None
+"""A plotext colour: a name, an (r, g, b) triple, or None for plotext's own choice."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """One named line on the plot. ``points`` are already filtered by ``log_points``."""
+
+    label: str
+    points: Points
+    colour: Colour = None
+    marked: bool = True
+    """Whether its point at the marked x is highlighted (a reference line may not want that)."""
+    dots: bool = True
+    """Draw a dot at every point, not only the line through them."""
 
 
 def integer_ticks(lo: int, hi: int, max_ticks: int) -> list[int]:
@@ -22,51 +40,114 @@ def integer_ticks(lo: int, hi: int, max_ticks: int) -> list[int]:
     return sorted({lo} | {m for m in range(0, span + 1, step) if m >= lo})
 
 
-def log_points(xs: Iterable[int], ys: Iterable[float]) -> Points:
-    """The (x, y) pairs a log axis can draw: finite, positive y only."""
-    kept = [(int(x), float(y)) for x, y in zip(xs, ys) if math.isfinite(y) and y > 0]
+def value_ticks(values: Sequence[int], max_ticks: int) -> list[int]:
+    """Ticks at the given x values (e.g. the lengths of a geometric sweep on a log axis): all of them when they
+    fit ``max_ticks``, else every k-th, always the first and the last."""
+    values = sorted(set(values))
+    if len(values) <= max(max_ticks, 2):
+        return values
+    k = math.ceil((len(values) - 1) / max(max_ticks - 1, 1))
+    picked = values[::k]
+    if picked[-1] != values[-1]:
+        picked[-1] = values[-1]
+    return picked
+
+
+def log_points(xs: Iterable[float], ys: Iterable[float]) -> Points:
+    """The (x, y) pairs a log y axis can draw: finite, positive y only."""
+    kept = [(x, float(y)) for x, y in zip(xs, ys) if math.isfinite(y) and y > 0]
     return [x for x, _ in kept], [y for _, y in kept]
 
 
-class LogPlot(PlotextPlot):
-    """One series as line and dots on a log y axis over integer x, plus an optional marked x (vertical line)."""
+def _rich_colour(colour: Colour) -> str:
+    if isinstance(colour, tuple):
+        return "#{:02x}{:02x}{:02x}".format(*colour)
+    return colour or "default"
 
-    def __init__(self, xlabel: str, ylabel: str, *, id: str | None = None) -> None:  # noqa: A002 - Textual's
+
+class LogPlot(PlotextPlot):
+    """Named series as lines and dots on a log y axis, plus an optional marked x (vertical line). With ``xlog`` the
+    x axis is logarithmic too and its ticks sit at the x values of the points; else x is integer with round
+    ticks."""
+
+    def __init__(self, xlabel: str, ylabel: str, *, id: str | None = None,  # noqa: A002 - Textual's keyword
+                 xlog: bool = False) -> None:
         super().__init__(id=id)
-        self.xlabel, self.ylabel = xlabel, ylabel
-        self.plotted: Points = ([], [])
-        """The points currently drawn (finite, positive y only: the y axis is logarithmic)."""
+        self.xlabel, self.ylabel, self.xlog = xlabel, ylabel, xlog
+        self.series: tuple[Series, ...] = ()
+        """What is drawn now, in drawing order."""
         self.x_range = (0, 1)
         """The x axis spans x_range[0]..x_range[1]."""
         self.marker: int | None = None
-        """The marked x (a vertical line; its point, if drawn, is highlighted), or None."""
+        """The marked x (a vertical line; its point on each marked series is highlighted), or None."""
+        self.x_values: tuple[int, ...] = ()
+        """Where a log x axis puts its ticks (thinned to fit); empty = at the points drawn."""
+        self.axis_labels = True
+        """Whether the axis labels are drawn (a short plot may give their row to the data)."""
+
+    @property
+    def plotted(self) -> Points:
+        """The first series' points (finite, positive y only: the y axis is logarithmic)."""
+        return self.series[0].points if self.series else ([], [])
 
     def set_points(self, points: Points, x_range: tuple[int, int], marker: int | None = None) -> bool:
-        """Draw ``points`` (already filtered by ``log_points``); repaint only when something drawn changed."""
-        state = (points, x_range, marker)
-        if state == (self.plotted, self.x_range, self.marker):
+        """Draw one unnamed series (already filtered by ``log_points``); see ``set_series``."""
+        return self.set_series((Series("", points),), x_range, marker)
+
+    def set_series(self, series: Sequence[Series], x_range: tuple[int, int], marker: int | None = None,
+                   x_values: Sequence[int] = ()) -> bool:
+        """Draw ``series`` (``x_values``: where a log x axis ticks, e.g. every x a series will have once
+        complete); repaint only when something drawn changed."""
+        state = (tuple(series), x_range, marker, tuple(x_values))
+        if state == (self.series, self.x_range, self.marker, self.x_values):
             return False
-        self.plotted, self.x_range, self.marker = state
+        self.series, self.x_range, self.marker, self.x_values = state
         self.refresh()
         return True
+
+    def show_axis_labels(self, shown: bool) -> None:
+        if shown != self.axis_labels:
+            self.axis_labels = shown
+            self.refresh()
+
+    def legend(self) -> Text:
+        """The named series as coloured "● label" entries, for a line beside the plot."""
+        text = Text()
+        for s in self.series:
+            if s.label:
+                text.append(("  " if text else "") + ("●" if s.dots else "─") + " ", style=_rich_colour(s.colour))
+                text.append(s.label)
+        return text
 
     def render(self) -> RenderResult:
         # plotext's log scale rewrites its stored data in place on every build, so a second build of the same
         # data would take the log twice: hand it fresh data on each render (a handful of points, cheap).
         plt = self.plt
-        xs, ys = self.plotted
         lo, hi = self.x_range
+        drawn = [s for s in self.series if s.points[0]]
         plt.clear_data()
-        plt.yscale("log" if xs else "linear")  # plotext fails on an empty log axis
-        plt.xlim(lo, max(hi, lo + 1))
-        plt.xticks(integer_ticks(lo, hi, self.size.width // 8))
-        plt.xlabel(self.xlabel)
-        plt.ylabel(self.ylabel)
-        if xs:
-            plt.plot(xs, ys, marker="braille")
-            plt.scatter(xs, ys, marker="●")
+        plt.yscale("log" if drawn else "linear")  # plotext fails on an empty log axis
+        xs = sorted({x for s in drawn for x in s.points[0]})
+        if self.xlog and lo > 0:
+            plt.xscale("log")
+            # plotext takes a log axis's limits in log10 units (its ticks and data it converts itself)
+            plt.xlim(math.log10(lo) - 0.05, math.log10(max(hi, lo)) + 0.05)
+            ticks = value_ticks(self.x_values or xs or [lo, hi], self.size.width // 6)
+            plt.xticks(ticks, [str(t) for t in ticks])
+        else:
+            plt.xscale("linear")
+            plt.xlim(lo, max(hi, lo + 1))
+            plt.xticks(integer_ticks(lo, hi, self.size.width // 8))
+        plt.xlabel(self.xlabel if self.axis_labels else None)
+        plt.ylabel(self.ylabel if self.axis_labels else None)
+        for s in drawn:
+            plt.plot(*s.points, marker="braille", color=s.colour)
+            if s.dots:
+                plt.scatter(*s.points, marker="●", color=s.colour)
         if self.marker is not None:
             plt.vline(self.marker, MARK_COLOR)
-            if self.marker in xs:
-                plt.scatter([self.marker], [ys[xs.index(self.marker)]], marker="◆", color=MARK_COLOR)
+            for s in drawn:
+                if s.marked and self.marker in s.points[0]:
+                    xs_, ys_ = s.points
+                    plt.scatter([self.marker], [ys_[xs_.index(self.marker)]], marker="◆", color=MARK_COLOR)
         return super().render()
