@@ -98,8 +98,10 @@ def estimate_for(args: argparse.Namespace, loaded, prompt: str, *, baseline: boo
 def check_run_cost(args: argparse.Namespace, loaded, prompt: str, console, *, baseline: bool = False) -> RunCost:
     """``confirm`` for the CLI and the explorer: the estimate goes to ``console`` (stderr), the question to the
     terminal when stdin is one. Returns the estimate (for an out-of-memory message later)."""
+    from rich.text import Text
+
     cost = estimate_for(args, loaded, prompt, baseline=baseline)
     interactive = sys.stdin is not None and sys.stdin.isatty()
     confirm(cost, available_memory(loaded.device), yes=getattr(args, "yes", False), interactive=interactive,
-            ask=lambda q: console.input(q), say=lambda line: console.print(line, markup=False, highlight=False))
+            ask=lambda q: console.input(Text(q)), say=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
     return cost

@@ -58,9 +58,9 @@ def select_layers(spec: LayerSpec | None, n_layers: int) -> list[int] | None:
     for start, stop in spec.parts:
         end = n_layers if stop is None else stop
         if start >= n_layers or end > n_layers:
-            last = (end if stop is not None else start + 1) - 1
-            raise UserError(f"--layers {spec.text}: block {max(start, last)} does not exist; the model has "
-                            f"{n_layers} blocks (0..{n_layers - 1})")
+            block = start if start >= n_layers else end - 1
+            raise UserError(f"--layers {spec.text} names block {block}, and the model has {n_layers} blocks "
+                            f"(0..{n_layers - 1})")
         chosen.update(range(start, end))
     layers = sorted(chosen)
     return None if len(layers) == n_layers else layers
