@@ -14,13 +14,20 @@ from dataclasses import dataclass, field
 REFERENCE_THREADS = 2
 """The measurements above are on 2 CPU threads."""
 J_SECONDS = 21.7 / (30 * 52)
-"""Closed-form block Jacobian, seconds per (layer, token) at d = 576; scales as d³."""
+"""Closed-form block Jacobian, seconds per (layer, token) at d = 576; scales as d³ above a floor."""
+J_FLOOR = 0.15
+"""The part of J_SECONDS that does not shrink with d (small-matrix overheads; measured at d = 128)."""
 AUTODIFF_FACTOR = 70.1 / 24.2
 """Generic autodiff Jacobians against closed form (benchmarks/RESULTS.md, T = 64)."""
 TOPK_SECONDS = 33.9 / (30 * 52)
-"""Exact top-K triplets of one d = 576 Jacobian (K = 50); scales as d³, barely with K."""
-COUPLING_FLOPS = 80e9
-"""Effective FLOP/s of the depth and token coupling GEMMs (1.69 TFLOP in 21.5 s, 2.93 TFLOP in 33.7 s)."""
+"""Exact top-K triplets of one d = 576 Jacobian (K = 50); scales as d³ above a floor, barely with K."""
+TOPK_FLOOR = 0.11
+"""The part of TOPK_SECONDS that does not shrink with d (LAPACK subset eigh: 14 ms at d = 128, 120 at 576)."""
+COUPLING_FLOPS = 85e9
+"""Effective FLOP/s of the depth and token coupling (1.69 TFLOP in 21.5 s, 2.93 TFLOP in 33.7 s, counting
+ENTRY_OVERHEAD)."""
+ENTRY_OVERHEAD = 1000
+"""FLOP-equivalents per K_max² of one m_K entry: the cumulative sums and copies, which dominate at small d."""
 REFERENCE_D = 576
 GPU_SPEEDUP = 50.0
 """A rough factor for CUDA devices; nothing here is calibrated on a GPU."""
@@ -109,10 +116,10 @@ def estimate(*, n_layers: int, d: int, tokens: int, top_k: int, history_mb: floa
         method_factor = AUTODIFF_FACTOR if (jacobian_method == "autodiff" or (
             jacobian_method == "auto" and family not in CLOSED_FORM_FAMILIES)) else 1.0
         cube = (d / REFERENCE_D) ** 3
-        per_entry = 2 * d * d * kc + 2 * d * kc * kc              # FLOPs of one m_K entry
-        jac = J_SECONDS * cube * method_factor * n * T
+        per_entry = 2 * d * d * kc + 2 * d * kc * kc + ENTRY_OVERHEAD * kc * kc   # one m_K entry
+        jac = J_SECONDS * ((1 - J_FLOOR) * cube + J_FLOOR) * method_factor * n * T
         sec["Jacobians"] = passes * jac * (1 if keep_history else 2)
-        sec["top-K"] = passes * TOPK_SECONDS * cube * n * T
+        sec["top-K"] = passes * TOPK_SECONDS * ((1 - TOPK_FLOOR) * cube + TOPK_FLOOR) * n * T
         sec["depth coupling"] = passes * n * n * T * per_entry / COUPLING_FLOPS
         if one_token_coupling:
             sec["token coupling"] = n * T * T * per_entry / COUPLING_FLOPS
