@@ -328,3 +328,62 @@ def _same_run(a: Run, b: Run) -> bool:
 
 def test_a_user_error_is_not_an_oom():
     assert not faults.is_out_of_memory(UserError("out of memory while computing"))
+
+
+def _explore_in_a_terminal(slow_dir, out: Path, stop) -> tuple[int, bytes, int]:
+    """Run the explorer in a pseudo-terminal until it is computing, ``stop(pid, fd)`` it, and read to the end:
+    (exit status, everything it wrote, where the stop happened in that)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:                                                       # the child: the explorer, as a user runs it
+        os.environ["TERM"] = "xterm-256color"
+        os.execv(sys.executable, [sys.executable, "-m", "coupling_tui.tui.main", "--model", str(slow_dir), "-p",
+                                  LONG_PROMPT, "--max-tokens", "200", "--yes", "-o", str(out)])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    screen, stopped_at, started = b"", None, time.monotonic()
+    try:
+        while time.monotonic() - started < 180:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(fd, 1 << 16)
+                except OSError:                                        # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+            if stopped_at is None and b"computing" in screen:
+                time.sleep(2.0)                                        # inside the layers by now
+                stopped_at = len(screen)
+                stop(pid, fd)
+    finally:
+        if stopped_at is None or time.monotonic() - started >= 180:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), screen, stopped_at
+
+
+@pytest.mark.parametrize("how, status, message", [
+    ("SIGTERM", 143, b"coupling-tui: terminated (SIGTERM); an unfinished run is not saved"),
+    ("SIGINT", 130, b"coupling-tui: interrupted; nothing was saved"),
+    ("ctrl+c", 130, b"coupling-tui: interrupted; nothing was saved"),
+])
+def test_the_explorer_stopped_mid_compute_gives_the_terminal_back(slow_dir, tmp_path, how, status, message):
+    out = tmp_path / "run.safetensors"
+    out.write_bytes(b"the previous results")
+    if how == "ctrl+c":
+        stop = lambda pid, fd: os.write(fd, b"\x03")                   # noqa: E731 - the key, not a signal
+    else:
+        stop = lambda pid, fd: os.kill(pid, getattr(signal, how))      # noqa: E731
+    code, screen, stopped_at = _explore_in_a_terminal(slow_dir, out, stop)
+    assert stopped_at is not None, screen[-2000:]
+    after = screen[stopped_at:]
+    assert code == status, after[-2000:]
+    assert b"\x1b[?1049l" in after and b"\x1b[?25h" in after            # alternate screen left, cursor shown
+    assert after.rstrip().endswith(message) and b"Traceback" not in screen
+    assert out.read_bytes() == b"the previous results" and os.listdir(tmp_path) == ["run.safetensors"]
