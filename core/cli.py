@@ -11,7 +11,9 @@ from datetime import datetime
 from pathlib import Path
 
 from .errors import UserError
-from .prompts import DEFAULT_MAX_TOKENS, check_max_tokens, read_prompt
+from .faults import interrupt_message, is_out_of_memory, out_of_memory_error, sigterm_as_interrupt
+from .prompts import DEFAULT_MAX_TOKENS, check_max_tokens, read_prompt, truncation_note
+from .run_bounds import add_run_size_args, parse_layers
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -200,6 +202,7 @@ def validated_prompt(args: argparse.Namespace) -> str:
     if args.random_baseline and args.top_k == 0:
         raise UserError("--random-baseline compares coupling, which needs the Jacobians; drop --top-k 0")
     collapse_spec(args)                                  # the collapse flags, checked before any model loads
+    parse_layers(getattr(args, "layers", None))          # --layers syntax, likewise
     return read_prompt(args.prompt, args.prompt_file)
 
 
@@ -240,14 +243,15 @@ def load_with_status(args: argparse.Namespace, console):
             status.update("building the random-init baseline…")
             baseline = load(replace(model_request(args), random_init=True),
                             on_stage=lambda text: status.update(text + "…"))
+    for note in loaded.notes:
+        console.print(note, markup=False, highlight=False)
     return loaded, baseline
 
 
 def announce_truncation(header: dict, console) -> None:
-    cut = header["tokens"].get("truncated_from")
-    if cut:
-        console.print(f"[yellow]note:[/] the prompt has {cut} tokens; analysing the first "
-                      f"{len(header['tokens']['ids'])} (raise --max-tokens to analyse more)")
+    note = truncation_note(header)
+    if note:
+        console.print(f"[yellow]note:[/] {note}")
 
 
 def scalar_lines(header: dict) -> list[str]:
@@ -269,6 +273,7 @@ def build_compute_parser() -> argparse.ArgumentParser:
     add_prompt_args(p)
     add_jacobian_args(p)
     add_collapse_args(p)
+    add_run_size_args(p)
     p.add_argument("-o", "--output", default=None, metavar="PATH",
                    help="results file to write (default: a new file under the user data dir)")
     add_common_args(p)
@@ -313,14 +318,14 @@ def compute(args: argparse.Namespace) -> int:
     """Headless compute: rich progress for loading and layers, atomic save, a one-line summary."""
     from rich.console import Console
 
-    from . import engine, results
+    from . import results, run_job
 
     console = Console(stderr=True)
     prompt = validated_prompt(args)
     output = Path(args.output).expanduser() if args.output else default_output(args)
     loaded, baseline = load_announced(args, console)
-    events = engine.stream(loaded, prompt, baseline=baseline, **engine_options(args))
-    run = stream_with_progress(events, console, loaded.info["n_layers"],
+    job = run_job.prepare(args, loaded, baseline, prompt, engine_options(args), console)
+    run = stream_with_progress(job(), console, loaded.info["n_layers"],
                                on_started=lambda header: announce_truncation(header, console))
     path = results.save(run, output)
     nxt = run.header.get("next_token", {}).get("text")
@@ -339,14 +344,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def guarded(action, *, debug: bool = False) -> int:
-    """Run ``action`` turning user errors and Ctrl-C into one message and an exit status, not a traceback."""
+    """Run ``action`` turning user errors, running out of memory, Ctrl-C and SIGTERM into one message and an exit
+    status (2, 130, 143), not a traceback."""
     try:
-        return action()
+        with sigterm_as_interrupt():
+            return action()
     except UserError as exc:
         if debug:
             raise
         print(f"coupling-tui: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("coupling-tui: interrupted; nothing was saved", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        line, status = interrupt_message(exc)
+        print(line, file=sys.stderr)
+        return status
+    except Exception as exc:
+        if debug or not is_out_of_memory(exc):
+            raise
+        print(f"coupling-tui: error: {out_of_memory_error('running')}", file=sys.stderr)
+        return 2

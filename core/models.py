@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .arch import Adapter, adapter_for
+from .cost import weights_bytes
 from .errors import UserError
+from .faults import is_out_of_memory, load_out_of_memory_error
 
 DTYPES = ("auto", "float32", "bfloat16", "float16", "float64")
 
@@ -35,6 +37,8 @@ class LoadedModel:
     dtype: str
     info: dict = field(default_factory=dict)
     """The results header's ``model`` entry."""
+    notes: list[str] = field(default_factory=list)
+    """Things the user should know about how it was loaded (a dtype emulated on this CPU), one line each."""
 
 
 def offline() -> bool:
@@ -117,15 +121,37 @@ def _load_config(src: str, request: ModelRequest) -> Any:
         raise _explain_load_error(src, exc) from exc
 
 
+LOGIN_HINT = ("run `hf auth login` (`huggingface-cli login` with an older huggingface_hub) or set HF_TOKEN, with an "
+              "account that has access")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from (transformers wraps hub errors in an OSError)."""
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def _http_status(exc: BaseException) -> int | None:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status if isinstance(status, int) else None
+
+
 def _explain_load_error(src: str, exc: Exception) -> UserError:
     text = str(exc)
     name = type(exc).__name__
+    chain = _causes(exc)
+    names = {type(e).__name__ for e in chain}
     if "trust_remote_code" in text:
         return UserError(f"{src} needs custom code from its repository",
                          "re-run with --trust-remote-code if you trust it (it is never enabled silently)")
-    if name == "GatedRepoError" or "gated" in text.lower() or "401" in text:
-        return UserError(f"{src} is gated or private and no access token was found",
-                         "run `huggingface-cli login` (or set HF_TOKEN) with an account that has access")
+    if "GatedRepoError" in names or "gated repo" in text.lower() or any(_http_status(e) in (401, 403) for e in chain):
+        return UserError(f"{src} is gated or private and no access token with access to it was found", LOGIN_HINT)
+    if "RepositoryNotFoundError" in names:
+        return UserError(f"model not found: {src} (no such model on the hub, or a private one)",
+                         f"check the id; if it is private, {LOGIN_HINT}")
     if "model_type" in text or "Unrecognized model" in text:
         return UserError(f"unsupported architecture: {src} has no recognised model_type")
     where = "offline (HF_HUB_OFFLINE is set): only models already in the local cache can load" if offline() else \
@@ -160,11 +186,15 @@ def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -
                                                      trust_remote_code=request.trust_remote_code)
         else:
             model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype, **common)
+        model = model.to(device=device, dtype=torch_dtype).eval()
     except UserError:
         raise
-    except (OSError, ValueError) as exc:
-        raise _explain_load_error(src, exc) from exc
-    model = model.to(device=device, dtype=torch_dtype).eval()
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise load_out_of_memory_error(info["source"], dtype, device, weights_bytes(config, dtype)) from exc
+        if isinstance(exc, (OSError, ValueError)):
+            raise _explain_load_error(src, exc) from exc
+        raise
     for p in model.parameters():
         p.requires_grad_(False)
     blocks = adapter.block_list(model)
@@ -180,4 +210,31 @@ def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -
         "random_init": request.random_init,
         "seed": request.seed if request.random_init else None,
     })
-    return LoadedModel(model=model, tokenizer=tokenizer, adapter=adapter, device=device, dtype=dtype, info=info)
+    note = dtype_note(dtype, device)
+    return LoadedModel(model=model, tokenizer=tokenizer, adapter=adapter, device=device, dtype=dtype, info=info,
+                       notes=[note] if note else [])
+
+
+def cpu_has_native_half(dtype: str) -> bool | None:
+    """Whether this x86 CPU computes ``dtype`` (bfloat16, float16) natively (AVX512-BF16/-FP16 or AMX);
+    None when torch cannot tell (another architecture, an older torch)."""
+    import platform
+
+    import torch
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return None
+    checks = {"bfloat16": ("_is_avx512_bf16_supported", "_is_amx_tile_supported"),
+              "float16": ("_is_avx512_fp16_supported", "_is_amx_fp16_supported")}[dtype]
+    found = [getattr(torch.cpu, name, None) for name in checks]
+    if not any(callable(f) for f in found):
+        return None
+    return any(callable(f) and f() for f in found)
+
+
+def dtype_note(dtype: str, device: str) -> str | None:
+    """The stated fallback for a half dtype on a CPU without native support: it still runs, emulated."""
+    if device != "cpu" or dtype not in ("bfloat16", "float16") or cpu_has_native_half(dtype) is not False:
+        return None
+    return (f"note: this CPU has no native {dtype}; torch emulates it, usually slower than float32 and no smaller "
+            "for the Jacobians (computed in float32 anyway) — drop --dtype for float32")

@@ -97,6 +97,9 @@ ACTIONS: tuple[UserAction, ...] = (
                "Stop a running compute; nothing is saved."),
     UserAction("help", "question_mark,f1", "show_help", "help", "?/F1", "Show this help."),
     UserAction("quit", "q", "quit", "quit", "q", "Quit (a running compute is cancelled)."),
+    UserAction("interrupt", "ctrl+c", "interrupt", "interrupt", "^c",
+               "Like Ctrl-C on the command line: stop a running compute (nothing unfinished is saved) and quit.",
+               show=False),
 )
 
 

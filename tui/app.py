@@ -13,6 +13,8 @@ from textual.worker import Worker, get_current_worker
 
 from coupling_tui.core import results
 from coupling_tui.core.errors import UserError
+from coupling_tui.core.faults import Terminated, is_out_of_memory, out_of_memory_error
+from coupling_tui.core.prompts import truncation_note
 from coupling_tui.core.events import Event, LayerDone, RunFinished, RunStarted
 from coupling_tui.core.run import Run
 
@@ -33,6 +35,8 @@ Job = Callable[[], Iterator[Event]]
 
 def one_line(exc: BaseException) -> str:
     """The message a user sees for ``exc``: a UserError's own text, else its type and text; never a traceback."""
+    if is_out_of_memory(exc) and not isinstance(exc, UserError):
+        exc = out_of_memory_error("computing")
     text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
     return " — ".join(line.strip() for line in text.splitlines() if line.strip())
 
@@ -76,6 +80,9 @@ class CouplingApp(App[None]):
         """The <run> part of exported file names."""
         self._layout: tuple[bool, bool] | None = None
         """(the run has collapse data, it is a collapse run without Jacobians) as last laid out."""
+        self.stopped_by: int | None = None
+        """SIGINT or SIGTERM when a signal (or Ctrl-C) ended the app; ``raise_signal_exit`` reports it."""
+        self._previous_handlers: dict[int, object] = {}
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="status"):
@@ -92,6 +99,7 @@ class CouplingApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._catch_signals()
         if self._job is not None:
             self.computing = True
             self._set_state("starting…")
@@ -106,6 +114,47 @@ class CouplingApp(App[None]):
         self.query_one(CouplingPane).focus()
         self._arrange()
         self._show_run()
+
+    # -- SIGINT/SIGTERM and Ctrl-C: cancel the compute between layers, quit, give the terminal back --
+    def _catch_signals(self) -> None:
+        import asyncio
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous_handlers[sig] = signal.signal(
+                    sig, lambda signum, frame: loop.call_soon_threadsafe(self.stop_by_signal, signum))
+            except ValueError:  # not the main thread: the signal keeps its own handler
+                return
+
+    def on_unmount(self) -> None:
+        import signal
+
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, handler)
+        self._previous_handlers.clear()
+
+    def stop_by_signal(self, signum: int) -> None:
+        """Cancel a running compute (nothing unfinished is saved) and exit; the caller's ``raise_signal_exit``
+        turns it into the command line's one message and status."""
+        self.stopped_by = signum
+        self.action_cancel_compute()
+        self.exit(return_code=128 + signum)
+
+    def action_interrupt(self) -> None:
+        import signal
+
+        self.stop_by_signal(signal.SIGINT)
+
+    def raise_signal_exit(self) -> None:
+        """After ``run()``: raise KeyboardInterrupt (SIGINT, Ctrl-C) or Terminated (SIGTERM) if one ended the app."""
+        import signal
+
+        if self.stopped_by == signal.SIGTERM:
+            raise Terminated()
+        if self.stopped_by is not None:
+            raise KeyboardInterrupt()
 
     # -- compute worker (runs in a thread; only posts messages) --
     @work(thread=True, exclusive=True, exit_on_error=False, group="compute", description="engine run")
@@ -139,6 +188,8 @@ class CouplingApp(App[None]):
         if isinstance(event, RunStarted):
             self.selected_token = self._first_token()
             self._arrange()
+            if note := truncation_note(self.results.header):
+                self.notify(note, title="prompt cut", severity="warning", timeout=10, markup=False)
             progress.update(total=self.results.n_steps, progress=0)
             self._set_state(f"computing {self.results.stage_text}")
         elif isinstance(event, LayerDone):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from coupling_tui.core import __version__
 from coupling_tui.core import cli as core_cli
+from coupling_tui.core.run_bounds import add_run_size_args
 
 COMMANDS = {
     "compute": "compute a run headless and save it (rich progress bar)",
@@ -29,6 +30,7 @@ def build_explore_parser() -> argparse.ArgumentParser:
     core_cli.add_prompt_args(p)
     core_cli.add_jacobian_args(p)
     core_cli.add_collapse_args(p)
+    add_run_size_args(p)
     p.add_argument("-o", "--output", default=None, metavar="PATH",
                    help="where to save the run (default: a new file under the user data dir)")
     add_svg_dir_arg(p)
@@ -77,20 +79,19 @@ def build_export_parser() -> argparse.ArgumentParser:
 def explore(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from coupling_tui.core import engine
+    from coupling_tui.core import run_job
 
     console = Console(stderr=True)
     prompt = core_cli.validated_prompt(args)
     output = Path(args.output).expanduser() if args.output else core_cli.default_output(args)
     loaded, baseline = core_cli.load_with_status(args, console)
-    options = core_cli.engine_options(args)
-
-    def job():
-        return engine.stream(loaded, prompt, baseline=baseline, **options)
+    job = run_job.prepare(args, loaded, baseline, prompt, core_cli.engine_options(args), console)
 
     from .app import CouplingApp
 
-    CouplingApp(job=job, save_path=output, export_dir=Path(args.svg_dir).expanduser()).run()
+    app = CouplingApp(job=job, save_path=output, export_dir=Path(args.svg_dir).expanduser())
+    app.run()
+    app.raise_signal_exit()        # stopped by SIGINT/SIGTERM: the same one line and status as the CLI
     return 0
 
 
@@ -104,7 +105,9 @@ def view_app(path: str, svg_dir: str = "."):
 
 
 def view(args: argparse.Namespace) -> int:
-    view_app(args.results, args.svg_dir).run()
+    app = view_app(args.results, args.svg_dir)
+    app.run()
+    app.raise_signal_exit()
     return 0
 
 

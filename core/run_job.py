@@ -1,0 +1,26 @@
+"""The compute job a front end runs (``coupling-tui compute``, the explorer): its cost estimated and confirmed
+first (core.cost_check), then ``engine.stream`` with running out of memory turned into one message that repeats
+the estimate (core.faults)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable, Iterator
+
+from .cost_check import check_run_cost
+from .faults import memory_guarded
+from .run_bounds import layers_option
+
+
+def prepare(args: argparse.Namespace, loaded, baseline, prompt: str, options: dict, console) -> Callable[[], Iterator]:
+    """Check the run's cost (may ask, or refuse with a UserError), then return the job: a callable giving the
+    engine's events. Nothing is computed before the job is called."""
+    from . import engine
+
+    options = {**options, **layers_option(args, loaded.info["n_layers"], engine.stream)}
+    cost = check_run_cost(args, loaded, prompt, console, baseline=baseline is not None)
+
+    def job() -> Iterator:
+        return memory_guarded(engine.stream(loaded, prompt, baseline=baseline, **options), cost)
+
+    return job
