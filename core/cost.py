@@ -131,7 +131,9 @@ def estimate(*, n_layers: int, d: int, tokens: int, top_k: int, history_mb: floa
 def weights_bytes(config, dtype: str) -> float:
     """Parameter bytes of a decoder-only model from its HF config (a rough count: embeddings, attention with
     grouped KV heads, a gated MLP), for a load that runs out of memory before the model exists."""
-    get = lambda *names, default=0: next((getattr(config, a) for a in names if getattr(config, a, None)), default)  # noqa: E731
+    def get(*names, default=0):
+        return next((getattr(config, a) for a in names if getattr(config, a, None)), default)
+
     d = int(get("hidden_size", "n_embd", "d_model"))
     L = int(get("num_hidden_layers", "n_layer", "num_layers"))
     vocab = int(get("vocab_size"))

@@ -103,5 +103,6 @@ def check_run_cost(args: argparse.Namespace, loaded, prompt: str, console, *, ba
     cost = estimate_for(args, loaded, prompt, baseline=baseline)
     interactive = sys.stdin is not None and sys.stdin.isatty()
     confirm(cost, available_memory(loaded.device), yes=getattr(args, "yes", False), interactive=interactive,
-            ask=lambda q: console.input(Text(q)), say=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+            ask=lambda q: console.input(Text(q)),
+            say=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
     return cost
