@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .faults import interrupt_message, is_out_of_memory, out_of_memory_error, sigterm_as_interrupt
-from .prompts import DEFAULT_MAX_TOKENS, check_max_tokens, read_prompt
+from .prompts import DEFAULT_MAX_TOKENS, check_max_tokens, read_prompt, truncation_note
 from .run_bounds import add_run_size_args, parse_layers
 
 
@@ -212,10 +212,9 @@ def load_with_status(args: argparse.Namespace, console):
 
 
 def announce_truncation(header: dict, console) -> None:
-    cut = header["tokens"].get("truncated_from")
-    if cut:
-        console.print(f"[yellow]note:[/] the prompt has {cut} tokens; analysing the first "
-                      f"{len(header['tokens']['ids'])} (raise --max-tokens to analyse more)")
+    note = truncation_note(header)
+    if note:
+        console.print(f"[yellow]note:[/] {note}")
 
 
 def scalar_lines(header: dict) -> list[str]:

@@ -48,3 +48,18 @@ def check_max_tokens(max_tokens: int) -> int:
     if max_tokens < 1:
         raise UserError(f"--max-tokens must be at least 1 (got {max_tokens})")
     return max_tokens
+
+
+def truncation_note(header: dict) -> str | None:
+    """The one line announcing that a run analyses only the start of its prompt (None when nothing was cut):
+    cut to ``--max-tokens``, or to the model's context when that is shorter."""
+    tokens = header.get("tokens") or {}
+    cut = tokens.get("truncated_from")
+    if not cut:
+        return None
+    kept = len(tokens.get("ids", []))
+    if kept < int((header.get("params") or {}).get("max_tokens") or kept):
+        why = f"the model's context is {kept} tokens"
+    else:
+        why = "raise --max-tokens to analyse more"
+    return f"the prompt has {cut} tokens; analysing the first {kept} ({why})"

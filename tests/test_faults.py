@@ -387,3 +387,40 @@ def test_the_explorer_stopped_mid_compute_gives_the_terminal_back(slow_dir, tmp_
     assert b"\x1b[?1049l" in after and b"\x1b[?25h" in after            # alternate screen left, cursor shown
     assert after.rstrip().endswith(message) and b"Traceback" not in screen
     assert out.read_bytes() == b"the previous results" and os.listdir(tmp_path) == ["run.safetensors"]
+
+
+# -- a prompt longer than --max-tokens or the model's context --
+
+@pytest.mark.parametrize("tokens, max_tokens, note", [
+    ({"ids": [1, 2, 3], "truncated_from": None}, 128, None),
+    ({"ids": [1, 2, 3], "truncated_from": 9}, 3, "the prompt has 9 tokens; analysing the first 3 (raise --max-tokens "
+                                                 "to analyse more)"),
+    ({"ids": [1, 2, 3], "truncated_from": 9}, 128, "the prompt has 9 tokens; analysing the first 3 (the model's "
+                                                   "context is 3 tokens)"),
+])
+def test_truncation_note(tokens, max_tokens, note):
+    from coupling_tui.core.prompts import truncation_note
+
+    assert truncation_note({"tokens": tokens, "params": {"max_tokens": max_tokens}}) == note
+
+
+def test_a_prompt_longer_than_the_context_is_announced(tiny_dir, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "coupling_tui.tui.main", "compute", "--model", str(tiny_dir), "-p",
+                          "1 1 1 1 " * 100, "--max-tokens", "1000", "--top-k", "0", "-o", str(tmp_path / "r.st")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "analysing the first 256 (the model's context is 256 tokens)" in out.stderr.replace("\n", " ")
+
+
+async def test_the_explorer_announces_a_cut_prompt():
+    from coupling_tui.tui.app import CouplingApp
+    from tests.test_app import spy_notifications, wait_until
+
+    events = fake_events(n_layers=3, n_tokens=5)
+    events[0].header["tokens"]["truncated_from"] = 40
+    events[0].header["params"]["max_tokens"] = 5
+    app = CouplingApp(job=lambda: iter(events))
+    notes = spy_notifications(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.results.finished)
+    assert ("the prompt has 40 tokens; analysing the first 5 (raise --max-tokens to analyse more)", "warning") in notes

@@ -14,6 +14,7 @@ from textual.worker import Worker, get_current_worker
 from coupling_tui.core import results
 from coupling_tui.core.errors import UserError
 from coupling_tui.core.faults import Terminated, is_out_of_memory, out_of_memory_error
+from coupling_tui.core.prompts import truncation_note
 from coupling_tui.core.events import Event, LayerDone, RunFinished, RunStarted
 from coupling_tui.core.run import Run
 
@@ -181,6 +182,8 @@ class CouplingApp(App[None]):
         progress = self.query_one(ProgressBar)
         if isinstance(event, RunStarted):
             self.selected_token = self._first_token()
+            if note := truncation_note(self.results.header):
+                self.notify(note, title="prompt cut", severity="warning", timeout=10, markup=False)
             progress.update(total=self.results.n_steps, progress=0)
             self._set_state(f"computing {self.results.stage_text}")
         elif isinstance(event, LayerDone):
