@@ -102,7 +102,9 @@ def view_app(path: str, svg_dir: str = "."):
 
 
 def view(args: argparse.Namespace) -> int:
-    view_app(args.results, args.svg_dir).run()
+    app = view_app(args.results, args.svg_dir)
+    app.run()
+    app.raise_signal_exit()
     return 0
 
 
