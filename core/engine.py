@@ -52,7 +52,8 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
            history_mb: float = DEFAULT_HISTORY_MB, token_coupling: bool = True, vju: bool = False,
            token_pairs: str | list | None = None, context_layers: str | list | None = None,
            context_tokens: tuple[int, int] = (0, -1), baseline: LoadedModel | None = None,
-           params: dict | None = None, collapse: CollapseSpec | None = None) -> Iterator[Event]:
+           params: dict | None = None, collapse: CollapseSpec | None = None,
+           layers: list[int] | None = None) -> Iterator[Event]:
     """Yield RunStarted, one LayerDone per block and stage, then RunFinished.
 
     Stage "layers" carries, per block, the residual stream leaving it, its norms, the trajectory fits so far and,
@@ -66,13 +67,20 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     into arrays prefixed ``random_init.``. With ``collapse`` a stage "collapse" follows (core.collapse: the
     representational-collapse pairs and the over-squashing sensitivity, on the trained model; its header under
     ``collapse``, its arrays prefixed ``collapse.``). Only one layer's dense Jacobians exist at a time unless the
-    history fits; a consumer that stops iterating stops the work between layers."""
+    history fits; a consumer that stops iterating stops the work between layers. ``layers`` (sorted block
+    indices) bounds the Jacobians, their spectra and the coupling to those blocks (``--layers``): the arrays keep
+    every block's place, NaN at the others; trajectories cover every block, and the linearisation fidelity and
+    the 1/σ₁ fit, which need every block, are left NaN."""
     started = time.perf_counter()
+    layers = _checked_layers(layers, len(loaded.adapter.block_list(loaded.model)))
     ids, truncated_from = tokenize(loaded, prompt, max_tokens)
     collapse_pass = CollapsePass(loaded, collapse) if collapse is not None else None   # checks the spec first
     n_layers = int(loaded.info["n_layers"])
     pairs = coupling_options.token_pairs(token_pairs, n_layers)
-    opts = {"top_k": top_k, "jacobian_method": jacobian_method, "history_mb": history_mb, "vju": vju}
+    if layers is not None:                      # --layers: pairs of two selected blocks only
+        pairs = [(r, c) for r, c in pairs if r in layers and c in layers]
+    opts = {"top_k": top_k, "jacobian_method": jacobian_method, "history_mb": history_mb, "vju": vju,
+            "layers": layers}
     passes = [ModelPass(loaded, ids, stage="layers", prefix="", vector_budget_mb=vector_budget_mb,
                         token_coupling=token_coupling, keep_hidden=True, pairs=pairs, **opts)]
     if baseline is not None:
@@ -93,7 +101,8 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
         "params": {"max_tokens": max_tokens, "top_k": main.k, "jacobian_method": jacobian_method,
                    "vector_budget_mb": vector_budget_mb, "history_mb": history_mb, "token_coupling": token_coupling,
                    "vju": vju, "token_pairs": [list(p) for p in pairs], "context_layers": layers_c,
-                   "baseline": "random-init" if baseline is not None else None, **(params or {})},
+                   "baseline": "random-init" if baseline is not None else None, "layers": layers,
+                   **(params or {})},
         "jacobian": None if main.jac is None else {
             "method": main.jac.method, "compute_dtype": str(main.jac.dtype).replace("torch.", ""), "top_k": main.k},
         "coupling": main.coupling_header(),
@@ -130,6 +139,16 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     yield RunFinished(seconds=time.perf_counter() - started, header=end)
 
 
+def _checked_layers(layers, n_layers: int) -> list[int] | None:
+    """``layers`` as sorted unique block indices (None = every block)."""
+    if layers is None:
+        return None
+    chosen = sorted({int(b) for b in layers})
+    if not chosen or chosen[0] < 0 or chosen[-1] >= n_layers:
+        raise UserError(f"layers {chosen} outside the model's blocks 0..{n_layers - 1}")
+    return None if len(chosen) == n_layers else chosen
+
+
 RANDOM_INIT_PREFIX = "random_init."
 """Arrays of the untrained baseline carry this prefix before the trained model's names."""
 
@@ -140,7 +159,7 @@ class ModelPass:
 
     def __init__(self, loaded: LoadedModel, ids: list[int], *, stage: str, prefix: str, top_k: int,
                  jacobian_method: str, vector_budget_mb: float | None, history_mb: float, token_coupling: bool,
-                 keep_hidden: bool, vju: bool = False, pairs=()):
+                 keep_hidden: bool, vju: bool = False, pairs=(), layers: list[int] | None = None):
         self.loaded, self.stage, self.prefix, self.keep_hidden = loaded, stage, prefix, keep_hidden
         input_ids = torch.tensor([ids], device=loaded.device)
         tr = trace(loaded.model, loaded.adapter, input_ids)
@@ -149,16 +168,23 @@ class ModelPass:
         self.norms = np.linalg.norm(self.hidden.astype(np.float64), axis=-1).astype(np.float32)
         L1, self.n_tokens, self.d = self.hidden.shape
         self.n_layers = L1 - 1
+        self.selected = list(range(self.n_layers)) if layers is None else list(layers)
+        """The blocks whose Jacobians are computed (--layers); the coupling stream holds them compactly."""
+        self.slot = {layer: i for i, layer in enumerate(self.selected)}
+        self.partial = len(self.selected) < self.n_layers
         self.k = min(top_k, self.d)
         self.jac = LayerJacobians(loaded, input_ids, tr.block_inputs, jacobian_method) if self.k > 0 else None
         self.keep = (vector_tokens(self.n_tokens, self.n_layers, self.d, self.k, vector_budget_mb)
                      if self.jac is not None and vector_budget_mb is not None else np.zeros(0, np.int64))
         self.ks = coupling_ks(self.k) if self.jac is not None else []
         self.coupling = None
+        self.pair_layers = [(int(r), int(c)) for r, c in pairs if r in self.slot and c in self.slot]
+        """Token-coupling layer pairs (r ≠ c, both selected); the coupling stream holds them as slots."""
         if self.ks:
-            self.coupling = CouplingStream(self.n_layers, self.n_tokens, self.d, self.ks, dtype=self.jac.dtype,
+            self.coupling = CouplingStream(len(self.selected), self.n_tokens, self.d, self.ks, dtype=self.jac.dtype,
                                            device=tr.block_inputs.device, history_mb=history_mb,
-                                           token_coupling=token_coupling, vju=vju, pairs=pairs)
+                                           token_coupling=token_coupling, vju=vju,
+                                           pairs=[(self.slot[r], self.slot[c]) for r, c in self.pair_layers])
         self.sigma1_start = 9 if self.n_layers >= 12 else 0
         self._sigma1 = np.full((self.n_layers, self.n_tokens), np.nan, np.float64)
         self._x_lin: torch.Tensor | None = None
@@ -168,7 +194,7 @@ class ModelPass:
     def stages(self) -> list[dict]:
         out = [{"name": self.stage, "steps": self.n_layers}]
         if self.coupling is not None and self.coupling.second_pass:
-            out.append({"name": f"{self.stage} · coupling pass", "steps": self.n_layers})
+            out.append({"name": f"{self.stage} · coupling pass", "steps": len(self.selected)})
         return out
 
     def coupling_header(self) -> dict | None:
@@ -203,14 +229,16 @@ class ModelPass:
         c = self.coupling
         if c is not None:
             a.update({"coupling.ks": np.asarray(c.ks, np.int64), "coupling.depth": _unfilled((T, L, L)),
-                      "coupling.depth_k": c.depth.copy(), "coupling.depth_trace_k": c.depth_trace.copy(),
+                      "coupling.depth_k": self._full(c.depth, 2),
+                      "coupling.depth_trace_k": self._full(c.depth_trace, 2),
                       "coupling.depth_mean_k": _unfilled((len(c.ks), L, L))})
             if c.token is not None:
-                a["coupling.token_k"] = c.token.copy()
+                a["coupling.token_k"] = self._full(c.token, 1, pair=False)
             if c.vju is not None:
-                a.update({"coupling.depth_vju_k": c.vju.copy(), "coupling.depth_vju_trace_k": c.vju_trace.copy()})
+                a.update({"coupling.depth_vju_k": self._full(c.vju, 2),
+                          "coupling.depth_vju_trace_k": self._full(c.vju_trace, 2)})
             if c.pairs:
-                a.update({"coupling.token_pairs": np.asarray(c.pairs, np.int64).reshape(-1, 2),
+                a.update({"coupling.token_pairs": np.asarray(self.pair_layers, np.int64).reshape(-1, 2),
                           "coupling.token_pair_k": c.token_pair.copy()})
         return {self.prefix + name: value for name, value in a.items()}
 
@@ -220,17 +248,17 @@ class ModelPass:
             rows = {"trajectory.norms": (layer + 1, self.norms[layer + 1])}
             if self.keep_hidden:
                 rows["trajectory.hidden"] = (layer + 1, self.hidden[layer + 1])
-            if self.jac is not None:
+            if self.jac is not None and layer in self.slot:
                 rows.update(self._jacobian_rows(layer))
             rows.update(self._fit_rows(layer))
             yield self._event(layer, self.stage, rows)
         if self.coupling is not None and self.coupling.second_pass:
-            for layer in range(self.n_layers):
-                if layer < self.n_layers - 1:
+            for slot, layer in enumerate(self.selected):
+                if slot < len(self.selected) - 1:
                     for chunk in self.jac.token_chunks():
-                        self.coupling.add_upper(layer, chunk, self.jac.layer(layer, chunk))
+                        self.coupling.add_upper(slot, chunk, self.jac.layer(layer, chunk))
                 yield self._event(layer, f"{self.stage} · coupling pass",
-                                  self._coupling_rows(pairs=bool(self.coupling.pairs_done_at(layer, True))))
+                                  self._coupling_rows(pairs=bool(self.coupling.pairs_done_at(slot, True))))
 
     def _event(self, layer: int, stage: str, rows: dict) -> LayerDone:
         return LayerDone(layer=layer, n_layers=self.n_layers, stage=stage,
@@ -255,17 +283,19 @@ class ModelPass:
                 U[sel] = u[local].float().cpu().numpy()
                 V[sel] = v[local].float().cpu().numpy()
             if self.coupling is not None:
-                self.coupling.add_layer(layer, chunk, J, u, s, v)
-            x_lin = self._chain(layer, chunk, J)
+                self.coupling.add_layer(self.slot[layer], chunk, J, u, s, v)
+            if not self.partial:                                  # Π (I + J^l) x^0 needs every block
+                x_lin = self._chain(layer, chunk, J)
             del J, u, s, v
         self._sigma1[layer] = S[:, 0]
-        rows = {"jacobian.singular_values": (layer, S), "jacobian.frobenius": (layer, fro),
-                "trajectory.fidelity": (layer + 1, x_lin)}
+        rows = {"jacobian.singular_values": (layer, S), "jacobian.frobenius": (layer, fro)}
+        if x_lin is not None:
+            rows["trajectory.fidelity"] = (layer + 1, x_lin)
         if keep.size:
             rows.update({"jacobian.U": (layer, U), "jacobian.V": (layer, V)})
         if self.coupling is not None:
             rows.update(self._coupling_rows(layer))
-        if layer >= self.sigma1_start + 1:
+        if layer >= self.sigma1_start + 1 and not self.partial:
             fit = sigma1_depth_fit(self._sigma1[: layer + 1], start=self.sigma1_start)
             for name, key in zip(_SIGMA1_NAMES, ("slope", "intercept", "r2")):
                 rows[name] = (Ellipsis, fit[key].astype(np.float32))
@@ -284,18 +314,38 @@ class ModelPass:
 
     def _coupling_rows(self, layer: int | None = None, pairs: bool = False) -> dict:
         c = self.coupling
-        depth_k = c.depth.copy()
+        depth_k = self._full(c.depth, 2)
         rows = {"coupling.depth": (Ellipsis, depth_k[c.ks.index(display_k(c.ks))]),
-                "coupling.depth_k": (Ellipsis, depth_k), "coupling.depth_trace_k": (Ellipsis, c.depth_trace.copy()),
-                "coupling.depth_mean_k": (Ellipsis, c.depth_mean())}
+                "coupling.depth_k": (Ellipsis, depth_k),
+                "coupling.depth_trace_k": (Ellipsis, self._full(c.depth_trace, 2)),
+                "coupling.depth_mean_k": (Ellipsis, self._full(c.depth_mean(), 1))}
         if c.vju is not None:
-            rows.update({"coupling.depth_vju_k": (Ellipsis, c.vju.copy()),
-                         "coupling.depth_vju_trace_k": (Ellipsis, c.vju_trace.copy())})
+            rows.update({"coupling.depth_vju_k": (Ellipsis, self._full(c.vju, 2)),
+                         "coupling.depth_vju_trace_k": (Ellipsis, self._full(c.vju_trace, 2))})
         if layer is not None and c.token is not None:
-            rows["coupling.token_k"] = ((slice(None), layer), c.token[:, layer].copy())
-        if pairs or (layer is not None and c.pairs_done_at(layer)):
+            rows["coupling.token_k"] = ((slice(None), layer), c.token[:, self.slot[layer]].copy())
+        if pairs or (layer is not None and c.pairs_done_at(self.slot[layer])):
             rows["coupling.token_pair_k"] = (Ellipsis, c.token_pair.copy())
         return rows
+
+    def _full(self, compact: np.ndarray, axis: int, pair: bool = True) -> np.ndarray:
+        """A coupling array over the selected blocks (``axis``, and ``axis + 1`` when ``pair``) spread over every
+        block, NaN at the others; a copy either way."""
+        if not self.partial:
+            return compact.copy()
+        shape = list(compact.shape)
+        shape[axis] = self.n_layers
+        if pair:
+            shape[axis + 1] = self.n_layers
+        out = np.full(shape, np.nan, np.float32)
+        sel = np.asarray(self.selected)
+        index = [slice(None)] * compact.ndim
+        if pair:
+            index[axis], index[axis + 1] = sel[:, None], sel[None, :]
+        else:
+            index[axis] = sel
+        out[tuple(index)] = compact
+        return out
 
     def _fit_rows(self, layer: int) -> dict:
         """Trajectory fits over the states computed so far (rows 0..layer+1)."""

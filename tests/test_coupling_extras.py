@@ -175,3 +175,17 @@ def test_malformed_coupling_and_context_arrays_are_refused(everything, tmp_path,
     path = results.save(run, tmp_path / "bad.safetensors")
     with pytest.raises(ResultsError, match=reason):
         results.load(path)
+
+
+def test_layers_bound_the_extras_to_the_selected_blocks(loaded, extras):
+    full, _ = extras
+    part, _ = _run(loaded, vju=True, token_pairs=[(0, 2), (2, 0), (1, 2)], layers=[0, 2],
+                   history_mb=4096.0 if full.header["coupling"]["history"] else 0.0)
+    assert part.arrays["coupling.token_pairs"].tolist() == [[0, 2], [2, 0]]    # (1, 2) needs block 1
+    vju, ref = part.arrays["coupling.depth_vju_k"], full.arrays["coupling.depth_vju_k"]
+    sel = np.ix_(range(vju.shape[0]), range(vju.shape[1]), [0, 2], [0, 2])
+    np.testing.assert_allclose(vju[sel], ref[sel], atol=1e-5)
+    assert np.isnan(vju[:, :, 1]).all() and np.isnan(vju[:, :, :, 1]).all()
+    full_pairs = [tuple(p) for p in full.arrays["coupling.token_pairs"].tolist()]
+    np.testing.assert_allclose(part.arrays["coupling.token_pair_k"][:, 0],
+                               full.arrays["coupling.token_pair_k"][:, full_pairs.index((0, 2))], atol=1e-5)
