@@ -128,6 +128,44 @@ class Run:
         """‖x_t^l‖ for l = 0..L (NaN where not computed yet)."""
         return self.arrays["trajectory.norms"][:, token]
 
+    def growth_line(self, token: int) -> tuple[list[int], np.ndarray] | None:
+        """The exponential-growth fit of ``token``'s norms drawn as a curve: (depths start..l_done,
+        exp(a + b·l)), the fit of log‖x^l‖ on l that ``trajectory.growth_factor`` (= e^b) stores, redone from the
+        stored norms (core.trajectory_metrics.growth_fit); None before two depths from the fit's start exist."""
+        from .trajectory_metrics import growth_fit
+
+        start = int((self.header.get("fits") or {}).get("growth_start", 1))
+        norms = self.norms(token)
+        done = int(np.isfinite(norms).sum())             # norms fill in order: 0..done-1
+        if done - start < 2:
+            return None
+        fit = growth_fit(norms[:done, None], start=start)
+        depths = list(range(start, done))
+        return depths, np.exp(fit["intercept"][0] + fit["slope"][0] * np.asarray(depths, np.float64))
+
+    def norm_band(self, low: float = 10, high: float = 90) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per depth, over every token: the ``low`` and ``high`` percentiles and the median of ‖x^l‖ (NaN where
+        no token has a value yet). Percentiles, not min/max: an attention-sink token's norm can be 100× the rest."""
+        norms = self.arrays["trajectory.norms"].astype(np.float64)
+        out = np.full((3, norms.shape[0]), np.nan)
+        for l, row in enumerate(norms):
+            row = row[np.isfinite(row)]
+            if row.size:
+                out[:, l] = np.percentile(row, [low, 50, high])
+        return out[0], out[1], out[2]
+
+    def trajectory_values(self, token: int) -> dict[str, float]:
+        """The stored trajectory fits of ``token`` (NaN where not computed): growth factor and R², LSS,
+        expodistance factor and R², linearisation fidelity at the last depth computed."""
+        names = {"growth": "trajectory.growth_factor", "growth_r2": "trajectory.growth_r2", "lss": "trajectory.lss",
+                 "expodistance": "trajectory.expodistance_factor", "expodistance_r2": "trajectory.expodistance_r2"}
+        out = {key: float(self.arrays[name][token]) if name in self.arrays else float("nan")
+               for key, name in names.items()}
+        fidelity = self.arrays.get("trajectory.fidelity")
+        done = fidelity[:, token][np.isfinite(fidelity[:, token])] if fidelity is not None else np.zeros(0)
+        out["fidelity"] = float(done[-1]) if done.size > 1 else float("nan")
+        return out
+
     @property
     def coupling_ks(self) -> list[int]:
         """The K values the run's coupling matrices were stored for (empty without coupling)."""
