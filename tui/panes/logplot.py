@@ -75,7 +75,7 @@ class LogPlot(PlotextPlot):
         super().__init__(id=id)
         self.xlabel, self.ylabel, self.xlog = xlabel, ylabel, xlog
         self.series: tuple[Series, ...] = ()
-        """What is drawn now, in drawing order."""
+        """What is drawn now; the first on top (drawn last)."""
         self.x_range = (0, 1)
         """The x axis spans x_range[0]..x_range[1]."""
         self.marker: int | None = None
@@ -84,6 +84,8 @@ class LogPlot(PlotextPlot):
         """Where a log x axis puts its ticks (thinned to fit); empty = at the points drawn."""
         self.axis_labels = True
         """Whether the axis labels are drawn (a short plot may give their row to the data)."""
+        self.caption = ""
+        """A line of text drawn above the plot (empty: none)."""
 
     @property
     def plotted(self) -> Points:
@@ -138,9 +140,10 @@ class LogPlot(PlotextPlot):
             plt.xscale("linear")
             plt.xlim(lo, max(hi, lo + 1))
             plt.xticks(integer_ticks(lo, hi, self.size.width // 8))
+        plt.title(self.caption or None)
         plt.xlabel(self.xlabel if self.axis_labels else None)
         plt.ylabel(self.ylabel if self.axis_labels else None)
-        for s in drawn:
+        for s in reversed(drawn):                  # the first series is drawn last: on top of the others
             plt.plot(*s.points, marker="braille", color=s.colour)
             if s.dots:
                 plt.scatter(*s.points, marker="●", color=s.colour)

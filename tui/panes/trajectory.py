@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import math
+
 from coupling_tui.core.run import Run
 
 from . import RUN_PANE_CLASS, set_subtitle
-from .logplot import LogPlot, log_points
+from .logplot import LogPlot, Series, log_points
 from .tokens import visible
 
 NORMS = "trajectory.norms"
+TOKEN_COLOUR = (86, 156, 214)
+FIT_COLOUR = (230, 140, 40)
+BAND_COLOUR = (128, 128, 128)
+
+
+def _num(value: float, fmt: str) -> str:
+    return format(value, fmt) if math.isfinite(value) else "–"
+
+
+def values_title(values: dict[str, float]) -> str:
+    """The plot's title line: growth factor and R², LSS, linearisation fidelity of the selected token."""
+    return (f"growth ×{_num(values['growth'], '.3f')}/block (R² {_num(values['growth_r2'], '.3f')}) · "
+            f"LSS {_num(values['lss'], '.2f')} · fidelity {_num(values['fidelity'], '.3f')}")
 
 
 class TrajectoryPane(LogPlot):
@@ -29,6 +44,14 @@ The red vertical line (and the red ◆ on the curve) marks depth *l* + 1: the **
 
 While the model computes, the curve grows one point per finished block. A steady slope on this log axis
 means the norm grows by a constant factor per block.
+
+- **token** (blue ●): the selected token's norms.
+- **fit** (orange line): the exponential-growth fit exp(a + b·l) of log‖x^l‖ on depths 1..L (the embedding
+  is on another scale); its factor e^b per block and R² are in the title line, with the line-shape score
+  **LSS** (1 = a straight trajectory; larger = more bent) and the **linearisation fidelity** (cosine between
+  Π(I + J^l) x⁰ and the true state at the last depth computed).
+- **tokens p10 · median · p90** (grey): the spread of every token's norm at each depth (percentiles rather than
+  min/max: an attention-sink token can sit 100× above the rest).
 """
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
@@ -42,11 +65,24 @@ means the norm grows by a constant factor per block.
         return self.x_range[1]
 
     def show(self, run: Run, token: int, layer: int = 0) -> None:
-        """Show ``run``'s norms for ``token`` with block ``layer``'s output (depth layer + 1) marked."""
-        subtitle, points = "", ([], [])
+        """Show ``run``'s norms for ``token`` (with its growth fit, the values in the title, and every token's
+        p10/median/p90 band) with block ``layer``'s output (depth layer + 1) marked."""
+        subtitle, series, title = "", [], ""
         if NORMS in run.arrays and run.n_tokens > 0:
             subtitle = f"token {token} · {visible(run.token_texts[token])}"
             norms = run.norms(token)
-            points = log_points(range(len(norms)), norms)
+            series.append(Series("token", log_points(range(len(norms)), norms), TOKEN_COLOUR))
+            line = run.growth_line(token)
+            if line is not None:
+                series.append(Series("fit", log_points(*line), FIT_COLOUR, marked=False, dots=False))
+            if run.n_tokens > 1:
+                low, mid, high = run.norm_band()
+                for label, ys in (("p10", low), ("median", mid), ("p90", high)):
+                    series.append(Series(label, log_points(range(len(ys)), ys), BAND_COLOUR, marked=False,
+                                         dots=False))
+            title = values_title(run.trajectory_values(token))
         set_subtitle(self, subtitle)
-        self.set_points(points, (0, run.n_layers), layer + 1 if run.n_layers > 0 else None)
+        if title != self.caption:
+            self.caption = title
+            self.refresh()
+        self.set_series(series, (0, run.n_layers), layer + 1 if run.n_layers > 0 else None)
