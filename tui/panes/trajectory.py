@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from rich.text import Text
+
 from coupling_tui.core.run import Run
 
 from . import RUN_PANE_CLASS, set_subtitle
@@ -14,6 +16,7 @@ NORMS = "trajectory.norms"
 TOKEN_COLOUR = (86, 156, 214)
 FIT_COLOUR = (230, 140, 40)
 BAND_COLOUR = (128, 128, 128)
+BAND_LABEL = "tokens p10·p50·p90"
 
 
 def _num(value: float, fmt: str) -> str:
@@ -43,14 +46,14 @@ The red vertical line (and the red ◆ on the curve) marks depth *l* + 1: the **
 (block *l*), the block whose Jacobian the Spectrum pane shows. ↑/↓ (or k/j) move it.
 
 While the model computes, the curve grows one point per finished block. A steady slope on this log axis
-means the norm grows by a constant factor per block.
+means the norm grows by a constant factor per block. The border title is the legend:
 
 - **token** (blue ●): the selected token's norms.
 - **fit** (orange line): the exponential-growth fit exp(a + b·l) of log‖x^l‖ on depths 1..L (the embedding
   is on another scale); its factor e^b per block and R² are in the title line, with the line-shape score
   **LSS** (1 = a straight trajectory; larger = more bent) and the **linearisation fidelity** (cosine between
   Π(I + J^l) x⁰ and the true state at the last depth computed).
-- **tokens p10 · median · p90** (grey): the spread of every token's norm at each depth (percentiles rather than
+- **tokens p10·p50·p90** (grey): the spread of every token's norm at each depth (percentiles rather than
   min/max: an attention-sink token can sit 100× above the rest).
 """
 
@@ -58,6 +61,8 @@ means the norm grows by a constant factor per block.
         super().__init__("depth (0 = embeddings)", "‖x‖", id=id)
         self.subtitle = ""
         """The border subtitle as plain text: the token index and its text."""
+        self.title_text = self.BORDER_TITLE
+        """The border title (the pane's name and the legend) as plain text."""
 
     @property
     def n_layers(self) -> int:
@@ -77,7 +82,7 @@ means the norm grows by a constant factor per block.
                 series.append(Series("fit", log_points(*line), FIT_COLOUR, marked=False, dots=False))
             if run.n_tokens > 1:
                 low, mid, high = run.norm_band()
-                for label, ys in (("p10", low), ("median", mid), ("p90", high)):
+                for label, ys in ((BAND_LABEL, low), ("", mid), ("", high)):   # one legend entry for the three
                     series.append(Series(label, log_points(range(len(ys)), ys), BAND_COLOUR, marked=False,
                                          dots=False))
             title = values_title(run.trajectory_values(token))
@@ -86,3 +91,7 @@ means the norm grows by a constant factor per block.
             self.caption = title
             self.refresh()
         self.set_series(series, (0, run.n_layers), layer + 1 if run.n_layers > 0 else None)
+        title = Text(self.BORDER_TITLE + " ").append_text(self.legend()) if series else Text(self.BORDER_TITLE)
+        if title.plain != self.title_text:
+            self.title_text = title.plain
+            self.border_title = title
