@@ -69,3 +69,15 @@ async def test_the_pane_draws_token_fit_and_band_with_the_values_line(run):
         plain = pane.render().plain
         assert f"LSS {run.trajectory_values(t)['lss']:.2f}" in plain and "growth ×" in plain
         assert pane.caption == values_title(run.trajectory_values(t))
+
+
+async def test_a_narrow_pane_shows_the_short_values_line(run):
+    from coupling_tui.tui.panes.trajectory import short_values_title
+
+    pane = TrajectoryPane()
+    async with PaneApp(pane).run_test(size=(38, 20)) as pilot:
+        t = run.n_tokens - 1
+        pane.show(run, t, 1)
+        await pilot.pause()
+        short = short_values_title(run.trajectory_values(t))
+        assert short in pane.render().plain and "growth ×" not in pane.render().plain

@@ -86,6 +86,8 @@ class LogPlot(PlotextPlot):
         """Whether the axis labels are drawn (a short plot may give their row to the data)."""
         self.caption = ""
         """A line of text drawn above the plot (empty: none)."""
+        self.short_caption = ""
+        """What is drawn instead of ``caption`` when the plot is too narrow for it."""
 
     @property
     def plotted(self) -> Points:
@@ -140,7 +142,9 @@ class LogPlot(PlotextPlot):
             plt.xscale("linear")
             plt.xlim(lo, max(hi, lo + 1))
             plt.xticks(integer_ticks(lo, hi, self.size.width // 8))
-        plt.title(self.caption or None)
+        room = self.size.width - 8                 # plotext drops a title wider than its canvas less the axes
+        caption = self.caption if len(self.caption) <= room else self.short_caption
+        plt.title(caption[: max(room, 0)] or None)
         plt.xlabel(self.xlabel if self.axis_labels else None)
         plt.ylabel(self.ylabel if self.axis_labels else None)
         for s in reversed(drawn):                  # the first series is drawn last: on top of the others

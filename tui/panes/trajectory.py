@@ -23,6 +23,12 @@ def _num(value: float, fmt: str) -> str:
     return format(value, fmt) if math.isfinite(value) else "–"
 
 
+def short_values_title(values: dict[str, float]) -> str:
+    """``values_title`` for a narrow pane."""
+    return (f"×{_num(values['growth'], '.3f')} R²{_num(values['growth_r2'], '.2f')} "
+            f"LSS{_num(values['lss'], '.1f')} fid{_num(values['fidelity'], '.2f')}")
+
+
 def values_title(values: dict[str, float]) -> str:
     """The plot's title line: growth factor and R², LSS, linearisation fidelity of the selected token."""
     return (f"growth ×{_num(values['growth'], '.3f')}/block (R² {_num(values['growth_r2'], '.3f')}) · "
@@ -85,7 +91,8 @@ means the norm grows by a constant factor per block. The border title is the leg
                 for label, ys in ((BAND_LABEL, low), ("", mid), ("", high)):   # one legend entry for the three
                     series.append(Series(label, log_points(range(len(ys)), ys), BAND_COLOUR, marked=False,
                                          dots=False))
-            title = values_title(run.trajectory_values(token))
+            values = run.trajectory_values(token)
+            title, self.short_caption = values_title(values), short_values_title(values)
         set_subtitle(self, subtitle)
         if title != self.caption:
             self.caption = title
