@@ -88,9 +88,12 @@ def fmt_seconds(s: float) -> str:
 def estimate(*, n_layers: int, d: int, tokens: int, top_k: int, history_mb: float, dtype: str = "float32",
              token_coupling: bool = True, weights_bytes: float = 0.0, family: str | None = "llama",
              jacobian_method: str = "auto", layers: list[int] | None = None, baseline: bool = False,
-             vector_budget_mb: float = 100.0, device: str = "cpu", threads: int = REFERENCE_THREADS) -> RunCost:
+             vector_budget_mb: float = 100.0, device: str = "cpu", threads: int = REFERENCE_THREADS,
+             vju: bool = False, token_pairs: int = 0, context_layers: int = 0) -> RunCost:
     """Memory and time of ``engine.stream`` with these sizes. ``layers`` = the blocks with Jacobians (None = all);
-    ``weights_bytes`` = the loaded model's parameters (doubled with ``baseline``)."""
+    ``weights_bytes`` = the loaded model's parameters (doubled with ``baseline``); ``vju`` a second depth-coupling
+    product, ``token_pairs`` extra T×T matrices, ``context_layers`` the layers of the context stage (cross-token
+    Jacobians by d backward and d double-backward passes: about three autodiff Jacobian layers each)."""
     L, T = n_layers, tokens
     n = len(layers) if layers is not None else L                  # blocks whose Jacobians are computed
     jb = 8 if dtype == "float64" else 4                           # Jacobian maths: float32, float64 for float64
@@ -123,6 +126,20 @@ def estimate(*, n_layers: int, d: int, tokens: int, top_k: int, history_mb: floa
         sec["depth coupling"] = passes * n * n * T * per_entry / COUPLING_FLOPS
         if one_token_coupling:
             sec["token coupling"] = n * T * T * per_entry / COUPLING_FLOPS
+        if vju:
+            sec["vju coupling"] = passes * n * n * T * per_entry / COUPLING_FLOPS
+            mem["coupling arrays"] += 2 * nk * T * L * L * 4 * passes
+        if token_pairs and one_token_coupling:
+            sec["token pairs"] = token_pairs * T * T * per_entry / COUPLING_FLOPS
+            mem["coupling arrays"] += token_pairs * nk * T * T * 4
+        if context_layers:
+            lc = context_layers
+            cross = 2 * lc * T * d * d * jb
+            pairs = lc * lc if cross <= history_mb * 1e6 else lc
+            mem["context Jacobians"] = cross if pairs > lc else 2 * T * d * d * jb
+            sec["context coupling"] = (lc * 3 * J_SECONDS * ((1 - J_FLOOR) * cube + J_FLOOR) * AUTODIFF_FACTOR * T
+                                       + lc * 2 * TOPK_SECONDS * ((1 - TOPK_FLOOR) * cube + TOPK_FLOOR) * T
+                                       + pairs * 2 * T * T * per_entry / COUPLING_FLOPS)
     mem["results file"] = mem.get("results file", 0.0) + 2 * (L + 1) * T * d * 4
     speed = GPU_SPEEDUP if device.startswith("cuda") else max(1, min(threads, 16)) / REFERENCE_THREADS
     return RunCost(memory=mem, seconds={name: s / speed for name, s in sec.items()}, device=device)

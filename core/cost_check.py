@@ -83,6 +83,7 @@ def estimate_for(args: argparse.Namespace, loaded, prompt: str, *, baseline: boo
     """The estimate of the run the flags ask for on ``loaded`` (its real token count, depth, width, weights)."""
     import torch
 
+    from .coupling_options import context_layers, token_pairs
     from .engine import tokenize
 
     ids, _ = tokenize(loaded, prompt, args.max_tokens)
@@ -92,7 +93,10 @@ def estimate_for(args: argparse.Namespace, loaded, prompt: str, *, baseline: boo
                     history_mb=args.history_mb, dtype=loaded.dtype, token_coupling=not args.no_token_coupling,
                     weights_bytes=weights, family=loaded.info.get("family"), jacobian_method=args.jacobian_method,
                     layers=layers, baseline=baseline, vector_budget_mb=args.vector_budget_mb, device=loaded.device,
-                    threads=torch.get_num_threads())
+                    threads=torch.get_num_threads(), vju=getattr(args, "vju", False),
+                    token_pairs=len(token_pairs(getattr(args, "token_pairs", None), loaded.info["n_layers"])),
+                    context_layers=len(context_layers(getattr(args, "context_layers", None),
+                                                      loaded.info["n_layers"])))
 
 
 def check_run_cost(args: argparse.Namespace, loaded, prompt: str, console, *, baseline: bool = False) -> RunCost:

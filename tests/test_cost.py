@@ -247,3 +247,16 @@ def test_layers_flag_is_checked_before_the_model_loads():
     out = subprocess.run([sys.executable, "-m", "coupling_tui.tui.main", "compute", "--model", "/no/such/model",
                           "--layers", "3-7"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and out.stderr.startswith("coupling-tui: error: --layers 3-7: cannot read '3-7'")
+
+
+def test_the_coupling_extras_add_their_stages():
+    base = estimate(**DEFAULT_RUN)
+    extra = estimate(**DEFAULT_RUN, vju=True, token_pairs=58, context_layers=3)
+    assert extra.seconds["vju coupling"] == pytest.approx(base.seconds["depth coupling"])     # the same product
+    assert extra.seconds["token pairs"] == pytest.approx(base.seconds["token coupling"] * 58 / 30)
+    one = estimate(**DEFAULT_RUN, context_layers=1).seconds["context coupling"]
+    assert 3 < one < 30 and extra.seconds["context coupling"] > 3 * one         # cross-layer pairs cost more
+    assert extra.memory["context Jacobians"] == pytest.approx(2 * 3 * 52 * 576 ** 2 * 4)
+    small = estimate(**{**DEFAULT_RUN, "history_mb": 0.0}, context_layers=3)
+    assert small.memory["context Jacobians"] == pytest.approx(2 * 52 * 576 ** 2 * 4)      # same-layer only
+    assert extra.total_seconds > base.total_seconds + 21
