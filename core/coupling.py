@@ -22,6 +22,8 @@ from typing import Iterable, Mapping
 import numpy as np
 import torch
 
+from .null_baseline import haar_null_from_spectrum
+
 def _tensors(*xs):
     """Torch views of the inputs (None passes through), cast to their common floating dtype (at least float32) on
     the device of the first torch tensor among them."""
@@ -185,11 +187,9 @@ def haar_null(d: int, k: int, n: int, rng: np.random.Generator, *, J=None, **kw)
 
 def haar_null_expected(J, k: int) -> float:
     """√E[m_K²] of J against Haar bases (norm "norm", ujv, |·|), from E‖M‖_F² = K²f² and E|M_kk| ≈ √(2/π)·f with
-    f = ‖J‖_F/d: E[m²] ≈ 1 + (K²f² − 2√(2/π)·f·Σs_k)/‖s_K‖² (large d)."""
+    f = ‖J‖_F/d: E[m²] ≈ 1 + (K²f² − 2√(2/π)·f·Σs_k)/‖s_K‖² (large d); core.null_baseline computes it."""
     J = np.asarray(J, dtype=np.float64)
-    s = np.linalg.svd(J, compute_uv=False)[:k]
-    f = np.linalg.norm(J) / J.shape[-1]
-    return float(np.sqrt(1 + (k * k * f * f - 2 * np.sqrt(2 / np.pi) * f * s.sum()) / (s @ s)))
+    return float(haar_null_from_spectrum(np.linalg.svd(J, compute_uv=False), np.linalg.norm(J), J.shape[-1], k))
 
 
 def run_scalar(m, k: int | None = None, *, far: int = 10) -> dict:

@@ -166,6 +166,21 @@ class Run:
         out["fidelity"] = float(done[-1]) if done.size > 1 else float("nan")
         return out
 
+    def haar_null(self, k: int, layer: int, token: int | None = None) -> float:
+        """The expected m_K of block ``layer``'s J against Haar-random bases (the null: ≈ 1 means "no more aligned
+        than chance"), from its stored top singular values and ‖J‖_F (core.null_baseline); at ``token``, or the
+        mean over tokens when None; NaN when not computed yet."""
+        from .null_baseline import haar_null_from_spectrum
+
+        S, fro = self.arrays.get("jacobian.singular_values"), self.arrays.get("jacobian.frobenius")
+        d = self.arrays["trajectory.hidden"].shape[-1] if "trajectory.hidden" in self.arrays else 0
+        if S is None or fro is None or not d or k > S.shape[-1]:
+            return float("nan")
+        rows = slice(None) if token is None else slice(token, token + 1)
+        values = haar_null_from_spectrum(S[layer, rows], fro[layer, rows], d, k)
+        values = values[np.isfinite(values)]
+        return float(values.mean()) if values.size else float("nan")
+
     @property
     def coupling_ks(self) -> list[int]:
         """The K values the run's coupling matrices were stored for (empty without coupling)."""

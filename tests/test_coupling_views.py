@@ -82,3 +82,20 @@ async def test_an_only_depth_run_does_not_cycle(run):
         await pilot.press("v", "u")
         pane = app.query_one(CouplingPane)
         assert pane.view == "depth" and pane.variant == "vju"            # vju is still there
+
+
+async def test_the_cursor_line_shows_the_haar_null_of_the_row_jacobian(run):
+    from coupling_tui.core.null_baseline import haar_null_from_spectrum
+
+    app = CouplingApp(run=run)
+    async with app.run_test(size=(160, 40)) as pilot:
+        pane = app.query_one(CouplingPane)
+        await pilot.press("down", "L")                                   # cell 1 → 1, K = 10
+        t, d = app.selected_token, run.arrays["trajectory.hidden"].shape[-1]
+        null = haar_null_from_spectrum(run.arrays["jacobian.singular_values"][1, t],
+                                       run.arrays["jacobian.frobenius"][1, t], d, 10)
+        assert f"Haar null m ≈ {float(null):.3f}" in pane.message and 0.5 < float(null) < 1.1
+        await pilot.press("t")                                           # the token average: the mean null
+        nulls = haar_null_from_spectrum(run.arrays["jacobian.singular_values"][1],
+                                        run.arrays["jacobian.frobenius"][1], d, 10)
+        assert f"Haar null m ≈ {float(nulls.mean()):.3f}" in pane.message

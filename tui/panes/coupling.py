@@ -50,7 +50,8 @@ class CouplingPane(Container):
 Block coupling (Aubry et al., ICLR 2025): how well the top-K singular vectors of one block's Jacobian
 diagonalise another's. Entry **[row i, column j] = m_K(J_i, J_j) = ‖ |U_jᵀ J_i V_j| − S_i ‖_F / ‖s_i‖₂**:
 J_i (the row) written in the top-K bases of J_j (the column). **m = 0**: perfectly coupled; **≈ 1**: unrelated
-(random bases give ≈ 0.98). The matrix is not symmetric; its diagonal is 0 by construction.
+(random bases give ≈ 0.98; the line above the matrix shows this **Haar null** for the cursor cell, from J's
+stored spectrum). The matrix is not symmetric; its diagonal is 0 by construction.
 
 - **Depth view** (default): rows and columns are layers, at the selected token — or averaged over all
   tokens (`t`). Trained models show a bright band near the diagonal: neighbouring blocks share directions.
@@ -217,7 +218,12 @@ Keys: `K` cycles K among those computed, `t` token/average, `r` trained/random-i
                           else f" · t_in={info.get('in_token')}")
         set_subtitle(self, f"{VIEW_NAMES[self.view]} · {where} · {k} · {what} · {view.metric}")
         m, c = view.cell(row, col)
-        self._set_message(f"{view.axis} {row} → {col}: m = {value_text(m)} · 1−m² = {value_text(c)}")
+        message = f"{view.axis} {row} → {col}: m = {value_text(m)} · 1−m² = {value_text(c)}"
+        if self.view == "depth" and not self.baseline:
+            null = run.haar_null(view.k, row, None if self.average else token)   # J_row in random bases
+            if math.isfinite(null):
+                message += f" · Haar null m ≈ {null:.3f}"
+        self._set_message(message)
         self.heatmap.set_matrix(view.values, view.scale, (row, col), view.axis)
 
     def _set_message(self, text: str) -> None:
