@@ -165,6 +165,9 @@ class ModelPass:
                  topk_solver: str = "auto"):
         self.loaded, self.stage, self.prefix, self.keep_hidden = loaded, stage, prefix, keep_hidden
         self.topk_solver = topk_solver
+        self._warm: dict[int, torch.Tensor] | None = (
+            {} if resolve_solver(topk_solver, loaded.device) == "subspace" else None)
+        """The subspace solver's warm start: the previous selected block's V per token chunk (chunk start → V)."""
         input_ids = torch.tensor([ids], device=loaded.device)
         tr = trace(loaded.model, loaded.adapter, input_ids)
         self.last_logits = tr.last_logits
@@ -278,7 +281,10 @@ class ModelPass:
         x_lin = None
         for chunk in jac.token_chunks():
             J = jac.layer(layer, chunk)
-            u, s, v = top_k_triplets(J, k, solver=self.topk_solver)
+            warm = self._warm.get(chunk.start) if self._warm is not None else None
+            u, s, v = top_k_triplets(J, k, solver=self.topk_solver, start=warm)
+            if self._warm is not None:
+                self._warm[chunk.start] = v
             S[chunk.start:chunk.stop] = s.float().cpu().numpy()
             fro[chunk.start:chunk.stop] = torch.linalg.matrix_norm(J).float().cpu().numpy()
             sel = np.flatnonzero((keep >= chunk.start) & (keep < chunk.stop))
