@@ -86,8 +86,9 @@ class ContextPass:
     top-K triplets and Frobenius norms, and the context coupling with every chosen layer done so far."""
 
     def __init__(self, loaded: LoadedModel, ids: list[int], layers: list[int], tokens: tuple[int, int], *,
-                 top_k: int, history_mb: float):
+                 top_k: int, history_mb: float, topk_solver: str = "auto"):
         self.loaded, self.ids, self.layers = loaded, list(ids), [int(x) for x in layers]
+        self.topk_solver = topk_solver
         self.n_tokens = len(ids)
         self.in_token, self.out_token = resolve_tokens(tokens, self.n_tokens)
         self.d = int(loaded.info["d_model"])
@@ -133,7 +134,7 @@ class ContextPass:
             here = {}
             for side, J_all, valid in (("out", J_out, self.out_valid), ("in", J_in, self.in_valid)):
                 J = J_all[valid.start:valid.stop]
-                u, s, v = top_k_triplets(J, self.kc)
+                u, s, v = top_k_triplets(J, self.kc, solver=self.topk_solver)
                 self.frobenius[side][q, valid.start:valid.stop] = torch.linalg.matrix_norm(J).float().cpu().numpy()
                 self.singular[side][q, valid.start:valid.stop] = s.float().cpu().numpy()
                 here[side] = (J, u, s, v)

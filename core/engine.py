@@ -22,7 +22,7 @@ from .collapse import CollapsePass, CollapseSpec
 from .context_coupling import ContextPass
 from .coupling import run_scalar
 from .coupling_stream import DEFAULT_HISTORY_MB, CouplingStream, coupling_ks, display_k
-from .spectra import top_k as top_k_triplets
+from .spectra import resolve_solver, top_k as top_k_triplets
 from .trace import trace
 from .trajectory_metrics import expodistance, growth_fit, lss, sigma1_depth_fit
 
@@ -53,7 +53,7 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
            token_pairs: str | list | None = None, context_layers: str | list | None = None,
            context_tokens: tuple[int, int] = (0, -1), baseline: LoadedModel | None = None,
            params: dict | None = None, collapse: CollapseSpec | None = None,
-           layers: list[int] | None = None) -> Iterator[Event]:
+           layers: list[int] | None = None, topk_solver: str = "auto") -> Iterator[Event]:
     """Yield RunStarted, one LayerDone per block and stage, then RunFinished.
 
     Stage "layers" carries, per block, the residual stream leaving it, its norms, the trajectory fits so far and,
@@ -70,7 +70,8 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     history fits; a consumer that stops iterating stops the work between layers. ``layers`` (sorted block
     indices) bounds the Jacobians, their spectra and the coupling to those blocks (``--layers``): the arrays keep
     every block's place, NaN at the others; trajectories cover every block, and the linearisation fidelity and
-    the 1/σ₁ fit, which need every block, are left NaN."""
+    the 1/σ₁ fit, which need every block, are left NaN. ``topk_solver`` is ``core.spectra.top_k``'s solver
+    ("auto": scipy on the CPU, subspace iteration on CUDA)."""
     started = time.perf_counter()
     layers = _checked_layers(layers, len(loaded.adapter.block_list(loaded.model)))
     ids, truncated_from = tokenize(loaded, prompt, max_tokens)
@@ -80,7 +81,7 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     if layers is not None:                      # --layers: pairs of two selected blocks only
         pairs = [(r, c) for r, c in pairs if r in layers and c in layers]
     opts = {"top_k": top_k, "jacobian_method": jacobian_method, "history_mb": history_mb, "vju": vju,
-            "layers": layers}
+            "layers": layers, "topk_solver": topk_solver}
     passes = [ModelPass(loaded, ids, stage="layers", prefix="", vector_budget_mb=vector_budget_mb,
                         token_coupling=token_coupling, keep_hidden=True, pairs=pairs, **opts)]
     if baseline is not None:
@@ -88,7 +89,7 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
                                 token_coupling=False, keep_hidden=False, pairs=[], **opts))
     layers_c = coupling_options.context_layers(context_layers, n_layers)
     context = ContextPass(loaded, ids, layers_c, context_tokens, top_k=passes[0].k,
-                          history_mb=history_mb) if layers_c and passes[0].k > 0 else None
+                          history_mb=history_mb, topk_solver=topk_solver) if layers_c and passes[0].k > 0 else None
     main = passes[0]
     header = {
         "tool": {"name": "coupling-tui", "version": __version__},
@@ -104,7 +105,8 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
                    "baseline": "random-init" if baseline is not None else None, "layers": layers,
                    **(params or {})},
         "jacobian": None if main.jac is None else {
-            "method": main.jac.method, "compute_dtype": str(main.jac.dtype).replace("torch.", ""), "top_k": main.k},
+            "method": main.jac.method, "compute_dtype": str(main.jac.dtype).replace("torch.", ""), "top_k": main.k,
+            "topk_solver": resolve_solver(topk_solver, loaded.device)},
         "coupling": main.coupling_header(),
         "fits": main.fits_header(),
         "stages": [stage for p in passes for stage in p.stages()],
@@ -159,8 +161,13 @@ class ModelPass:
 
     def __init__(self, loaded: LoadedModel, ids: list[int], *, stage: str, prefix: str, top_k: int,
                  jacobian_method: str, vector_budget_mb: float | None, history_mb: float, token_coupling: bool,
-                 keep_hidden: bool, vju: bool = False, pairs=(), layers: list[int] | None = None):
+                 keep_hidden: bool, vju: bool = False, pairs=(), layers: list[int] | None = None,
+                 topk_solver: str = "auto"):
         self.loaded, self.stage, self.prefix, self.keep_hidden = loaded, stage, prefix, keep_hidden
+        self.topk_solver = topk_solver
+        self._warm: dict[int, torch.Tensor] | None = (
+            {} if resolve_solver(topk_solver, loaded.device) == "subspace" else None)
+        """The subspace solver's warm start: the previous selected block's V per token chunk (chunk start → V)."""
         input_ids = torch.tensor([ids], device=loaded.device)
         tr = trace(loaded.model, loaded.adapter, input_ids)
         self.last_logits = tr.last_logits
@@ -274,7 +281,10 @@ class ModelPass:
         x_lin = None
         for chunk in jac.token_chunks():
             J = jac.layer(layer, chunk)
-            u, s, v = top_k_triplets(J, k)
+            warm = self._warm.get(chunk.start) if self._warm is not None else None
+            u, s, v = top_k_triplets(J, k, solver=self.topk_solver, start=warm)
+            if self._warm is not None:
+                self._warm[chunk.start] = v
             S[chunk.start:chunk.stop] = s.float().cpu().numpy()
             fro[chunk.start:chunk.stop] = torch.linalg.matrix_norm(J).float().cpu().numpy()
             sel = np.flatnonzero((keep >= chunk.start) & (keep < chunk.stop))
