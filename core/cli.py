@@ -306,7 +306,7 @@ def load_announced(args: argparse.Namespace, console):
 
     where = placement_text(loaded.placement)
     console.print(f"loaded {loaded.info['source']} ({loaded.info['n_layers']} layers, d={loaded.info['d_model']}) "
-                  f"on {loaded.device if where is None else where} as {loaded.dtype} in "
+                  f"{'on ' + loaded.device if where is None else 'with ' + where} as {loaded.dtype} in "
                   f"{time.perf_counter() - t0:.1f} s")
     return loaded, baseline
 

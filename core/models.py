@@ -3,6 +3,8 @@ and load the model, tokenizer and architecture adapter. Errors become one-line U
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,8 +211,8 @@ def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -
                                                      trust_remote_code=request.trust_remote_code)
         else:
             model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype, **common)
-        if device_map is None:
-            model = model.to(device=device, dtype=torch_dtype)
+        if device_map is None:           # weights are already in dtype; buffers such as RoPE's inv_freq stay
+            model = model.to(device=device)   # float32, as HF (and a sharded load) keep them
         model = model.eval()
     except UserError:
         raise
@@ -256,12 +258,25 @@ def _load_sharded(src: str, config: Any, request: ModelRequest, device_map, torc
     from .placement import dispatch
 
     offload = _offload_folder()
-    if request.random_init:
-        torch.manual_seed(request.seed)
-        model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype, trust_remote_code=request.trust_remote_code)
-        return dispatch(model, device_map, request.max_memory, offload)
-    return AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype, device_map=device_map,
-                                                max_memory=request.max_memory, offload_folder=offload, **common)
+    with _quiet_accelerate():            # its "parameters on the meta device" warning: offload_notes says it
+        if request.random_init:
+            torch.manual_seed(request.seed)
+            model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype,
+                                                     trust_remote_code=request.trust_remote_code)
+            return dispatch(model, device_map, request.max_memory, offload)
+        return AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype, device_map=device_map,
+                                                    max_memory=request.max_memory, offload_folder=offload, **common)
+
+
+@contextlib.contextmanager
+def _quiet_accelerate():
+    logger = logging.getLogger("accelerate.big_modeling")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _offload_folder() -> str:
