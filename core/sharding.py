@@ -1,7 +1,6 @@
 """``--device-map`` and ``--max-memory``: load a model larger than one device sharded across several through
 accelerate (``from_pretrained(device_map=…, max_memory=…)``). Syntax is checked here, before any model loads;
-torch-free. Where each block then lives, and how the engine follows it: core/placement.py and docs/metrics.md
-("big models").
+torch-free. Where each block then lives, and how the engine follows it: core/placement.py and docs/big-models.md.
 
 ``--device-map`` is a placement strategy of accelerate (``auto``, ``balanced``, ``balanced_low_0``,
 ``sequential``) or a JSON file ``{"module.path": device}`` (devices: a GPU index, ``cuda:N``, ``cpu``, ``mps`` or

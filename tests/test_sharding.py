@@ -213,6 +213,16 @@ def test_the_engine_looks_up_each_selected_block_and_moves_its_results(tiny_dir,
     _assert_same_arrays(run, _run(plain, layers=[0, 2]))
 
 
+def test_the_cost_check_counts_only_the_coupling_devices_weights(plain, disk_offloaded):
+    from coupling_tui.core.cli import build_compute_parser
+    from coupling_tui.core.cost_check import estimate_for
+
+    args = build_compute_parser().parse_args([])
+    block = sum(p.numel() * 4 for p in plain.adapter.block_list(plain.model)[1].parameters())
+    whole = estimate_for(args, plain, PROMPT).memory["weights"]
+    assert estimate_for(args, disk_offloaded, PROMPT).memory["weights"] == whole - block   # block 1 is on disk
+
+
 def test_random_init_baseline_is_placed_like_the_model(tiny_dir):
     from coupling_tui.core.trace import trace
 
