@@ -25,6 +25,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16", "float64"],
                    help="weights/activations dtype; auto = float32 on CPU, the checkpoint's half dtype on GPU")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    from .sharding import DEVICE_MAP_HELP, MAX_MEMORY_HELP, parse_device_map, parse_max_memory
+
+    g.add_argument("--device-map", default=None, metavar="MAP", type=_parsed(parse_device_map),
+                   help=DEVICE_MAP_HELP)
+    g.add_argument("--max-memory", default=None, metavar="DEV:SIZE,…", type=_parsed(parse_max_memory),
+                   help=MAX_MEMORY_HELP)
     g.add_argument("--trust-remote-code", action="store_true",
                    help="allow a model repository's own Python code to run (off by default)")
     g.add_argument("--random-init", action="store_true",
@@ -92,6 +98,16 @@ def _checked(flag: str):
             raise argparse.ArgumentTypeError(str(e.message) + (f"; {e.hint}" if e.hint else "")) from None
         return text
     return parse
+
+
+def _parsed(parse):
+    """An argparse type from a parser that raises UserError (refused before any model loads)."""
+    def checked(text: str):
+        try:
+            return parse(text)
+        except UserError as e:
+            raise argparse.ArgumentTypeError(str(e.message) + (f"; {e.hint}" if e.hint else "")) from None
+    return checked
 
 
 def _token_pair(text: str) -> tuple[int, int]:
@@ -182,14 +198,16 @@ def model_request(args: argparse.Namespace):
     from .models import ModelRequest
 
     return ModelRequest(model=args.model, revision=args.revision, dtype=args.dtype, device=args.device,
-                        trust_remote_code=args.trust_remote_code, random_init=args.random_init, seed=args.seed)
+                        trust_remote_code=args.trust_remote_code, random_init=args.random_init, seed=args.seed,
+                        device_map=getattr(args, "device_map", None), max_memory=getattr(args, "max_memory", None))
 
 
 def run_params(args: argparse.Namespace) -> dict:
     """Every parameter of the run, recorded in the results header."""
     return {"model": args.model, "revision": args.revision, "dtype": args.dtype, "device": args.device,
             "trust_remote_code": args.trust_remote_code, "random_init": args.random_init, "seed": args.seed,
-            "prompt_file": getattr(args, "prompt_file", None)}
+            "prompt_file": getattr(args, "prompt_file", None), "device_map": getattr(args, "device_map", None),
+            "max_memory": getattr(args, "max_memory", None)}
 
 
 def validated_prompt(args: argparse.Namespace) -> str:
@@ -284,8 +302,12 @@ def load_announced(args: argparse.Namespace, console):
     """``load_with_status``, then one line saying what was loaded, where, as what and how fast."""
     t0 = time.perf_counter()
     loaded, baseline = load_with_status(args, console)
+    from .sharding import placement_text
+
+    where = placement_text(loaded.placement)
     console.print(f"loaded {loaded.info['source']} ({loaded.info['n_layers']} layers, d={loaded.info['d_model']}) "
-                  f"on {loaded.device} as {loaded.dtype} in {time.perf_counter() - t0:.1f} s")
+                  f"{'on ' + loaded.device if where is None else 'with ' + where} as {loaded.dtype} in "
+                  f"{time.perf_counter() - t0:.1f} s")
     return loaded, baseline
 
 

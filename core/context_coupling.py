@@ -29,6 +29,7 @@ from .events import LayerDone
 from .jacobians.autodiff import CHUNK_BYTES, BlockCall, branch_forward, capture_block_calls, prepare_block
 from .jacobians.layers import compute_dtype
 from .models import LoadedModel
+from .placement import execution_device
 from .spectra import top_k as top_k_triplets
 
 STAGE = "context"
@@ -54,8 +55,8 @@ def cross_token_jacobians(loaded: LoadedModel, call: BlockCall, layer: int, *, o
     model, adapter = loaded.model, loaded.adapter
     X = call.hidden_states
     T, d = X.shape
+    device = execution_device(adapter.block_list(model)[layer])
     block, paths = prepare_block(model, adapter, layer, dtype)
-    device = next(block.parameters()).device
     if chunk is None:
         width = max(max(p.shape) for p in block.parameters())
         chunk = min(128, max(1, CHUNK_BYTES // (T * width * torch.finfo(dtype).bits // 8)))
@@ -95,6 +96,8 @@ class ContextPass:
         self.ks = coupling_ks(top_k)
         self.kc = max(self.ks)
         self.dtype = compute_dtype(loaded.dtype)
+        self.device = torch.device(loaded.device)
+        """Where the kept cross Jacobians and bases meet for coupling (each layer's are made on its own device)."""
         dense = 2 * len(self.layers) * self.n_tokens * self.d ** 2 * torch.finfo(self.dtype).bits // 8
         self.cross_layers = len(self.layers) > 1 and dense <= history_mb * 1e6
         """Whether pairs of different chosen layers are coupled too (their dense J fit the history budget)."""
@@ -137,7 +140,7 @@ class ContextPass:
                 u, s, v = top_k_triplets(J, self.kc, solver=self.topk_solver)
                 self.frobenius[side][q, valid.start:valid.stop] = torch.linalg.matrix_norm(J).float().cpu().numpy()
                 self.singular[side][q, valid.start:valid.stop] = s.float().cpu().numpy()
-                here[side] = (J, u, s, v)
+                here[side] = tuple(t.to(self.device) for t in (J, u, s, v))   # sharded: one coupling device
             del J_out, J_in
             kept.append(here)
             for p in range(q + 1):

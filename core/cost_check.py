@@ -88,7 +88,7 @@ def estimate_for(args: argparse.Namespace, loaded, prompt: str, *, baseline: boo
 
     ids, _ = tokenize(loaded, prompt, args.max_tokens)
     layers = select_layers(parse_layers(getattr(args, "layers", None)), loaded.info["n_layers"])
-    weights = float(sum(p.numel() * p.element_size() for p in loaded.model.parameters()))
+    weights = resident_weights(loaded)
     return estimate(n_layers=loaded.info["n_layers"], d=loaded.info["d_model"], tokens=len(ids), top_k=args.top_k,
                     history_mb=args.history_mb, dtype=loaded.dtype, token_coupling=not args.no_token_coupling,
                     weights_bytes=weights, family=loaded.info.get("family"), jacobian_method=args.jacobian_method,
@@ -97,6 +97,16 @@ def estimate_for(args: argparse.Namespace, loaded, prompt: str, *, baseline: boo
                     token_pairs=len(token_pairs(getattr(args, "token_pairs", None), loaded.info["n_layers"])),
                     context_layers=len(context_layers(getattr(args, "context_layers", None),
                                                       loaded.info["n_layers"])))
+
+
+def resident_weights(loaded) -> float:
+    """Bytes of the weights on the run's device: every parameter, or, for a sharded model, those on its coupling
+    device (``loaded.device``), since the free memory compared with is that device's (the other devices hold the
+    rest; offloaded blocks sit on meta)."""
+    params = loaded.model.parameters()
+    if getattr(loaded, "placement", None) is not None:
+        params = (p for p in params if str(p.device) == loaded.device)
+    return float(sum(p.numel() * p.element_size() for p in params))
 
 
 def check_run_cost(args: argparse.Namespace, loaded, prompt: str, console, *, baseline: bool = False) -> RunCost:

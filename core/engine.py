@@ -14,6 +14,7 @@ from . import __version__
 from .errors import UserError
 from .events import Event, LayerDone, RunFinished, RunStarted
 from .models import LoadedModel
+from .placement import is_dispatched
 from .jacobians import DEFAULT_TOP_K, DEFAULT_VECTOR_BUDGET_MB
 from .jacobians.layers import LayerJacobians, vector_tokens
 from .prompts import DEFAULT_MAX_TOKENS
@@ -73,6 +74,7 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     the 1/σ₁ fit, which need every block, are left NaN. ``topk_solver`` is ``core.spectra.top_k``'s solver
     ("auto": scipy on the CPU, subspace iteration on CUDA)."""
     started = time.perf_counter()
+    _check_collapse_placement(loaded, collapse)
     layers = _checked_layers(layers, len(loaded.adapter.block_list(loaded.model)))
     ids, truncated_from = tokenize(loaded, prompt, max_tokens)
     collapse_pass = CollapsePass(loaded, collapse) if collapse is not None else None   # checks the spec first
@@ -97,6 +99,7 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
         "model": dict(loaded.info),
         "dtype": loaded.dtype,
         "device": loaded.device,
+        "placement": loaded.placement,
         "prompt": prompt,
         "tokens": {"ids": ids, "text": token_texts(loaded.tokenizer, ids), "truncated_from": truncated_from},
         "params": {"max_tokens": max_tokens, "top_k": main.k, "jacobian_method": jacobian_method,
@@ -139,6 +142,14 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     if collapse_pass is not None:
         end["collapse"] = collapse_pass.header()          # now with the greedy tokens' texts and the time
     yield RunFinished(seconds=time.perf_counter() - started, header=end)
+
+
+def _check_collapse_placement(loaded: LoadedModel, collapse: CollapseSpec | None) -> None:
+    """The collapse stage copies the whole model into its low dtype: not a model accelerate has dispatched."""
+    if collapse is not None and loaded.placement is not None and is_dispatched(loaded.model):
+        raise UserError("--collapse copies the whole model into --low-dtype, which a model sharded with "
+                        "--device-map/--max-memory cannot do",
+                        "run the collapse stage on a model that fits one device (drop --device-map/--max-memory)")
 
 
 def _checked_layers(layers, n_layers: int) -> list[int] | None:
@@ -187,9 +198,12 @@ class ModelPass:
         self.coupling = None
         self.pair_layers = [(int(r), int(c)) for r, c in pairs if r in self.slot and c in self.slot]
         """Token-coupling layer pairs (r ≠ c, both selected); the coupling stream holds them as slots."""
+        self.coupling_device = tr.block_inputs.device
+        """Where the coupling stream's bases, history and products live: block 0's input device (a sharded
+        model's first GPU). Each block's J and top-K are made on its own device, then moved here."""
         if self.ks:
             self.coupling = CouplingStream(len(self.selected), self.n_tokens, self.d, self.ks, dtype=self.jac.dtype,
-                                           device=tr.block_inputs.device, history_mb=history_mb,
+                                           device=self.coupling_device, history_mb=history_mb,
                                            token_coupling=token_coupling, vju=vju,
                                            pairs=[(self.slot[r], self.slot[c]) for r, c in self.pair_layers])
         self.sigma1_start = 9 if self.n_layers >= 12 else 0
@@ -263,7 +277,8 @@ class ModelPass:
             for slot, layer in enumerate(self.selected):
                 if slot < len(self.selected) - 1:
                     for chunk in self.jac.token_chunks():
-                        self.coupling.add_upper(slot, chunk, self.jac.layer(layer, chunk))
+                        J = self.jac.layer(layer, chunk).to(self.coupling_device)
+                        self.coupling.add_upper(slot, chunk, J)
                 yield self._event(layer, f"{self.stage} · coupling pass",
                                   self._coupling_rows(pairs=bool(self.coupling.pairs_done_at(slot, True))))
 
@@ -292,8 +307,8 @@ class ModelPass:
                 local = torch.as_tensor(keep[sel] - chunk.start, device=u.device)
                 U[sel] = u[local].float().cpu().numpy()
                 V[sel] = v[local].float().cpu().numpy()
-            if self.coupling is not None:
-                self.coupling.add_layer(self.slot[layer], chunk, J, u, s, v)
+            if self.coupling is not None:                      # sharded: J, U, S, V move to one device
+                self.coupling.add_layer(self.slot[layer], chunk, *self._to_coupling(J, u, s, v))
             if not self.partial:                                  # Π (I + J^l) x^0 needs every block
                 x_lin = self._chain(layer, chunk, J)
             del J, u, s, v
@@ -311,11 +326,16 @@ class ModelPass:
                 rows[name] = (Ellipsis, fit[key].astype(np.float32))
         return rows
 
+    def _to_coupling(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``tensors`` on the coupling device (no copy where they already are: an unsharded model)."""
+        return tuple(t.to(self.coupling_device) for t in tensors)
+
     def _chain(self, layer: int, chunk: range, J: torch.Tensor) -> np.ndarray:
         """Linearisation fidelity: push x_lin = Π (I + J^l) x^0 through block ``layer`` at ``chunk``; returns
         cos(x_lin, x^{l+1}) for every token computed so far (float64 maths)."""
         if self._x_lin is None:
             self._x_lin = torch.as_tensor(self.hidden[0], dtype=torch.float64, device=J.device)
+        self._x_lin = self._x_lin.to(J.device)                    # [T, d]: follows a sharded model's blocks
         x = self._x_lin[chunk.start:chunk.stop]
         self._x_lin[chunk.start:chunk.stop] = x + (J.double() @ x.unsqueeze(-1)).squeeze(-1)
         xl = self._x_lin.cpu().numpy()

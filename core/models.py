@@ -3,6 +3,8 @@ and load the model, tokenizer and architecture adapter. Errors become one-line U
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +14,7 @@ from .arch import Adapter, adapter_for
 from .cost import weights_bytes
 from .errors import UserError
 from .faults import is_out_of_memory, load_out_of_memory_error
+from .sharding import check_gpus, check_request
 
 DTYPES = ("auto", "float32", "bfloat16", "float16", "float64")
 
@@ -26,6 +29,11 @@ class ModelRequest:
     trust_remote_code: bool = False
     random_init: bool = False
     seed: int = 0
+    device_map: str | dict | None = None
+    """accelerate placement: a strategy (auto, balanced, balanced_low_0, sequential) or {module path: device}
+    (core.sharding); None loads the whole model onto ``device``."""
+    max_memory: dict | None = None
+    """{GPU index or "cpu"/"disk": bytes} capping each device under a strategy (implies ``auto``)."""
 
 
 @dataclass
@@ -39,6 +47,16 @@ class LoadedModel:
     """The results header's ``model`` entry."""
     notes: list[str] = field(default_factory=list)
     """Things the user should know about how it was loaded (a dtype emulated on this CPU), one line each."""
+    placement: dict | None = None
+    """Sharded loads only (core.placement.describe): where each block lives; the results header's ``placement``.
+    ``device`` is then where the token ids go (the input embedding's device)."""
+
+    @property
+    def devices(self) -> list[str]:
+        """Each block's execution device (one entry per block; all ``device`` when not sharded)."""
+        if self.placement is not None:
+            return list(self.placement["execution"])
+        return [self.device] * int(self.info.get("n_layers", 0))
 
 
 def offline() -> bool:
@@ -167,7 +185,12 @@ def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    device = resolve_device(request.device)
+    device_map = check_request(request.device, request.device_map, request.max_memory)
+    if device_map is not None:
+        check_gpus(device_map, request.max_memory, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        device = "cuda" if torch.cuda.is_available() else "cpu"         # what --dtype auto decides by
+    else:
+        device = resolve_device(request.device)
     src, info = _source(request, on_stage)
     if on_stage:
         on_stage(f"reading config of {info['source']}")
@@ -180,13 +203,17 @@ def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -
         if on_stage:
             on_stage(f"loading tokenizer and {'random-init' if request.random_init else 'trained'} weights")
         tokenizer = AutoTokenizer.from_pretrained(src, **common)
-        if request.random_init:
+        if device_map is not None:
+            model = _load_sharded(src, config, request, device_map, torch_dtype, common)
+        elif request.random_init:
             torch.manual_seed(request.seed)
             model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype,
                                                      trust_remote_code=request.trust_remote_code)
         else:
             model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype, **common)
-        model = model.to(device=device, dtype=torch_dtype).eval()
+        if device_map is None:           # weights are already in dtype; buffers such as RoPE's inv_freq stay
+            model = model.to(device=device)   # float32, as HF (and a sharded load) keep them
+        model = model.eval()
     except UserError:
         raise
     except Exception as exc:
@@ -210,9 +237,82 @@ def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -
         "random_init": request.random_init,
         "seed": request.seed if request.random_init else None,
     })
-    note = dtype_note(dtype, device)
+    notes = [n for n in (dtype_note(dtype, device),) if n]
+    where = None
+    if device_map is not None:
+        from .placement import describe, input_device
+
+        where = describe(model, adapter, device_map, request.max_memory)
+        device = input_device(model)
+        notes += offload_notes(where)
     return LoadedModel(model=model, tokenizer=tokenizer, adapter=adapter, device=device, dtype=dtype, info=info,
-                       notes=[note] if note else [])
+                       notes=notes, placement=where)
+
+
+def _load_sharded(src: str, config: Any, request: ModelRequest, device_map, torch_dtype, common: dict) -> Any:
+    """The model placed by accelerate (``device_map``/``max_memory``); disk offload goes to a private folder
+    under the cache, removed at exit."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from .placement import dispatch
+
+    offload = _offload_folder()
+    with _quiet_accelerate():            # its "parameters on the meta device" warning: offload_notes says it
+        if request.random_init:
+            torch.manual_seed(request.seed)
+            model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype,
+                                                     trust_remote_code=request.trust_remote_code)
+            return dispatch(model, device_map, request.max_memory, offload)
+        return AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype, device_map=device_map,
+                                                    max_memory=request.max_memory, offload_folder=offload, **common)
+
+
+@contextlib.contextmanager
+def _quiet_accelerate():
+    logger = logging.getLogger("accelerate.big_modeling")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _offload_folder() -> str:
+    import atexit
+    import shutil
+    import tempfile
+
+    from .default_model import cache_root
+
+    root = cache_root() / "offload"
+    root.mkdir(parents=True, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix="run-", dir=root)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def offload_notes(where: dict) -> list[str]:
+    """What the user should know about offloaded blocks: they run, slowly."""
+    if not where["offloaded"]:
+        return []
+    blocks = list(where["offloaded"])
+    kinds = sorted({where["blocks"][i] for i in blocks})
+    return [f"note: {len(blocks)} block{'s' if len(blocks) != 1 else ''} ({_ranges(blocks)}) offloaded to "
+            f"{' and '.join(kinds)}: their weights are read in for every forward and every Jacobian, which is slow; "
+            "a larger --max-memory (or more GPUs) keeps them resident"]
+
+
+def _ranges(blocks: list[int]) -> str:
+    """``1–3, 7`` for blocks [1, 2, 3, 7]."""
+    runs: list[list[int]] = []
+    for b in blocks:
+        if runs and runs[-1][1] == b - 1:
+            runs[-1][1] = b
+        else:
+            runs.append([b, b])
+    return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs)
 
 
 def cpu_has_native_half(dtype: str) -> bool | None:

@@ -12,7 +12,7 @@ import torch
 @dataclass
 class Trace:
     block_inputs: torch.Tensor
-    """[L, T, d]: x^l entering block l."""
+    """[L, T, d]: x^l entering block l (on block 0's input device, whatever device each block runs on)."""
     block_outputs: torch.Tensor
     """[L, T, d]: x^{l+1} leaving block l (pre-final-norm)."""
     last_logits: torch.Tensor
@@ -59,5 +59,12 @@ def trace(model: Any, adapter: Any, input_ids: torch.Tensor) -> Trace:
     missing = [i for i, (a, b) in enumerate(zip(inputs, outputs)) if a is None or b is None]
     if missing:
         raise RuntimeError(f"blocks {missing} did not run during the forward pass")
-    return Trace(block_inputs=torch.stack(inputs), block_outputs=torch.stack(outputs),
+    return Trace(block_inputs=_gathered(inputs), block_outputs=_gathered(outputs),
                  last_logits=out.logits[0, -1].detach())
+
+
+def _gathered(states: list) -> torch.Tensor:
+    """[L, T, d] on the device of block 0's tensor: a model sharded across devices (core.placement) leaves each
+    block's states on its own device; these are small (T·d per block) and gathered on one."""
+    device = states[0].device
+    return torch.stack([s.to(device) for s in states])

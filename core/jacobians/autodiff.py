@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import UserError
+from ..placement import execution_device, is_dispatched, plain_copy
 from ..trace import first_tensor
 from .selection import token_index
 from . import frozen_attention
@@ -99,7 +100,11 @@ def capture_block_calls(model: Any, adapter: Any, input_ids: torch.Tensor) -> li
 
 
 def _compute_block(block: Any, dtype: torch.dtype) -> Any:
-    """``block`` itself when its parameters are already in ``dtype``, else a copy of it cast to ``dtype``."""
+    """``block`` itself when its parameters are already in ``dtype``, else a copy of it cast to ``dtype``; a block
+    an accelerate hook places or offloads (a sharded model) is always copied, hook-free with real weights on its
+    execution device (core.placement.plain_copy), so autodiff sees an ordinary module."""
+    if is_dispatched(block):
+        return plain_copy(block, dtype)
     dtypes = {p.dtype for p in block.parameters()} | {b.dtype for b in block.buffers() if b.is_floating_point()}
     return block if dtypes <= {dtype} else copy.deepcopy(block).to(dtype)
 
@@ -166,7 +171,7 @@ def block_jacobians_autodiff(model: Any, adapter: Any, layer: int, call: BlockCa
         raise ValueError(f"mode must be 'batched-grad' or 'replicate', not {mode!r}")
     X = call.hidden_states
     T, d = X.shape
-    device = next(adapter.block_list(model)[layer].parameters()).device
+    device = execution_device(adapter.block_list(model)[layer])
     idx = token_index(tokens, T)
     J = out if out is not None else torch.empty(idx.numel(), d, d, dtype=dtype, device=device)
     if J.shape != (idx.numel(), d, d) or J.dtype != dtype:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from ..errors import UserError
+from ..placement import execution_device, materialised
 from .selection import token_index
 
 FAMILIES = ("llama", "mistral", "qwen2")
@@ -54,8 +55,7 @@ def rotary_cos_sin(model: Any, T: int, *, dtype: torch.dtype = torch.float32,
     if rotary is None:
         raise UserError(f"{type(model).__name__} has no rotary embedding at model.rotary_emb",
                         "the closed-form Jacobians need a llama, mistral or qwen2 model")
-    buf = next(rotary.buffers(), None)
-    device = device if device is not None else (buf.device if buf is not None else "cpu")
+    device = device if device is not None else execution_device(rotary)
     probe = torch.zeros(1, T, 1, dtype=torch.float32, device=device)
     positions = torch.arange(T, device=device)[None]
     with torch.no_grad():
@@ -235,15 +235,19 @@ def block_jacobians(block: Any, x_in: torch.Tensor, position_embeddings: tuple[t
     for the tokens ``tokens`` (default all), computed in ``dtype`` whatever the model's dtype.
 
     ``position_embeddings`` is (cos, sin) [T, head_dim] or [1, T, head_dim] for positions 0..T-1 (see
-    ``rotary_cos_sin``). Pass one ``workspace`` (and optionally ``out``) when looping over layers."""
+    ``rotary_cos_sin``). Pass one ``workspace`` (and optionally ``out``) when looping over layers.
+
+    J lives on the block's execution device (core.placement: where a sharded model runs it), x_in and cos/sin are
+    moved there; an offloaded block's weights are read in for the cast copy of this one layer."""
     if dtype not in (torch.float32, torch.float64):
         raise UserError(f"closed-form Jacobians are computed in float32 or float64, not {dtype}")
     if x_in.dim() != 2:
         raise UserError(f"block input must be [T, d], got shape {tuple(x_in.shape)}")
     T, d = x_in.shape
     check_supported(block, config, T)
-    device = block.self_attn.q_proj.weight.device
-    W = _layer(block, config, dtype, device)
+    device = execution_device(block)                     # a sharded model's block: its own device
+    with materialised(block):                            # an offloaded block's weights, read in for the copy
+        W = _layer(block, config, dtype, device)
     cos, sin = (t.reshape(-1, t.shape[-1]).to(device=device, dtype=dtype) for t in position_embeddings)
     if cos.shape != (T, W.hd) or sin.shape != (T, W.hd):
         raise UserError(f"cos/sin must be [{T}, {W.hd}] (positions 0..T-1, full head_dim), got {tuple(cos.shape)}")

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..placement import execution_device
 from .autodiff import block_jacobians_autodiff, capture_block_calls, method_for
 from .closed_form import Workspace, block_jacobians, rotary_cos_sin
 
@@ -21,7 +22,7 @@ def compute_dtype(model_dtype: str) -> torch.dtype:
 
 
 class LayerJacobians:
-    """J^l_t for every layer l of one sequence, one layer (or token chunk) at a time."""
+    """J^l_t for every layer l of one sequence, one layer (or token chunk) at a time, each on its block's device."""
 
     def __init__(self, loaded: Any, input_ids: torch.Tensor, block_inputs: torch.Tensor, requested: str = "auto"):
         self.loaded = loaded
@@ -30,8 +31,9 @@ class LayerJacobians:
         self.block_inputs = block_inputs
         self.n_tokens, self.d = block_inputs.shape[1], block_inputs.shape[2]
         if self.method == "closed-form":
-            self._cos_sin = rotary_cos_sin(loaded.model, self.n_tokens)
-            self._workspace = Workspace()
+            self._cos_sin = {}
+            self._workspaces = {}
+            """Per device (a sharded model's blocks run on several): rotary cos/sin and the scratch buffers."""
         else:
             self._calls = capture_block_calls(loaded.model, loaded.adapter, input_ids)
 
@@ -46,9 +48,17 @@ class LayerJacobians:
         model, adapter = self.loaded.model, self.loaded.adapter
         if self.method == "closed-form":
             block = adapter.block_list(model)[layer]
-            return block_jacobians(block, self.block_inputs[layer], self._cos_sin, model.config, dtype=self.dtype,
-                                   tokens=tokens, workspace=self._workspace)
+            device = self.device(layer)
+            if device not in self._workspaces:
+                self._workspaces[device] = Workspace()
+                self._cos_sin[device] = rotary_cos_sin(model, self.n_tokens, device=device)
+            return block_jacobians(block, self.block_inputs[layer], self._cos_sin[device], model.config,
+                                   dtype=self.dtype, tokens=tokens, workspace=self._workspaces[device])
         return block_jacobians_autodiff(model, adapter, layer, self._calls[layer], dtype=self.dtype, tokens=tokens)
+
+    def device(self, layer: int) -> torch.device:
+        """Where block ``layer`` runs, and so where its J are made (one device unless the model is sharded)."""
+        return execution_device(self.loaded.adapter.block_list(self.loaded.model)[layer])
 
 
 def vector_tokens(n_tokens: int, n_layers: int, d: int, k: int, budget_mb: float) -> np.ndarray:
