@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .faults import interrupt_message, is_out_of_memory, out_of_memory_error, sigterm_as_interrupt
-from .prompts import DEFAULT_MAX_TOKENS, check_max_tokens, read_prompt, truncation_note
+from .prompts import DEFAULT_MAX_TOKENS, Prompt, check_max_tokens, read_prompts, truncation_note
 from .run_bounds import add_run_size_args, parse_layers
 
 
@@ -40,9 +40,15 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 def add_prompt_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("prompt")
-    g.add_argument("-p", "--prompt", default=None, help="text to analyse (default: a built-in English paragraph)")
-    g.add_argument("--prompt-file", default=None, metavar="F",
-                   help="UTF-8 file holding the prompt; leading lines starting with # are comments")
+    g.add_argument("-p", "--prompt", default=None, action="append",
+                   help="text to analyse (default: a built-in English paragraph); repeat it for several prompts")
+    g.add_argument("--prompt-file", default=None, metavar="F", action="append",
+                   help="UTF-8 file holding the prompt (leading lines starting with # are comments); a .jsonl file "
+                        "holds one prompt per line, a JSON object with a \"text\" string (and an optional "
+                        "\"label\"); repeatable. Two or more prompts make a prompt set: each prompt is run and saved, "
+                        "plus the aggregate over prompts (mean ± std)")
+    g.add_argument("--prompts-per-line", action="store_true",
+                   help="a --prompt-file that is not .jsonl holds one prompt per line (blank and # lines skipped)")
     g.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
                    help=f"analyse at most this many tokens of the prompt (default {DEFAULT_MAX_TOKENS}); "
                         "longer prompts are cut, and the cut is announced")
@@ -206,12 +212,23 @@ def run_params(args: argparse.Namespace) -> dict:
     """Every parameter of the run, recorded in the results header."""
     return {"model": args.model, "revision": args.revision, "dtype": args.dtype, "device": args.device,
             "trust_remote_code": args.trust_remote_code, "random_init": args.random_init, "seed": args.seed,
-            "prompt_file": getattr(args, "prompt_file", None), "device_map": getattr(args, "device_map", None),
-            "max_memory": getattr(args, "max_memory", None)}
+            "prompt_file": _one_or_all(getattr(args, "prompt_file", None)),
+            "device_map": getattr(args, "device_map", None), "max_memory": getattr(args, "max_memory", None)}
+
+
+def _one_or_all(values: list[str] | None):
+    """A repeatable flag as recorded: None, its one value, or the list."""
+    return values[0] if values and len(values) == 1 else values
 
 
 def validated_prompt(args: argparse.Namespace) -> str:
-    """Check prompt and token budget before any model is loaded."""
+    """Check the flags and the prompt before any model is loaded; the (first) prompt's text."""
+    return validated_prompts(args)[0].text
+
+
+def validated_prompts(args: argparse.Namespace) -> list[Prompt]:
+    """Check prompts, token budget and the other flags before any model is loaded; every prompt of the run (two or
+    more make a prompt set, core.batch)."""
     check_max_tokens(args.max_tokens)
     if args.top_k < 0:
         raise UserError(f"--top-k must be 0 or more (got {args.top_k})")
@@ -221,7 +238,11 @@ def validated_prompt(args: argparse.Namespace) -> str:
         raise UserError("--random-baseline compares coupling, which needs the Jacobians; drop --top-k 0")
     collapse_spec(args)                                  # the collapse flags, checked before any model loads
     parse_layers(getattr(args, "layers", None))          # --layers syntax, likewise
-    return read_prompt(args.prompt, args.prompt_file)
+    prompts = read_prompts(args.prompt, args.prompt_file, per_line=getattr(args, "prompts_per_line", False))
+    if len(prompts) > 1 and getattr(args, "collapse", False):
+        raise UserError(f"--collapse measures fixed sequence families, not your {len(prompts)} prompts",
+                        "run it with one prompt, or alone with `coupling-tui collapse`")
+    return prompts
 
 
 def engine_options(args: argparse.Namespace) -> dict:
@@ -343,7 +364,12 @@ def compute(args: argparse.Namespace) -> int:
     from . import results, run_job
 
     console = Console(stderr=True)
-    prompt = validated_prompt(args)
+    prompts = validated_prompts(args)
+    if len(prompts) > 1:
+        from .batch_cli import compute_set
+
+        return compute_set(args, prompts, console)
+    prompt = prompts[0].text
     output = Path(args.output).expanduser() if args.output else default_output(args)
     loaded, baseline = load_announced(args, console)
     job = run_job.prepare(args, loaded, baseline, prompt, engine_options(args), console)

@@ -109,12 +109,32 @@ def resident_weights(loaded) -> float:
     return float(sum(p.numel() * p.element_size() for p in params))
 
 
-def check_run_cost(args: argparse.Namespace, loaded, prompt: str, console, *, baseline: bool = False) -> RunCost:
+def set_cost(costs: list[RunCost]) -> RunCost:
+    """The cost of a prompt set's runs, one after another on the same model: the times add up; the peak is the
+    largest run's, plus the results of the other prompts, which stay in memory until the set is saved."""
+    seconds: dict[str, float] = {}
+    for cost in costs:
+        for name, value in cost.seconds.items():
+            seconds[name] = seconds.get(name, 0.0) + value
+    peak = max(costs, key=lambda c: c.total_bytes)
+    memory = dict(peak.memory)
+    kept = sum(c.memory.get("results file", 0.0) for c in costs) - peak.memory.get("results file", 0.0)
+    if kept > 0:
+        memory["other prompts' results"] = kept
+    return RunCost(memory=memory, seconds=seconds, device=peak.device)
+
+
+def check_run_cost(args: argparse.Namespace, loaded, prompt: str | list[str], console, *,
+                   baseline: bool = False) -> RunCost:
     """``confirm`` for the CLI and the explorer: the estimate goes to ``console`` (stderr), the question to the
-    terminal when stdin is one. Returns the estimate (for an out-of-memory message later)."""
+    terminal when stdin is one. ``prompt`` may be a prompt set's texts (``set_cost``). Returns the estimate (for an
+    out-of-memory message later)."""
     from rich.text import Text
 
-    cost = estimate_for(args, loaded, prompt, baseline=baseline)
+    if isinstance(prompt, str):
+        cost = estimate_for(args, loaded, prompt, baseline=baseline)
+    else:
+        cost = set_cost([estimate_for(args, loaded, text, baseline=baseline) for text in prompt])
     interactive = sys.stdin is not None and sys.stdin.isatty()
     confirm(cost, available_memory(loaded.device), yes=getattr(args, "yes", False), interactive=interactive,
             ask=lambda q: console.input(Text(q)),

@@ -22,7 +22,9 @@ from typing import Iterable, Mapping
 import numpy as np
 import torch
 
+from .coupling_scalar import run_scalar  # noqa: F401 - re-exported (torch-free home)
 from .null_baseline import haar_null_from_spectrum
+
 
 def _tensors(*xs):
     """Torch views of the inputs (None passes through), cast to their common floating dtype (at least float32) on
@@ -190,27 +192,6 @@ def haar_null_expected(J, k: int) -> float:
     f = ‖J‖_F/d: E[m²] ≈ 1 + (K²f² − 2√(2/π)·f·Σs_k)/‖s_K‖² (large d); core.null_baseline computes it."""
     J = np.asarray(J, dtype=np.float64)
     return float(haar_null_from_spectrum(np.linalg.svd(J, compute_uv=False), np.linalg.norm(J), J.shape[-1], k))
-
-
-def run_scalar(m, k: int | None = None, *, far: int = 10) -> dict:
-    """One number per run from depth-coupling matrices m [..., L, L] (leading axes: tokens, prompts; NaN entries,
-    e.g. layers not computed, are skipped): the mean of m over i ≠ j, over |i − j| = 1 (both directions) and over
-    |i − j| ≥ ``far``, each also as 1 − m² (None where no entry exists: JSON-safe); with what was averaged (K as told, matrices,
-    layers, entries)."""
-    m = np.asarray(m, dtype=np.float64)
-    L = m.shape[-1]
-    if m.ndim < 2 or m.shape[-2] != L:
-        raise ValueError(f"m must be [..., L, L], got shape {m.shape}")
-    gap = np.abs(np.subtract.outer(np.arange(L), np.arange(L)))
-    flat = m.reshape(-1, L, L)
-    out = {"k": k, "matrices": flat.shape[0], "layers": L}
-    for name, mask in (("offdiag", gap > 0), ("adjacent", gap == 1), ("far", gap >= far)):
-        vals = flat[:, mask]
-        vals = vals[~np.isnan(vals)]
-        out[name] = float(vals.mean()) if vals.size else None
-        out[f"{name}_1_minus_m2"] = float((1 - vals ** 2).mean()) if vals.size else None
-        out[f"{name}_entries"] = int(vals.size)
-    return out
 
 
 __all__ = ["coupling_m", "one_minus_m_squared", "coupling_rows", "coupling_columns", "depth_coupling",

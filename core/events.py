@@ -45,3 +45,31 @@ class RunFinished:
 
 
 Event = RunStarted | LayerDone | RunFinished
+
+
+# -- a prompt set: the engine's stream once per prompt (core.batch) --
+
+@dataclass(frozen=True)
+class BatchStarted:
+    """A run over several prompts begins; each prompt's own stream (``RunStarted`` … ``RunFinished``) follows its
+    ``PromptStarted``."""
+
+    labels: tuple[str, ...]
+    texts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PromptStarted:
+    index: int
+    """0-based: which prompt the run events that follow belong to."""
+    n_prompts: int
+
+
+@dataclass(frozen=True)
+class BatchFinished:
+    seconds: float
+    """Wall-clock seconds of every prompt's run together (model loading excluded)."""
+
+
+BatchEvent = BatchStarted | PromptStarted | BatchFinished | Event
+"""What ``core.batch.stream_prompts`` yields."""

@@ -1,5 +1,5 @@
 """The compute job a front end runs (``coupling-tui compute``, the explorer): its cost estimated and confirmed
-first (core.cost_check), then ``engine.stream`` with running out of memory turned into one message that repeats
+first (core.cost_check), then ``engine.stream`` (or, for several prompts, ``batch.stream_prompts``) with running out of memory turned into one message that repeats
 the estimate (core.faults)."""
 
 from __future__ import annotations
@@ -22,5 +22,20 @@ def prepare(args: argparse.Namespace, loaded, baseline, prompt: str, options: di
 
     def job() -> Iterator:
         return memory_guarded(engine.stream(loaded, prompt, baseline=baseline, **options), cost)
+
+    return job
+
+
+def prepare_prompts(args: argparse.Namespace, loaded, baseline, prompts: list, options: dict,
+                    console) -> Callable[[], Iterator]:
+    """``prepare`` for a prompt set (core.prompts.Prompt, two or more): the estimate adds up every prompt's run,
+    and the job yields core.batch.stream_prompts' events."""
+    from . import batch, engine
+
+    options = {**options, **layers_option(args, loaded.info["n_layers"], engine.stream)}
+    cost = check_run_cost(args, loaded, [p.text for p in prompts], console, baseline=baseline is not None)
+
+    def job() -> Iterator:
+        return memory_guarded(batch.stream_prompts(loaded, prompts, baseline=baseline, **options), cost)
 
     return job

@@ -28,7 +28,8 @@ class UserAction:
     """Actions sharing a footer group are shown as one footer entry: their keys, then this label."""
     needs: str = ""
     """What the action needs on screen to be offered (the footer hides it otherwise): "coupling" (the Coupling
-    pane, absent from a collapse run without Jacobians), "collapse" (a run with collapse data) or nothing."""
+    pane, absent from a collapse run without Jacobians), "collapse" (a run with collapse data), "prompts" (a prompt
+    set: two or more prompts) or nothing."""
 
 
 ACTIONS: tuple[UserAction, ...] = (
@@ -77,6 +78,11 @@ ACTIONS: tuple[UserAction, ...] = (
                "Collapse: the last states before or after the final norm.", needs="collapse"),
     UserAction("cycle-measure", "d", "cycle_measure", "L1/L∞/L2", "d",
                "Collapse: plot the pair difference as L1/d, L∞ or relative L2.", show=False, needs="collapse"),
+    UserAction("next-prompt", "p", "step_prompt(1)", "next prompt", "p",
+               "Prompt sets: the next prompt, then the aggregate over prompts (every pane follows).",
+               footer_group="prompt", needs="prompts"),
+    UserAction("previous-prompt", "P", "step_prompt(-1)", "prev prompt", "P",
+               "Prompt sets: the previous prompt (or the aggregate).", footer_group="prompt", needs="prompts"),
     UserAction("focus-coupling", "1", "focus_pane('coupling')", "coupling", "1", "Focus the Coupling pane.",
                show=False),
     UserAction("focus-trajectory", "2", "focus_pane('trajectory')", "trajectory", "2",

@@ -1,4 +1,5 @@
-"""CouplingApp: streams one engine run (or opens a saved one) into the panes, and saves it when it finishes."""
+"""CouplingApp: streams one engine run or a prompt set (or opens a saved one) into the panes, and saves it when it
+finishes."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from textual.containers import Container, Horizontal
 from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import Worker, get_current_worker
 
-from coupling_tui.core import results
+from coupling_tui.core import results, set_results
+from coupling_tui.core.aggregate import is_aggregate
 from coupling_tui.core.errors import UserError
 from coupling_tui.core.faults import Terminated, is_out_of_memory, out_of_memory_error
 from coupling_tui.core.prompts import truncation_note
-from coupling_tui.core.events import Event, LayerDone, RunFinished, RunStarted
+from coupling_tui.core.events import BatchFinished, BatchStarted, Event, LayerDone, RunFinished, RunStarted
+from coupling_tui.core.prompt_set import PromptSet
 from coupling_tui.core.run import Run
 
 from . import export
@@ -54,13 +57,21 @@ class CouplingApp(App[None]):
     SIDE_PANES = ("trajectory", "spectrum", "collapse")
     """The panes of the side column, in order (Collapse only in a run with collapse data)."""
 
-    def __init__(self, run: Run | None = None, job: Job | None = None, save_path: Path | None = None,
+    def __init__(self, run: Run | PromptSet | None = None, job: Job | None = None, save_path: Path | None = None,
                  export_dir: Path | None = None, run_name: str | None = None) -> None:
         if (run is None) == (job is None):
-            raise ValueError("CouplingApp needs exactly one of run= (a saved run) or job= (an engine run)")
+            raise ValueError("CouplingApp needs exactly one of run= (a saved run or prompt set) or job= (an engine "
+                             "run)")
         super().__init__()
-        self.results = run if run is not None else Run()
-        """The one run every pane reads; mutated on the main thread only."""
+        self.prompt_set: PromptSet | None = run if isinstance(run, PromptSet) else None
+        """A run over several prompts (core.prompt_set): from a job's BatchStarted, or a saved set."""
+        self.entry = 0
+        """The prompt set's entry shown: a prompt's index, or ``n_prompts`` for the aggregate."""
+        if self.prompt_set is not None and self.prompt_set.aggregate.header["aggregate"]["n_prompts"]:
+            self.entry = self.prompt_set.n_prompts                 # a saved set opens on its aggregate
+        self.results = (self.prompt_set.view(self.entry) if self.prompt_set is not None
+                        else run if run is not None else Run())
+        """The one run every pane reads (a prompt set's shown entry); mutated on the main thread only."""
         self.selected_token = 0
         self.selected_layer = 0
         """The selected block, 0..L-1: the Spectrum pane shows its Jacobian, the Trajectory pane marks its output."""
@@ -104,6 +115,11 @@ class CouplingApp(App[None]):
             self.computing = True
             self._set_state("starting…")
             self.compute_worker = self._compute()
+        elif self.prompt_set is not None:
+            pset = self.prompt_set
+            self._set_state(f"saved prompt set · {len(pset.complete_runs())}/{pset.n_prompts} prompts complete · "
+                            "p/P switch prompts")
+            self.selected_token = self._first_token()
         else:
             run = self.results
             done = "complete" if run.finished else "partial"
@@ -183,6 +199,9 @@ class CouplingApp(App[None]):
         if not self.computing:
             return  # queued before a cancel or a failure: the run stays as it was
         event = message.event
+        if self.prompt_set is not None or isinstance(event, BatchStarted):
+            self._apply_set_event(event)
+            return
         self.results.apply(event)
         progress = self.query_one(ProgressBar)
         if isinstance(event, RunStarted):
@@ -200,6 +219,31 @@ class CouplingApp(App[None]):
             self._finished(event.seconds)
         self._show_run()
 
+    def _apply_set_event(self, event) -> None:
+        """One event of a prompt set (core.batch): it fills its prompt's run; the shown entry is redrawn, the
+        progress bar counts every prompt's steps (prompts × layers)."""
+        if isinstance(event, BatchStarted):
+            self.prompt_set = PromptSet()
+            self.entry = 0
+            self.refresh_bindings()
+        pset = self.prompt_set
+        pset.apply(event)
+        self.results = pset.view(self.entry)
+        progress = self.query_one(ProgressBar)
+        if isinstance(event, RunStarted) and pset.current == self.entry:
+            self.selected_token = self._first_token()
+            self._arrange()
+        if isinstance(event, RunStarted) and (note := truncation_note(event.header)):
+            self.notify(f"{pset.labels[pset.current]}: {note}", title="prompt cut", severity="warning", timeout=10,
+                        markup=False)
+        if isinstance(event, BatchFinished):
+            self._stop_computing()
+            self._finished(event.seconds)
+        else:
+            progress.update(total=pset.n_steps or None, progress=pset.steps_done)
+            self._set_state(f"computing {pset.progress_text()}")
+        self._show_run()
+
     def _finished(self, seconds: float) -> None:
         if self._save_path is None:
             self._set_state(f"done in {seconds:.1f} s")
@@ -211,21 +255,28 @@ class CouplingApp(App[None]):
     @work(thread=True, exit_on_error=False, group="save", description="save run")
     def _save(self, path: Path) -> None:
         try:
-            written = results.save(self.results, path)
+            if self.prompt_set is not None:
+                written = set_results.save(self.prompt_set, path)
+            else:
+                written = results.save(self.results, path)
         except Exception as exc:  # noqa: BLE001 - shown as a notification, never a traceback
             self.post_message(SaveFailed(one_line(exc)))
         else:
             self.post_message(RunSaved(written))
 
+    def _seconds(self) -> float:
+        """The finished computation's engine time (every prompt's, for a prompt set)."""
+        return self.prompt_set.seconds if self.prompt_set is not None else self.results.header.get("seconds", 0.0)
+
     @on(RunSaved)
     def _saved(self, message: RunSaved) -> None:
-        seconds = self.results.header.get("seconds", 0.0)
+        seconds = self._seconds()
         self._set_state(f"done in {seconds:.1f} s · saved to {message.path}")
         self.notify(f"computed in {seconds:.1f} s · saved to {message.path}", markup=False)
 
     @on(SaveFailed)
     def _save_failed(self, message: SaveFailed) -> None:
-        seconds = self.results.header.get("seconds", 0.0)
+        seconds = self._seconds()
         self._set_state(f"done in {seconds:.1f} s · not saved")
         self.notify(message.message, title="not saved", severity="error", timeout=10, markup=False)
 
@@ -249,6 +300,8 @@ class CouplingApp(App[None]):
         if action == "cancel_compute":
             return self.computing
         needs = requirement(action)
+        if needs == "prompts":
+            return self.prompt_set is not None
         if needs == "collapse":
             return CollapsePane.available(self.results)
         if needs == "coupling":
@@ -261,7 +314,13 @@ class CouplingApp(App[None]):
         self.workers.cancel_group(self, "compute")
         self._stop_computing()
         run = self.results
-        self._set_state(f"cancelled after {run.layers_done}/{run.n_layers} layers — nothing saved")
+        if self.prompt_set is not None and self.prompt_set.current >= 0:
+            pset = self.prompt_set
+            current = pset.runs[pset.current]
+            self._set_state(f"cancelled in prompt {pset.current + 1}/{pset.n_prompts} after {current.layers_done}/"
+                            f"{current.n_layers} layers — nothing saved")
+        else:
+            self._set_state(f"cancelled after {run.layers_done}/{run.n_layers} layers — nothing saved")
 
     def action_step_token(self, delta: int) -> None:
         self._select_token(self.selected_token + delta)
@@ -274,6 +333,43 @@ class CouplingApp(App[None]):
 
     def action_step_layer(self, delta: int) -> None:
         self._select_layer(self.selected_layer + delta)
+
+    # -- prompt sets: p / P step through the prompts and the aggregate --
+    def action_step_prompt(self, delta: int) -> None:
+        if self.prompt_set is None:
+            self.notify("this run has one prompt: give --prompt several times or a .jsonl --prompt-file",
+                        severity="warning", markup=False)
+            return
+        self.show_entry((self.entry + delta) % (self.prompt_set.n_prompts + 1))
+
+    def jump_to_prompt(self, number: int) -> None:
+        """Show prompt ``number`` (1-based, as the status line counts)."""
+        if self.prompt_set is None or not 1 <= number <= self.prompt_set.n_prompts:
+            n = 0 if self.prompt_set is None else self.prompt_set.n_prompts
+            self.notify(f"no prompt {number} in this run (it has {max(n, 1)})", severity="warning", markup=False)
+            return
+        self.show_entry(number - 1)
+
+    def show_aggregate(self) -> None:
+        if self.prompt_set is None:
+            self.action_step_prompt(1)                     # says why there is none
+            return
+        self.show_entry(self.prompt_set.n_prompts)
+
+    def show_entry(self, entry: int) -> None:
+        """Show a prompt set's prompt ``entry`` (or the aggregate at ``n_prompts``); every pane follows. The token
+        stays the last one when it was (where the papers measure), else the same index, clamped."""
+        assert self.prompt_set is not None
+        was_last = self.selected_token >= self.results.n_tokens - 1
+        self.entry = entry
+        self.results = self.prompt_set.view(entry)
+        if self.results.n_tokens:
+            self.selected_token = (self.results.n_tokens - 1 if was_last
+                                   else min(self.selected_token, self.results.n_tokens - 1))
+        self._arrange()
+        if is_aggregate(self.results):
+            self.query_one(CouplingPane).focus()
+        self._show_run()
 
     def action_focus_pane(self, pane_id: str) -> None:
         panes = self.query(f"#{pane_id}")
@@ -293,6 +389,8 @@ class CouplingApp(App[None]):
     def _available(self, pane) -> bool:
         """Whether ``pane`` has a place in this run's layout: Collapse needs collapse data; a collapse run without
         Jacobians gives the Coupling pane's place to the side column."""
+        if pane.id != "coupling" and self.screen.has_class("-aggregate"):
+            return False
         if pane.id == "collapse":
             return not pane.has_class("-absent")
         if pane.id == "coupling":
@@ -305,6 +403,7 @@ class CouplingApp(App[None]):
         the focus."""
         has = CollapsePane.available(self.results)
         collapse_run = has and "jacobian.singular_values" not in self.results.arrays
+        self.screen.set_class(is_aggregate(self.results), "-aggregate")   # the Coupling pane alone (app.tcss)
         if (has, collapse_run) == self._layout:
             return
         self._layout = (has, collapse_run)
@@ -524,8 +623,11 @@ class CouplingApp(App[None]):
             info = "coupling-tui"
         else:
             model = header.get("model", {})
+            tokens = "" if is_aggregate(self.results) else f"{self.results.n_tokens} tokens · "
             info = (f"{model.get('source', '?')} · {header.get('device', '?')} · {header.get('dtype', '?')} · "
-                    f"{self.results.n_tokens} tokens · {self.results.n_layers} layers")
+                    f"{tokens}{self.results.n_layers} layers")
+        if self.prompt_set is not None and self.prompt_set.n_prompts:
+            info = f"{self.prompt_set.entry_text(self.entry)} · {info}"
         self.query_one("#run-info", Static).update(info)
 
     def _set_state(self, text: str) -> None:

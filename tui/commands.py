@@ -1,4 +1,4 @@
-"""Command palette (ctrl+p) entries of the explorer: jump to a layer, token or collapse length by number, switch
+"""Command palette (ctrl+p) entries of the explorer: jump to a layer, token, prompt or collapse length by number, switch
 the coupling metric, K or view, the collapse family, states or measure, export. Each command calls an app method; the palette itself is Textual's."""
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ _NUMBERED = {
     "layer": ("Jump to layer {n}", "jump_to_layer"),
     "token": ("Jump to token {n}", "jump_to_token"),
     "length": ("Collapse: jump to length n = {n}", "jump_to_length"),
+    "prompt": ("Show prompt {n}", "jump_to_prompt"),
 }
-_KINDS = {"layer": "layer", "l": "layer", "token": "token", "t": "token", "length": "length", "n": "length"}
+_KINDS = {"layer": "layer", "l": "layer", "token": "token", "t": "token", "length": "length", "n": "length",
+          "prompt": "prompt", "p": "prompt"}
 
 
 class ExplorerCommands(Provider):
@@ -31,6 +33,9 @@ class ExplorerCommands(Provider):
             ("Toggle trained / random-init", app.action_toggle_baseline, "needs --random-baseline"),
             ("Next coupling view", app.action_toggle_view, "depth, token, context (same output / same input)"),
             ("Toggle coupling variant ujv / vju", app.action_toggle_variant, "needs --vju"),
+            ("Next prompt", partial(app.action_step_prompt, 1), "runs of several prompts (p)"),
+            ("Previous prompt", partial(app.action_step_prompt, -1), "runs of several prompts (P)"),
+            ("Show the aggregate over prompts", app.show_aggregate, "mean ± std of the depth coupling"),
             ("Collapse: next family", app.action_cycle_family, "ones, digits, commas, …"),
             ("Collapse: pre-/post-norm states", app.action_toggle_normed, "the last states before or after the "
                                                                           "final norm"),
@@ -42,7 +47,7 @@ class ExplorerCommands(Provider):
             yield DiscoveryHit(text, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
-        match = re.fullmatch(r"\s*(layer|token|length|l|t|n)\s*=?\s*(\d+)\s*", query, flags=re.IGNORECASE)
+        match = re.fullmatch(r"\s*(layer|token|length|prompt|l|t|n|p)\s*=?\s*(\d+)\s*", query, flags=re.IGNORECASE)
         if match:
             kind = _KINDS[match.group(1).lower()]
             n = int(match.group(2))

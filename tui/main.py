@@ -46,7 +46,7 @@ def add_svg_dir_arg(p: argparse.ArgumentParser) -> None:
 
 def build_view_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coupling-tui view", description="Open a saved results file in the explorer.")
-    p.add_argument("results", help="a .safetensors results file written by coupling-tui")
+    p.add_argument("results", help="a .safetensors results file written by coupling-tui, or a prompt set's directory")
     add_svg_dir_arg(p)
     core_cli.add_common_args(p)
     return p
@@ -82,10 +82,19 @@ def explore(args: argparse.Namespace) -> int:
     from coupling_tui.core import run_job
 
     console = Console(stderr=True)
-    prompt = core_cli.validated_prompt(args)
-    output = Path(args.output).expanduser() if args.output else core_cli.default_output(args)
+    prompts = core_cli.validated_prompts(args)
+    if len(prompts) > 1:                      # a prompt set: saved as a directory (core.set_results)
+        from coupling_tui.core.batch_cli import default_set_output
+        from coupling_tui.core.set_results import check_target
+
+        output = check_target(args.output or default_set_output(args), len(prompts))
+    else:
+        output = Path(args.output).expanduser() if args.output else core_cli.default_output(args)
     loaded, baseline = core_cli.load_with_status(args, console)
-    job = run_job.prepare(args, loaded, baseline, prompt, core_cli.engine_options(args), console)
+    if len(prompts) > 1:
+        job = run_job.prepare_prompts(args, loaded, baseline, prompts, core_cli.engine_options(args), console)
+    else:
+        job = run_job.prepare(args, loaded, baseline, prompts[0].text, core_cli.engine_options(args), console)
 
     from .app import CouplingApp
 
@@ -96,12 +105,16 @@ def explore(args: argparse.Namespace) -> int:
 
 
 def view_app(path: str, svg_dir: str = "."):
-    """The explorer on a saved results file: no model and no torch import."""
-    from coupling_tui.core import results
+    """The explorer on a saved results file or prompt set (its directory or its aggregate.safetensors): no model
+    and no torch import."""
+    from coupling_tui.core import set_results
 
     from .app import CouplingApp
 
-    return CouplingApp(run=results.load(path), export_dir=Path(svg_dir).expanduser(), run_name=Path(path).stem)
+    opened = set_results.open_results(path)
+    p = Path(path).expanduser().resolve()
+    name = p.name if p.is_dir() else p.parent.name if set_results.is_set(p) else p.stem
+    return CouplingApp(run=opened, export_dir=Path(svg_dir).expanduser(), run_name=name)
 
 
 def view(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Container
 from textual.widgets import Static
 
+from coupling_tui.core.aggregate import aggregate_view, has_aggregate_baseline, is_aggregate
 from coupling_tui.core.run import CONTEXT_VIEWS, COUPLING_METRICS, CouplingView, Run
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
@@ -70,6 +71,10 @@ stored spectrum). The matrix is not symmetric; its diagonal is 0 by construction
 
 Keys: `K` cycles K among those computed, `t` token/average, `r` trained/random-init (when computed with
 `--random-baseline`), `v` depth/token/context views, `u` ujv/vju, `m` metric, `e` export this pane to SVG, `E` every pane.
+
+**Prompt sets** (runs of several prompts): `p` / `P` step through the prompts and the **aggregate**, the mean over
+prompts of the depth coupling — the last token's, or the token average (`t`) — with the cursor cell's mean ± std
+(sample std over prompts). Prompts differ in tokens, so the aggregate has only layer×layer matrices.
 """
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
@@ -94,7 +99,10 @@ Keys: `K` cycles K among those computed, `t` token/average, `r` trained/random-i
         self.current: CouplingView | None = None
         """What is drawn now (None when nothing can be)."""
         self.cursor_value: float = math.nan
-        """The stored m_K under the cursor (NaN when not computed or nothing shown)."""
+        """The stored m_K under the cursor (NaN when not computed or nothing shown); for a prompt set's aggregate,
+        the mean over prompts."""
+        self.cursor_std: float = math.nan
+        """A prompt set's aggregate: the std over prompts of m_K under the cursor (NaN otherwise)."""
 
     def compose(self) -> ComposeResult:
         yield self.info
@@ -119,7 +127,7 @@ Keys: `K` cycles K among those computed, `t` token/average, `r` trained/random-i
 
     def toggle_baseline(self, run: Run) -> bool:
         """Switch trained/random-init; False (and no change) when the run has no baseline."""
-        if not run.has_baseline:
+        if not (run.has_baseline or has_aggregate_baseline(run)):
             self.baseline = False
             return False
         self.baseline = not self.baseline
@@ -171,6 +179,9 @@ Keys: `K` cycles K among those computed, `t` token/average, `r` trained/random-i
 
     # -- drawing --
     def show(self, run: Run, token: int, layer: int = 0) -> None:
+        if is_aggregate(run):
+            self._show_aggregate(run, layer)
+            return
         view = None
         if not run.header:
             message = WAITING
@@ -194,6 +205,7 @@ Keys: `K` cycles K among those computed, `t` token/average, `r` trained/random-i
                            f"has layers {', '.join(map(str, run.context_layers))}"
                            f"{'' if (run.header.get('context') or {}).get('cross_layers') else ', same-layer only'})")
         self.current = view
+        self.cursor_std = math.nan
         if view is None:
             self.cursor_value = math.nan
             self.heatmap.set_matrix(self.heatmap.values[:0, :0], (math.nan, math.nan), (0, 0))
@@ -225,6 +237,34 @@ Keys: `K` cycles K among those computed, `t` token/average, `r` trained/random-i
                 message += f" · Haar null m ≈ {null:.3f}"
         self._set_message(message)
         self.heatmap.set_matrix(view.values, view.scale, (row, col), view.axis)
+
+    def _show_aggregate(self, run: Run, layer: int) -> None:
+        """A prompt set's aggregate (core.aggregate): the mean depth coupling over prompts, token-averaged or the
+        last token's (``t``), with the cursor cell's mean ± std."""
+        info = run.header["aggregate"]
+        n, total = int(info.get("n_prompts", 0)), int(info.get("n_total", 0))
+        self.view = "depth"
+        view = aggregate_view(run, k=self._k(run), last_token=not self.average, metric=self.metric,
+                              baseline=self.baseline) if n else None
+        if view is None:
+            self.current, self.cursor_value, self.cursor_std = None, math.nan, math.nan
+            self.heatmap.set_matrix(self.heatmap.values[:0, :0], (math.nan, math.nan), (0, 0))
+            set_subtitle(self, "")
+            self._set_message(f"the aggregate fills in as prompts finish (0 of {total} so far)" if not n
+                              else NO_COUPLING)
+            return
+        self.current = view.view
+        col = self.column["depth"] = max(0, min(self.column["depth"], view.view.values.shape[0] - 1))
+        m, std, c = view.cell(layer, col)
+        self.cursor_value, self.cursor_std = m, std
+        what = "random-init" if self.baseline else "trained"
+        where = "last token" if not self.average else "token average"
+        so_far = f"{n} prompts" if n == total else f"{n} of {total} prompts so far"
+        set_subtitle(self, f"aggregate · mean over {so_far} · {where} · K={view.view.k} · {what} · "
+                           f"{view.view.metric}")
+        self._set_message(f"layer {layer} → {col}: m = {value_text(m)} ± {value_text(std)} (mean ± std over "
+                          f"{n}) · 1−m² = {value_text(c)}")
+        self.heatmap.set_matrix(view.view.values, view.view.scale, (layer, col), "layer")
 
     def _set_message(self, text: str) -> None:
         if text != self.message:
