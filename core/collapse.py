@@ -139,16 +139,19 @@ def _batched_vjp(h: torch.Tensor, e: torch.Tensor, u: torch.Tensor) -> torch.Ten
 # -- models in two precisions --
 
 def cast_copy(model: Any, dtype: torch.dtype) -> Any:
-    """A copy of ``model`` with its floating parameters and buffers in ``dtype``, as ``model.to(dtype)`` would
-    make them, without ever holding a second full-precision copy: each tensor is cast first and handed to
-    deepcopy through its memo (tied weights stay tied). The original is untouched."""
+    """A copy of ``model`` with its floating parameters and persistent buffers in ``dtype`` — as loading it in
+    ``dtype`` with ``from_pretrained`` makes them: non-persistent buffers (RoPE's ``inv_freq``) stay in their own
+    dtype — without ever holding a second full-precision copy: each tensor is cast first and handed to deepcopy
+    through its memo (tied weights stay tied). The original is untouched."""
+    kept = {id(getattr(m, name)) for m in model.modules() for name in getattr(m, "_non_persistent_buffers_set", ())
+            if getattr(m, name, None) is not None}
     memo: dict[int, Any] = {}
     for t in itertools.chain(model.parameters(), model.buffers()):
-        if t.is_floating_point() and id(t) not in memo:
+        if t.is_floating_point() and id(t) not in memo and id(t) not in kept:
             cast = t.detach().to(dtype)
             memo[id(t)] = torch.nn.Parameter(cast, requires_grad=False) if isinstance(t, torch.nn.Parameter) \
                 else cast
-    twin = copy.deepcopy(model, memo).to(dtype)
+    twin = copy.deepcopy(model, memo)
     return twin.eval()
 
 
