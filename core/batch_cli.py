@@ -23,11 +23,10 @@ def default_set_output(args: argparse.Namespace) -> Path:
 def stream_set_with_progress(events, console) -> PromptSet:
     """Fold a prompt set's events into a PromptSet under one rich progress bar over every prompt's steps, described
     as "prompt 2/4 · layers 3/30"; a prompt cut to --max-tokens is announced as it starts."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from .cli import progress_bar
 
     pset = PromptSet()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console, transient=True) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("prompts", total=None)
         for event in events:
             pset.apply(event)

@@ -332,17 +332,22 @@ def load_announced(args: argparse.Namespace, console):
     return loaded, baseline
 
 
+def progress_bar(console):
+    """The rich progress bar of a headless run (description, bar, steps done/total, time left), cleared at the end."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console, transient=True)
+
+
 def stream_with_progress(events, console, total: int, on_started=None):
     """Fold engine ``events`` into a Run under a rich progress bar over every stage's steps; ``on_started`` gets
     the run header when it arrives (to print notes about it)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from .events import LayerDone, RunFinished, RunStarted
     from .run import Run
 
     run = Run()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console, transient=True) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("layers", total=total)
         for event in events:
             run.apply(event)

@@ -120,9 +120,10 @@ def estimate(*, n_layers: int, d: int, tokens: int, top_k: int, history_mb: floa
             jacobian_method == "auto" and family not in CLOSED_FORM_FAMILIES)) else 1.0
         cube = (d / REFERENCE_D) ** 3
         per_entry = 2 * d * d * kc + 2 * d * kc * kc + ENTRY_OVERHEAD * kc * kc   # one m_K entry
-        jac = J_SECONDS * ((1 - J_FLOOR) * cube + J_FLOOR) * method_factor * n * T
-        sec["Jacobians"] = passes * jac * (1 if keep_history else 2)
-        sec["top-K"] = passes * TOPK_SECONDS * ((1 - TOPK_FLOOR) * cube + TOPK_FLOOR) * n * T
+        j_one = J_SECONDS * ((1 - J_FLOOR) * cube + J_FLOOR)           # one closed-form (layer, token) J
+        topk_one = TOPK_SECONDS * ((1 - TOPK_FLOOR) * cube + TOPK_FLOOR)  # its top-K triplets
+        sec["Jacobians"] = passes * j_one * method_factor * n * T * (1 if keep_history else 2)
+        sec["top-K"] = passes * topk_one * n * T
         sec["depth coupling"] = passes * n * n * T * per_entry / COUPLING_FLOPS
         if one_token_coupling:
             sec["token coupling"] = n * T * T * per_entry / COUPLING_FLOPS
@@ -137,8 +138,7 @@ def estimate(*, n_layers: int, d: int, tokens: int, top_k: int, history_mb: floa
             cross = 2 * lc * T * d * d * jb
             pairs = lc * lc if cross <= history_mb * 1e6 else lc
             mem["context Jacobians"] = cross if pairs > lc else 2 * T * d * d * jb
-            sec["context coupling"] = (lc * 3 * J_SECONDS * ((1 - J_FLOOR) * cube + J_FLOOR) * AUTODIFF_FACTOR * T
-                                       + lc * 2 * TOPK_SECONDS * ((1 - TOPK_FLOOR) * cube + TOPK_FLOOR) * T
+            sec["context coupling"] = (lc * 3 * j_one * AUTODIFF_FACTOR * T + lc * 2 * topk_one * T
                                        + pairs * 2 * T * T * per_entry / COUPLING_FLOPS)
     mem["results file"] = mem.get("results file", 0.0) + 2 * (L + 1) * T * d * 4
     speed = GPU_SPEEDUP if device.startswith("cuda") else max(1, min(threads, 16)) / REFERENCE_THREADS

@@ -57,15 +57,8 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> Run:
     def fail(reason: str) -> ResultsError:
         return ResultsError(f"cannot open {name}: {reason}")
 
-    meta = _read_metadata(data, fail)
-    if meta.get("format") != FORMAT_NAME or "header" not in meta:
-        raise fail("not a coupling-tui results file (a safetensors file without its header)")
-    try:
-        header = json.loads(meta["header"])
-    except json.JSONDecodeError as exc:
-        raise fail(f"its header is not valid JSON ({exc.msg})") from exc
-    if not isinstance(header, dict):
-        raise fail("its header is not a JSON object")
+    header = read_header(data, fail, FORMAT_NAME,
+                         "not a coupling-tui results file (a safetensors file without its header)")
     version = header.get("schema_version")
     if version != SCHEMA_VERSION:
         raise fail(f"schema version {version!r}, this coupling-tui reads version {SCHEMA_VERSION}")
@@ -80,6 +73,21 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> Run:
     layers_done = header.get("layers_done", 0)
     return Run(header=header, arrays=arrays, layers_done=int(layers_done), steps_done=int(header.get("steps_done", 0)),
                finished=bool(header.get("complete")))
+
+
+def read_header(data: bytes, fail, format_name: str, not_ours: str) -> dict:
+    """The JSON header of a coupling-tui safetensors file of format ``format_name`` (a results file, a prompt
+    set's index); ``fail(reason)`` builds the error, ``not_ours`` is the reason when the format is another."""
+    meta = _read_metadata(data, fail)
+    if meta.get("format") != format_name or "header" not in meta:
+        raise fail(not_ours)
+    try:
+        header = json.loads(meta["header"])
+    except json.JSONDecodeError as exc:
+        raise fail(f"its header is not valid JSON ({exc.msg})") from exc
+    if not isinstance(header, dict):
+        raise fail("its header is not a JSON object")
+    return header
 
 
 def _read_metadata(data: bytes, fail) -> dict:

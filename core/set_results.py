@@ -157,15 +157,9 @@ def load(path: str | os.PathLike) -> PromptSet:
         data = index.read_bytes()
     except OSError as exc:
         raise fail(exc.strerror or str(exc)) from exc
-    meta = results._read_metadata(data, fail)
-    if meta.get("format") != SET_FORMAT or "header" not in meta:
-        raise fail("not a coupling-tui prompt set index")
-    try:
-        header = json.loads(meta["header"])
-    except json.JSONDecodeError as exc:
-        raise fail(f"its header is not valid JSON ({exc.msg})") from exc
-    if not isinstance(header, dict) or header.get("schema_version") != SET_SCHEMA_VERSION:
-        version = header.get("schema_version") if isinstance(header, dict) else None
+    header = results.read_header(data, fail, SET_FORMAT, "not a coupling-tui prompt set index")
+    if header.get("schema_version") != SET_SCHEMA_VERSION:
+        version = header.get("schema_version")
         raise fail(f"schema version {version!r}, this coupling-tui reads prompt sets of version {SET_SCHEMA_VERSION}")
     prompts = header.get("prompts")
     if not isinstance(prompts, list) or not prompts or not all(

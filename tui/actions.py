@@ -59,7 +59,7 @@ ACTIONS: tuple[UserAction, ...] = (
     UserAction("toggle-baseline", "r", "toggle_baseline", "random-init", "r",
                "Trained model or its random-init baseline (runs computed with --random-baseline).",
                needs="coupling"),
-    UserAction("toggle-view", "v", "toggle_view", "token view", "v",
+    UserAction("toggle-view", "v", "toggle_view", "views", "v",
                "Cycle the coupling views: depth (layer×layer), token (token×token at a layer pair), and the "
                "context views (cross-token Jacobians, runs computed with --context-layers).", needs="coupling"),
     UserAction("toggle-variant", "u", "toggle_variant", "ujv/vju", "u",
