@@ -14,37 +14,32 @@ from textual.worker import Worker, get_current_worker
 
 from coupling_tui.core import results, set_results
 from coupling_tui.core.aggregate import is_aggregate
-from coupling_tui.core.errors import UserError
-from coupling_tui.core.faults import Terminated, is_out_of_memory, out_of_memory_error
-from coupling_tui.core.prompts import truncation_note
-from coupling_tui.core.events import BatchFinished, BatchStarted, Event, LayerDone, RunFinished, RunStarted
+from coupling_tui.core.events import BatchStarted, Event, LayerDone, RunFinished, RunStarted
 from coupling_tui.core.prompt_set import PromptSet
+from coupling_tui.core.prompts import truncation_note
 from coupling_tui.core.run import Run
 
-from . import export
 from .actions import bindings, requirement
+from .app_export import ExportMixin
+from .app_layout import LayoutMixin
+from .app_sets import PromptSetsMixin
+from .app_signals import SignalsMixin
 from .commands import ExplorerCommands
 from .help_screen import HelpScreen
-from .messages import ComputeCancelled, ComputeFailed, EngineEvent, RunSaved, SaveFailed
+from .messages import ComputeCancelled, ComputeFailed, EngineEvent, RunSaved, SaveFailed, one_line
 from .panes import RUN_PANE_CLASS
-from .panes.collapse import NO_COLLAPSE, CollapsePane
-from .panes.coupling import NO_COUPLING, ONLY_DEPTH, CouplingPane
+from .panes.collapse import CollapsePane
+from .panes.coupling import ONLY_DEPTH, CouplingPane
 from .panes.spectrum import SpectrumPane
 from .panes.tokens import TokensPane
 from .panes.trajectory import TrajectoryPane
 
+__all__ = ["CouplingApp", "Job", "one_line"]
+
 Job = Callable[[], Iterator[Event]]
 
 
-def one_line(exc: BaseException) -> str:
-    """The message a user sees for ``exc``: a UserError's own text, else its type and text; never a traceback."""
-    if is_out_of_memory(exc) and not isinstance(exc, UserError):
-        exc = out_of_memory_error("computing")
-    text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-    return " — ".join(line.strip() for line in text.splitlines() if line.strip())
-
-
-class CouplingApp(App[None]):
+class CouplingApp(SignalsMixin, PromptSetsMixin, LayoutMixin, ExportMixin, App[None]):
     """The explorer: a status bar, the panes, a progress bar while computing, and the footer."""
 
     CSS_PATH = "app.tcss"
@@ -131,47 +126,6 @@ class CouplingApp(App[None]):
         self._arrange()
         self._show_run()
 
-    # -- SIGINT/SIGTERM and Ctrl-C: cancel the compute between layers, quit, give the terminal back --
-    def _catch_signals(self) -> None:
-        import asyncio
-        import signal
-
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous_handlers[sig] = signal.signal(
-                    sig, lambda signum, frame: loop.call_soon_threadsafe(self.stop_by_signal, signum))
-            except ValueError:  # not the main thread: the signal keeps its own handler
-                return
-
-    def on_unmount(self) -> None:
-        import signal
-
-        for sig, handler in self._previous_handlers.items():
-            signal.signal(sig, handler)
-        self._previous_handlers.clear()
-
-    def stop_by_signal(self, signum: int) -> None:
-        """Cancel a running compute (nothing unfinished is saved) and exit; the caller's ``raise_signal_exit``
-        turns it into the command line's one message and status."""
-        self.stopped_by = signum
-        self.action_cancel_compute()
-        self.exit(return_code=128 + signum)
-
-    def action_interrupt(self) -> None:
-        import signal
-
-        self.stop_by_signal(signal.SIGINT)
-
-    def raise_signal_exit(self) -> None:
-        """After ``run()``: raise KeyboardInterrupt (SIGINT, Ctrl-C) or Terminated (SIGTERM) if one ended the app."""
-        import signal
-
-        if self.stopped_by == signal.SIGTERM:
-            raise Terminated()
-        if self.stopped_by is not None:
-            raise KeyboardInterrupt()
-
     # -- compute worker (runs in a thread; only posts messages) --
     @work(thread=True, exclusive=True, exit_on_error=False, group="compute", description="engine run")
     def _compute(self) -> None:
@@ -217,31 +171,6 @@ class CouplingApp(App[None]):
         elif isinstance(event, RunFinished):
             self._stop_computing()
             self._finished(event.seconds)
-        self._show_run()
-
-    def _apply_set_event(self, event) -> None:
-        """One event of a prompt set (core.batch): it fills its prompt's run; the shown entry is redrawn, the
-        progress bar counts every prompt's steps (prompts × layers)."""
-        if isinstance(event, BatchStarted):
-            self.prompt_set = PromptSet()
-            self.entry = 0
-            self.refresh_bindings()
-        pset = self.prompt_set
-        pset.apply(event)
-        self.results = pset.view(self.entry)
-        progress = self.query_one(ProgressBar)
-        if isinstance(event, RunStarted) and pset.current == self.entry:
-            self.selected_token = self._first_token()
-            self._arrange()
-        if isinstance(event, RunStarted) and (note := truncation_note(event.header)):
-            self.notify(f"{pset.labels[pset.current]}: {note}", title="prompt cut", severity="warning", timeout=10,
-                        markup=False)
-        if isinstance(event, BatchFinished):
-            self._stop_computing()
-            self._finished(event.seconds)
-        else:
-            progress.update(total=pset.n_steps or None, progress=pset.steps_done)
-            self._set_state(f"computing {pset.progress_text()}")
         self._show_run()
 
     def _finished(self, seconds: float) -> None:
@@ -334,144 +263,6 @@ class CouplingApp(App[None]):
     def action_step_layer(self, delta: int) -> None:
         self._select_layer(self.selected_layer + delta)
 
-    # -- prompt sets: p / P step through the prompts and the aggregate --
-    def action_step_prompt(self, delta: int) -> None:
-        if self.prompt_set is None:
-            self.notify("this run has one prompt: give --prompt several times or a .jsonl --prompt-file",
-                        severity="warning", markup=False)
-            return
-        self.show_entry((self.entry + delta) % (self.prompt_set.n_prompts + 1))
-
-    def jump_to_prompt(self, number: int) -> None:
-        """Show prompt ``number`` (1-based, as the status line counts)."""
-        if self.prompt_set is None or not 1 <= number <= self.prompt_set.n_prompts:
-            n = 0 if self.prompt_set is None else self.prompt_set.n_prompts
-            self.notify(f"no prompt {number} in this run (it has {max(n, 1)})", severity="warning", markup=False)
-            return
-        self.show_entry(number - 1)
-
-    def show_aggregate(self) -> None:
-        if self.prompt_set is None:
-            self.action_step_prompt(1)                     # says why there is none
-            return
-        self.show_entry(self.prompt_set.n_prompts)
-
-    def show_entry(self, entry: int) -> None:
-        """Show a prompt set's prompt ``entry`` (or the aggregate at ``n_prompts``); every pane follows. The token
-        stays the last one when it was (where the papers measure), else the same index, clamped."""
-        assert self.prompt_set is not None
-        was_last = self.selected_token >= self.results.n_tokens - 1
-        self.entry = entry
-        self.results = self.prompt_set.view(entry)
-        if self.results.n_tokens:
-            self.selected_token = (self.results.n_tokens - 1 if was_last
-                                   else min(self.selected_token, self.results.n_tokens - 1))
-        self._arrange()
-        if is_aggregate(self.results):
-            self.query_one(CouplingPane).focus()
-        self._show_run()
-
-    def action_focus_pane(self, pane_id: str) -> None:
-        panes = self.query(f"#{pane_id}")
-        if not panes:
-            self.notify(f"no {pane_id} pane in this version", severity="warning", markup=False)
-            return
-        if pane_id == "coupling" and self._collapse_zoomed():
-            self._show_side(self.SIDE_PANES[0])            # Coupling back beside the first side pane
-        if not self._available(panes.first()):
-            message = NO_COLLAPSE if pane_id == "collapse" else NO_COUPLING
-            self.notify(message, severity="warning", markup=False)
-            return
-        if pane_id in self.SIDE_PANES:
-            self._show_side(pane_id)
-        panes.first().focus()
-
-    def _available(self, pane) -> bool:
-        """Whether ``pane`` has a place in this run's layout: Collapse needs collapse data; a collapse run without
-        Jacobians gives the Coupling pane's place to the side column."""
-        if pane.id != "coupling" and self.screen.has_class("-aggregate"):
-            return False
-        if pane.id == "collapse":
-            return not pane.has_class("-absent")
-        if pane.id == "coupling":
-            return not self.query_one("#main").has_class("-collapse-run")
-        return True
-
-    def _arrange(self) -> None:
-        """Lay the panes out for the run: the Collapse pane only with collapse data; when the run has collapse data
-        but no Jacobians (``coupling-tui collapse``), Collapse takes the width the empty Coupling pane would and has
-        the focus."""
-        has = CollapsePane.available(self.results)
-        collapse_run = has and "jacobian.singular_values" not in self.results.arrays
-        self.screen.set_class(is_aggregate(self.results), "-aggregate")   # the Coupling pane alone (app.tcss)
-        if (has, collapse_run) == self._layout:
-            return
-        self._layout = (has, collapse_run)
-        main, pane = self.query_one("#main"), self.collapse
-        pane.set_class(not has, "-absent")
-        main.set_class(collapse_run, "-collapse-run")
-        self.refresh_bindings()
-        if collapse_run:
-            self._show_side("collapse")
-            pane.focus()
-        elif not has and pane.has_class("-shown"):
-            self._show_side(self.SIDE_PANES[0])
-
-    def _collapse_zoomed(self) -> bool:
-        """Whether the Collapse pane has the whole width: a short and narrow screen (app.tcss) that shows it."""
-        return (self.screen.has_class("-short") and self.screen.has_class("-narrow")
-                and self.query_one("#main").has_class("-collapse-shown"))
-
-    def _show_side(self, pane_id: str) -> None:
-        """Make ``pane_id`` the side pane a short screen shows (a tall one shows them all). On a short and narrow
-        screen the Collapse pane, too rich for half the width, then takes the Coupling pane's place too."""
-        for other in self.SIDE_PANES:
-            for pane in self.query(f"#{other}"):
-                pane.set_class(other == pane_id, "-shown")
-        self.query_one("#main").set_class(pane_id == "collapse", "-collapse-shown")
-        self.refresh_bindings()
-
-    @property
-    def coupling(self) -> CouplingPane:
-        return self.query_one(CouplingPane)
-
-    @property
-    def collapse(self) -> CollapsePane:
-        return self.query_one(CollapsePane)
-
-    def _collapse_key(self, change: Callable[[CollapsePane], object]) -> None:
-        """Apply ``change`` to the Collapse pane and redraw; on a short screen that shows another side pane, show
-        Collapse. A run without collapse data says so (the palette reaches these actions whatever the run)."""
-        pane = self.collapse
-        if not CollapsePane.available(self.results):
-            self.notify(NO_COLLAPSE, severity="warning", markup=False)
-            return
-        change(pane)
-        if self.screen.has_class("-short") and not pane.has_class("-shown"):
-            self._show_side("collapse")
-            pane.focus()
-        self._show_run()
-
-    def action_step_length(self, delta: int) -> None:
-        self._collapse_key(lambda pane: pane.step_length(self.results, delta))
-
-    def action_cycle_family(self) -> None:
-        self._collapse_key(lambda pane: pane.cycle_family(self.results))
-
-    def action_toggle_normed(self) -> None:
-        self._collapse_key(CollapsePane.toggle_normed)
-
-    def action_cycle_measure(self) -> None:
-        self._collapse_key(CollapsePane.cycle_measure)
-
-    def jump_to_length(self, n: int) -> None:
-        lengths = self.results.arrays.get("collapse.lengths")
-        if lengths is not None and n not in lengths.tolist():
-            self.notify(f"no collapse length n = {n} in this run (it has {', '.join(map(str, lengths.tolist()))})",
-                        severity="warning", markup=False)
-            return
-        self._collapse_key(lambda pane: pane.jump_to_length(self.results, n))
-
     def action_step_column(self, delta: int) -> None:
         self.coupling.step_column(self.results, delta)
         self._show_run()
@@ -514,77 +305,6 @@ class CouplingApp(App[None]):
 
     def jump_to_token(self, token: int) -> None:
         self._select_token(token)
-
-    # -- SVG export --
-    def _pane_for_export(self):
-        node = self.focused
-        while node is not None and RUN_PANE_CLASS not in node.classes:
-            node = node.parent
-        return node if node is not None else self.coupling
-
-    def action_export_pane(self) -> None:
-        pane = self._pane_for_export()
-        try:
-            path = self._write_pane(pane)
-        except (UserError, ValueError) as exc:
-            self.notify(one_line(exc), title="export failed", severity="error", timeout=10, markup=False)
-            return
-        self.notify(f"exported {pane.id} to {path}", markup=False)
-
-    def _write_pane(self, pane) -> Path:
-        """``pane`` as it is on screen, to ``<export dir>/<run>-<pane id>.svg``."""
-        return export.write_svg(self.export_dir, self.run_name, pane.id or "pane",
-                                export.pane_svg(self, pane, f"{self.run_name} · {pane.id}"))
-
-    async def action_export_all(self) -> None:
-        try:
-            written = await self.export_all()
-        except (UserError, ValueError) as exc:
-            self.notify(one_line(exc), title="export failed", severity="error", timeout=10, markup=False)
-            return
-        self.notify(f"exported {len(written)} SVGs to {written[0].parent}", markup=False)
-
-    async def export_all(self) -> list[Path]:
-        """Every pane on its own, then the whole screen; a short screen shows its side panes one by one for it.
-        Raises UserError when a file cannot be written (nothing partial is left)."""
-        written: list[Path] = []
-        shown = next((p for p in self.SIDE_PANES if self.query(f"#{p}.-shown")), self.SIDE_PANES[0])
-        try:
-            if self._collapse_zoomed():                    # the Coupling pane first needs its place back
-                self._show_side(self.SIDE_PANES[0])
-                await self._settle(self.coupling)
-            for pane in list(self.query(f".{RUN_PANE_CLASS}")):
-                if not self._available(pane):
-                    continue
-                if pane.id in self.SIDE_PANES and not pane.region.area:
-                    self._show_side(pane.id)
-                    await self._settle(pane)
-                written.append(self._write_pane(pane))
-        finally:
-            self._show_side(shown)
-            await self._settle()
-        written.append(export.write_svg(self.export_dir, self.run_name, "screen",
-                                        export.screen_svg(self, self.run_name)))
-        return written
-
-    async def export_and_exit(self) -> None:
-        """Headless ``coupling-tui export``: write every SVG, then exit with the paths (or the error) as result."""
-        await self._settle()
-        try:
-            self.exit(await self.export_all())
-        except (UserError, ValueError) as exc:
-            self.exit(UserError(one_line(exc)), return_code=2)
-
-    async def _settle(self, pane=None) -> None:
-        """Let a layout change be laid out and painted (and ``pane`` get a place on screen), at most ~1 s."""
-        import asyncio
-
-        self.screen.refresh(layout=True)
-        for _ in range(50):
-            await asyncio.sleep(0.02)
-            if pane is None or pane.region.area:
-                break
-        await asyncio.sleep(0.05)
 
     def action_show_help(self) -> None:
         node = self.focused

@@ -7,7 +7,17 @@ from pathlib import Path
 
 from textual.message import Message
 
+from coupling_tui.core.errors import UserError
 from coupling_tui.core.events import Event
+from coupling_tui.core.faults import is_out_of_memory, out_of_memory_error
+
+
+def one_line(exc: BaseException) -> str:
+    """The message a user sees for ``exc``: a UserError's own text, else its type and text; never a traceback."""
+    if is_out_of_memory(exc) and not isinstance(exc, UserError):
+        exc = out_of_memory_error("computing")
+    text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+    return " — ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 @dataclass

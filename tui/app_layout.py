@@ -1,0 +1,119 @@
+"""The explorer's layout: which panes a run has room for (Collapse only with collapse data; a collapse run without
+Jacobians gives the Coupling pane's place to the side column), which side pane a short screen shows, pane focus,
+and the Collapse pane's keys."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from coupling_tui.core.aggregate import is_aggregate
+
+from .panes.collapse import NO_COLLAPSE, CollapsePane
+from .panes.coupling import NO_COUPLING, CouplingPane
+
+
+class LayoutMixin:
+    """Mixed into CouplingApp (``SIDE_PANES``, ``results``, ``_show_run``)."""
+
+    _layout: tuple[bool, bool] | None
+
+    def action_focus_pane(self, pane_id: str) -> None:
+        panes = self.query(f"#{pane_id}")
+        if not panes:
+            self.notify(f"no {pane_id} pane in this version", severity="warning", markup=False)
+            return
+        if pane_id == "coupling" and self._collapse_zoomed():
+            self._show_side(self.SIDE_PANES[0])            # Coupling back beside the first side pane
+        if not self._available(panes.first()):
+            message = NO_COLLAPSE if pane_id == "collapse" else NO_COUPLING
+            self.notify(message, severity="warning", markup=False)
+            return
+        if pane_id in self.SIDE_PANES:
+            self._show_side(pane_id)
+        panes.first().focus()
+
+    def _available(self, pane) -> bool:
+        """Whether ``pane`` has a place in this run's layout: Collapse needs collapse data; a collapse run without
+        Jacobians gives the Coupling pane's place to the side column."""
+        if pane.id != "coupling" and self.screen.has_class("-aggregate"):
+            return False
+        if pane.id == "collapse":
+            return not pane.has_class("-absent")
+        if pane.id == "coupling":
+            return not self.query_one("#main").has_class("-collapse-run")
+        return True
+
+    def _arrange(self) -> None:
+        """Lay the panes out for the run: the Collapse pane only with collapse data; when the run has collapse data
+        but no Jacobians (``coupling-tui collapse``), Collapse takes the width the empty Coupling pane would and has
+        the focus."""
+        has = CollapsePane.available(self.results)
+        collapse_run = has and "jacobian.singular_values" not in self.results.arrays
+        self.screen.set_class(is_aggregate(self.results), "-aggregate")   # the Coupling pane alone (app.tcss)
+        if (has, collapse_run) == self._layout:
+            return
+        self._layout = (has, collapse_run)
+        main, pane = self.query_one("#main"), self.collapse
+        pane.set_class(not has, "-absent")
+        main.set_class(collapse_run, "-collapse-run")
+        self.refresh_bindings()
+        if collapse_run:
+            self._show_side("collapse")
+            pane.focus()
+        elif not has and pane.has_class("-shown"):
+            self._show_side(self.SIDE_PANES[0])
+
+    def _collapse_zoomed(self) -> bool:
+        """Whether the Collapse pane has the whole width: a short and narrow screen (app.tcss) that shows it."""
+        return (self.screen.has_class("-short") and self.screen.has_class("-narrow")
+                and self.query_one("#main").has_class("-collapse-shown"))
+
+    def _show_side(self, pane_id: str) -> None:
+        """Make ``pane_id`` the side pane a short screen shows (a tall one shows them all). On a short and narrow
+        screen the Collapse pane, too rich for half the width, then takes the Coupling pane's place too."""
+        for other in self.SIDE_PANES:
+            for pane in self.query(f"#{other}"):
+                pane.set_class(other == pane_id, "-shown")
+        self.query_one("#main").set_class(pane_id == "collapse", "-collapse-shown")
+        self.refresh_bindings()
+
+    @property
+    def coupling(self) -> CouplingPane:
+        return self.query_one(CouplingPane)
+
+    @property
+    def collapse(self) -> CollapsePane:
+        return self.query_one(CollapsePane)
+
+    def _collapse_key(self, change: Callable[[CollapsePane], object]) -> None:
+        """Apply ``change`` to the Collapse pane and redraw; on a short screen that shows another side pane, show
+        Collapse. A run without collapse data says so (the palette reaches these actions whatever the run)."""
+        pane = self.collapse
+        if not CollapsePane.available(self.results):
+            self.notify(NO_COLLAPSE, severity="warning", markup=False)
+            return
+        change(pane)
+        if self.screen.has_class("-short") and not pane.has_class("-shown"):
+            self._show_side("collapse")
+            pane.focus()
+        self._show_run()
+
+    def action_step_length(self, delta: int) -> None:
+        self._collapse_key(lambda pane: pane.step_length(self.results, delta))
+
+    def action_cycle_family(self) -> None:
+        self._collapse_key(lambda pane: pane.cycle_family(self.results))
+
+    def action_toggle_normed(self) -> None:
+        self._collapse_key(CollapsePane.toggle_normed)
+
+    def action_cycle_measure(self) -> None:
+        self._collapse_key(CollapsePane.cycle_measure)
+
+    def jump_to_length(self, n: int) -> None:
+        lengths = self.results.arrays.get("collapse.lengths")
+        if lengths is not None and n not in lengths.tolist():
+            self.notify(f"no collapse length n = {n} in this run (it has {', '.join(map(str, lengths.tolist()))})",
+                        severity="warning", markup=False)
+            return
+        self._collapse_key(lambda pane: pane.jump_to_length(self.results, n))

@@ -1,0 +1,82 @@
+"""The explorer's prompt sets (core.prompt_set): a set's streamed events, and p / P stepping through the prompts and
+the aggregate over prompts."""
+
+from __future__ import annotations
+
+from textual.widgets import ProgressBar
+
+from coupling_tui.core.aggregate import is_aggregate
+from coupling_tui.core.events import BatchFinished, BatchStarted, RunStarted
+from coupling_tui.core.prompt_set import PromptSet
+from coupling_tui.core.prompts import truncation_note
+
+from .panes.coupling import CouplingPane
+
+
+class PromptSetsMixin:
+    """Mixed into CouplingApp: ``prompt_set`` and ``entry`` hold the set and the entry shown."""
+
+    prompt_set: PromptSet | None
+    entry: int
+
+    def _apply_set_event(self, event) -> None:
+        """One event of a prompt set (core.batch): it fills its prompt's run; the shown entry is redrawn, the
+        progress bar counts every prompt's steps (prompts × layers)."""
+        if isinstance(event, BatchStarted):
+            self.prompt_set = PromptSet()
+            self.entry = 0
+            self.refresh_bindings()
+        pset = self.prompt_set
+        pset.apply(event)
+        self.results = pset.view(self.entry)
+        progress = self.query_one(ProgressBar)
+        if isinstance(event, RunStarted) and pset.current == self.entry:
+            self.selected_token = self._first_token()
+            self._arrange()
+        if isinstance(event, RunStarted) and (note := truncation_note(event.header)):
+            self.notify(f"{pset.labels[pset.current]}: {note}", title="prompt cut", severity="warning", timeout=10,
+                        markup=False)
+        if isinstance(event, BatchFinished):
+            self._stop_computing()
+            self._finished(event.seconds)
+        else:
+            progress.update(total=pset.n_steps or None, progress=pset.steps_done)
+            self._set_state(f"computing {pset.progress_text()}")
+        self._show_run()
+
+    # -- prompt sets: p / P step through the prompts and the aggregate --
+    def action_step_prompt(self, delta: int) -> None:
+        if self.prompt_set is None:
+            self.notify("this run has one prompt: give --prompt several times or a .jsonl --prompt-file",
+                        severity="warning", markup=False)
+            return
+        self.show_entry((self.entry + delta) % (self.prompt_set.n_prompts + 1))
+
+    def jump_to_prompt(self, number: int) -> None:
+        """Show prompt ``number`` (1-based, as the status line counts)."""
+        if self.prompt_set is None or not 1 <= number <= self.prompt_set.n_prompts:
+            n = 0 if self.prompt_set is None else self.prompt_set.n_prompts
+            self.notify(f"no prompt {number} in this run (it has {max(n, 1)})", severity="warning", markup=False)
+            return
+        self.show_entry(number - 1)
+
+    def show_aggregate(self) -> None:
+        if self.prompt_set is None:
+            self.action_step_prompt(1)                     # says why there is none
+            return
+        self.show_entry(self.prompt_set.n_prompts)
+
+    def show_entry(self, entry: int) -> None:
+        """Show a prompt set's prompt ``entry`` (or the aggregate at ``n_prompts``); every pane follows. The token
+        stays the last one when it was (where the papers measure), else the same index, clamped."""
+        assert self.prompt_set is not None
+        was_last = self.selected_token >= self.results.n_tokens - 1
+        self.entry = entry
+        self.results = self.prompt_set.view(entry)
+        if self.results.n_tokens:
+            self.selected_token = (self.results.n_tokens - 1 if was_last
+                                   else min(self.selected_token, self.results.n_tokens - 1))
+        self._arrange()
+        if is_aggregate(self.results):
+            self.query_one(CouplingPane).focus()
+        self._show_run()
