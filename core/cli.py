@@ -313,6 +313,9 @@ def build_compute_parser() -> argparse.ArgumentParser:
     add_jacobian_args(p)
     add_collapse_args(p)
     add_run_size_args(p)
+    from .compare_cli import add_compare_args
+
+    add_compare_args(p)
     p.add_argument("-o", "--output", default=None, metavar="PATH",
                    help="results file to write (default: a new file under the user data dir)")
     add_common_args(p)
@@ -370,6 +373,12 @@ def compute(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     prompts = validated_prompts(args)
+    from .compare_cli import compare_mode, compute_compare
+
+    mode = compare_mode(args, len(prompts))
+    if mode == "model":
+        return compute_compare(args, prompts[0].text, Path(args.output).expanduser() if args.output
+                               else default_output(args), console)
     if len(prompts) > 1:
         from .batch_cli import compute_set
 
@@ -386,6 +395,11 @@ def compute(args: argparse.Namespace) -> int:
                   f"greedy next token {nxt!r}")
     for line in scalar_lines(run.header):
         console.print(line)
+    if mode is not None:                                   # --compare random-init: trained vs its baseline
+        from .compare import random_init_run, table_lines
+
+        for line in table_lines(run, random_init_run(run)):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     print(path)
     return 0
 

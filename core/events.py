@@ -73,3 +73,30 @@ class BatchFinished:
 
 BatchEvent = BatchStarted | PromptStarted | BatchFinished | Event
 """What ``core.batch.stream_prompts`` yields."""
+
+
+# -- two models on one prompt, side by side (core.comparison, ``--compare``) --
+
+@dataclass(frozen=True)
+class CompareStarted:
+    """Two runs of the same prompt begin: model A's stream (``RunStarted`` … ``RunFinished``) follows
+    ``SideStarted(0)``, model B's ``SideStarted(1)``."""
+
+    labels: tuple[str, str]
+    """The two models as the user named them."""
+
+
+@dataclass(frozen=True)
+class SideStarted:
+    index: int
+    """0 = model A, 1 = model B: which side the run events that follow belong to."""
+
+
+@dataclass(frozen=True)
+class CompareFinished:
+    seconds: float
+    """Wall-clock seconds of both runs together (model loading excluded)."""
+
+
+CompareEvent = CompareStarted | SideStarted | CompareFinished | Event
+"""What ``core.comparison.stream_compare`` yields."""

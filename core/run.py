@@ -173,7 +173,8 @@ class Run:
         from .null_baseline import haar_null_from_spectrum
 
         S, fro = self.arrays.get("jacobian.singular_values"), self.arrays.get("jacobian.frobenius")
-        d = self.arrays["trajectory.hidden"].shape[-1] if "trajectory.hidden" in self.arrays else 0
+        d = (self.arrays["trajectory.hidden"].shape[-1] if "trajectory.hidden" in self.arrays
+             else int((self.header.get("model") or {}).get("d_model") or 0))
         if S is None or fro is None or not d or k > S.shape[-1]:
             return float("nan")
         rows = slice(None) if token is None else slice(token, token + 1)

@@ -29,7 +29,7 @@ class UserAction:
     needs: str = ""
     """What the action needs on screen to be offered (the footer hides it otherwise): "coupling" (the Coupling
     pane, absent from a collapse run without Jacobians), "collapse" (a run with collapse data), "prompts" (a prompt
-    set: two or more prompts) or nothing."""
+    set: two or more prompts), "compare" (two runs to compare) or nothing."""
 
 
 ACTIONS: tuple[UserAction, ...] = (
@@ -83,6 +83,13 @@ ACTIONS: tuple[UserAction, ...] = (
                footer_group="prompt", needs="prompts"),
     UserAction("previous-prompt", "P", "step_prompt(-1)", "prev prompt", "P",
                "Prompt sets: the previous prompt (or the aggregate).", footer_group="prompt", needs="prompts"),
+    UserAction("toggle-compare", "c", "toggle_compare", "compare", "c",
+               "Two runs side by side: both coupling heatmaps, the run scalar and the trajectories (two results "
+               "files, --compare MODEL2, or a run with its random-init baseline), or back to one run.",
+               needs="compare"),
+    UserAction("swap-sides", "x", "swap_sides", "swap A/B", "x",
+               "Compare: swap A and B (the one-run layout then shows the other model).", show=False,
+               needs="compare"),
     UserAction("focus-coupling", "1", "focus_pane('coupling')", "coupling", "1", "Focus the Coupling pane.",
                show=False),
     UserAction("focus-trajectory", "2", "focus_pane('trajectory')", "trajectory", "2",
@@ -92,6 +99,8 @@ ACTIONS: tuple[UserAction, ...] = (
     UserAction("focus-collapse", "4", "focus_pane('collapse')", "collapse", "4",
                "Focus (and show) the Collapse pane.", show=False),
     UserAction("focus-tokens", "5", "focus_pane('tokens')", "tokens", "5", "Focus the Tokens pane.", show=False),
+    UserAction("focus-compare", "6", "focus_pane('compare')", "compare", "6",
+               "Focus the Compare pane (the compare layout).", show=False),
     UserAction("export-pane", "e", "export_pane", "export", "e",
                "Export the focused pane to SVG (<dir>/<run>-<pane>.svg)."),
     UserAction("export-all", "E", "export_all", "export all", "E",

@@ -14,12 +14,14 @@ from textual.worker import Worker, get_current_worker
 
 from coupling_tui.core import results, set_results
 from coupling_tui.core.aggregate import is_aggregate
-from coupling_tui.core.events import BatchStarted, Event, LayerDone, RunFinished, RunStarted
+from coupling_tui.core.comparison import Comparison, compare_output, save_pair
+from coupling_tui.core.events import BatchStarted, CompareStarted, Event, LayerDone, RunFinished, RunStarted
 from coupling_tui.core.prompt_set import PromptSet
 from coupling_tui.core.prompts import truncation_note
 from coupling_tui.core.run import Run
 
 from .actions import bindings, requirement
+from .app_compare import CompareMixin
 from .app_export import ExportMixin
 from .app_layout import LayoutMixin
 from .app_sets import PromptSetsMixin
@@ -29,6 +31,7 @@ from .help_screen import HelpScreen
 from .messages import ComputeCancelled, ComputeFailed, EngineEvent, RunSaved, SaveFailed, one_line
 from .panes import RUN_PANE_CLASS
 from .panes.collapse import CollapsePane
+from .panes.compare import ComparePane
 from .panes.coupling import ONLY_DEPTH, CouplingPane
 from .panes.spectrum import SpectrumPane
 from .panes.tokens import TokensPane
@@ -39,7 +42,11 @@ __all__ = ["CouplingApp", "Job", "one_line"]
 Job = Callable[[], Iterator[Event]]
 
 
-class CouplingApp(SignalsMixin, PromptSetsMixin, LayoutMixin, ExportMixin, App[None]):
+COMPARE_PANES = ("coupling-b", "compare")
+"""The panes only the compare layout shows (app_compare draws them)."""
+
+
+class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, ExportMixin, App[None]):
     """The explorer: a status bar, the panes, a progress bar while computing, and the footer."""
 
     CSS_PATH = "app.tcss"
@@ -52,12 +59,22 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, LayoutMixin, ExportMixin, App[N
     SIDE_PANES = ("trajectory", "spectrum", "collapse")
     """The panes of the side column, in order (Collapse only in a run with collapse data)."""
 
-    def __init__(self, run: Run | PromptSet | None = None, job: Job | None = None, save_path: Path | None = None,
-                 export_dir: Path | None = None, run_name: str | None = None) -> None:
+    def __init__(self, run: Run | PromptSet | Comparison | None = None, job: Job | None = None,
+                 save_path: Path | None = None, export_dir: Path | None = None, run_name: str | None = None,
+                 compare: bool = False, compare_save_path: Path | None = None) -> None:
         if (run is None) == (job is None):
             raise ValueError("CouplingApp needs exactly one of run= (a saved run or prompt set) or job= (an engine "
                              "run)")
         super().__init__()
+        self.comparison: Comparison | None = run if isinstance(run, Comparison) else None
+        """Two models' runs side by side (core.comparison): streamed by a --compare job or two saved files."""
+        self.compare_shown = compare or self.comparison is not None
+        """The compare layout (app_compare) is on when there is a pair."""
+        self.swapped = False
+        """The compare layout shows B on the left (``x``)."""
+        self._compare_save_path = Path(compare_save_path) if compare_save_path is not None else None
+        if self.comparison is not None:
+            run = self.comparison.runs[0]
         self.prompt_set: PromptSet | None = run if isinstance(run, PromptSet) else None
         """A run over several prompts (core.prompt_set): from a job's BatchStarted, or a saved set."""
         self.entry = 0
@@ -97,10 +114,12 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, LayoutMixin, ExportMixin, App[N
         yield TokensPane(id="tokens")
         with Horizontal(id="main"):
             yield CouplingPane(id="coupling")
+            yield CouplingPane(id="coupling-b")
             with Container(id="side"):
                 yield TrajectoryPane(id="trajectory")
                 yield SpectrumPane(id="spectrum")
                 yield CollapsePane(id="collapse")
+        yield ComparePane(id="compare")
         yield ProgressBar(id="progress", show_eta=True)
         yield Footer()
 
@@ -153,6 +172,9 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, LayoutMixin, ExportMixin, App[N
         if not self.computing:
             return  # queued before a cancel or a failure: the run stays as it was
         event = message.event
+        if self.comparison is not None or isinstance(event, CompareStarted):
+            self._apply_compare_event(event)
+            return
         if self.prompt_set is not None or isinstance(event, BatchStarted):
             self._apply_set_event(event)
             return
@@ -183,25 +205,32 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, LayoutMixin, ExportMixin, App[N
 
     @work(thread=True, exit_on_error=False, group="save", description="save run")
     def _save(self, path: Path) -> None:
+        other = None
         try:
             if self.prompt_set is not None:
                 written = set_results.save(self.prompt_set, path)
+            elif self.comparison is not None:
+                written, other = save_pair(self.comparison, path, self._compare_save_path
+                                           or compare_output(path, self.comparison.labels[1]))
             else:
                 written = results.save(self.results, path)
         except Exception as exc:  # noqa: BLE001 - shown as a notification, never a traceback
             self.post_message(SaveFailed(one_line(exc)))
         else:
-            self.post_message(RunSaved(written))
+            self.post_message(RunSaved(written, other))
 
     def _seconds(self) -> float:
         """The finished computation's engine time (every prompt's, for a prompt set)."""
+        if self.comparison is not None:
+            return self.comparison.seconds
         return self.prompt_set.seconds if self.prompt_set is not None else self.results.header.get("seconds", 0.0)
 
     @on(RunSaved)
     def _saved(self, message: RunSaved) -> None:
         seconds = self._seconds()
-        self._set_state(f"done in {seconds:.1f} s · saved to {message.path}")
-        self.notify(f"computed in {seconds:.1f} s · saved to {message.path}", markup=False)
+        where = str(message.path) if message.other is None else f"{message.path} and {message.other}"
+        self._set_state(f"done in {seconds:.1f} s · saved to {where}")
+        self.notify(f"computed in {seconds:.1f} s · saved to {where}", markup=False)
 
     @on(SaveFailed)
     def _save_failed(self, message: SaveFailed) -> None:
@@ -229,6 +258,8 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, LayoutMixin, ExportMixin, App[N
         if action == "cancel_compute":
             return self.computing
         needs = requirement(action)
+        if needs == "compare":
+            return self.pair() is not None
         if needs == "prompts":
             return self.prompt_set is not None
         if needs == "collapse":
@@ -333,8 +364,17 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, LayoutMixin, ExportMixin, App[N
     def _show_run(self) -> None:
         self.selected_token = max(0, min(self.selected_token, self.results.n_tokens - 1))
         self.selected_layer = max(0, min(self.selected_layer, self.results.n_layers - 1))
+        comparing = self.comparing()
+        if self.screen.has_class("-compare") != comparing:
+            self._arrange()
         for pane in self.query(f".{RUN_PANE_CLASS}"):
+            if pane.id in COMPARE_PANES or (comparing and pane.id == "coupling"):
+                continue                                   # drawn by _show_pair, or hidden
             pane.show(self.results, self.selected_token, self.selected_layer)  # type: ignore[attr-defined]
+        if comparing:
+            self._show_pair(self.selected_token, self.selected_layer)
+        else:
+            self.coupling.border_title = CouplingPane.BORDER_TITLE
         self._show_info()
 
     def _show_info(self) -> None:
@@ -348,6 +388,8 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, LayoutMixin, ExportMixin, App[N
                     f"{tokens}{self.results.n_layers} layers")
         if self.prompt_set is not None and self.prompt_set.n_prompts:
             info = f"{self.prompt_set.entry_text(self.entry)} · {info}"
+        if self.comparing():
+            info = self._pair_info()
         self.query_one("#run-info", Static).update(info)
 
     def _set_state(self, text: str) -> None:

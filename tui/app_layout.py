@@ -8,6 +8,7 @@ from typing import Callable
 
 from coupling_tui.core.aggregate import is_aggregate
 
+from .app_compare import NO_PAIR
 from .panes.collapse import NO_COLLAPSE, CollapsePane
 from .panes.coupling import NO_COUPLING, CouplingPane
 
@@ -25,7 +26,9 @@ class LayoutMixin:
         if pane_id == "coupling" and self._collapse_zoomed():
             self._show_side(self.SIDE_PANES[0])            # Coupling back beside the first side pane
         if not self._available(panes.first()):
-            message = NO_COLLAPSE if pane_id == "collapse" else NO_COUPLING
+            message = {"collapse": NO_COLLAPSE, "compare": NO_PAIR}.get(pane_id, NO_COUPLING)
+            if self.screen.has_class("-compare") and pane_id in self.SIDE_PANES:
+                message = f"the compare layout has no {pane_id} pane: c goes back to the one-run layout"
             self.notify(message, severity="warning", markup=False)
             return
         if pane_id in self.SIDE_PANES:
@@ -37,6 +40,10 @@ class LayoutMixin:
         Jacobians gives the Coupling pane's place to the side column."""
         if pane.id != "coupling" and self.screen.has_class("-aggregate"):
             return False
+        if pane.id in ("coupling-b", "compare"):
+            return self.screen.has_class("-compare")
+        if self.screen.has_class("-compare") and pane.id not in ("coupling", "tokens"):
+            return False                                   # the side column makes way for the Compare pane
         if pane.id == "collapse":
             return not pane.has_class("-absent")
         if pane.id == "coupling":
@@ -50,6 +57,7 @@ class LayoutMixin:
         has = CollapsePane.available(self.results)
         collapse_run = has and "jacobian.singular_values" not in self.results.arrays
         self.screen.set_class(is_aggregate(self.results), "-aggregate")   # the Coupling pane alone (app.tcss)
+        self.screen.set_class(self.comparing(), "-compare")              # two heatmaps and the Compare pane
         if (has, collapse_run) == self._layout:
             return
         self._layout = (has, collapse_run)
@@ -79,7 +87,7 @@ class LayoutMixin:
 
     @property
     def coupling(self) -> CouplingPane:
-        return self.query_one(CouplingPane)
+        return self.query_one("#coupling", CouplingPane)
 
     @property
     def collapse(self) -> CollapsePane:

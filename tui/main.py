@@ -9,12 +9,13 @@ from pathlib import Path
 
 from coupling_tui.core import __version__
 from coupling_tui.core import cli as core_cli
+from coupling_tui.core.compare_cli import add_compare_args, compare_mode
 from coupling_tui.core.run_bounds import add_run_size_args
 
 COMMANDS = {
     "compute": "compute a run headless and save it (rich progress bar)",
     "collapse": "measure representational collapse and over-squashing headless and save it",
-    "view": "open a saved results file in the explorer (no model, no torch)",
+    "view": "open a saved results file (or two, side by side) in the explorer (no model, no torch)",
     "export": "write every pane of a saved run as SVG, no terminal needed",
 }
 
@@ -31,6 +32,7 @@ def build_explore_parser() -> argparse.ArgumentParser:
     core_cli.add_jacobian_args(p)
     core_cli.add_collapse_args(p)
     add_run_size_args(p)
+    add_compare_args(p)
     p.add_argument("-o", "--output", default=None, metavar="PATH",
                    help="where to save the run (default: a new file under the user data dir)")
     add_svg_dir_arg(p)
@@ -45,8 +47,11 @@ def add_svg_dir_arg(p: argparse.ArgumentParser) -> None:
 
 
 def build_view_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="coupling-tui view", description="Open a saved results file in the explorer.")
+    p = argparse.ArgumentParser(prog="coupling-tui view", description="Open a saved results file in the explorer, or "
+                                "two side by side (c toggles the compare layout, x swaps them).")
     p.add_argument("results", help="a .safetensors results file written by coupling-tui, or a prompt set's directory")
+    p.add_argument("compare", nargs="?", default=None, metavar="results_b",
+                   help="a second results file: both runs side by side (docs/compare.md)")
     add_svg_dir_arg(p)
     core_cli.add_common_args(p)
     return p
@@ -67,6 +72,8 @@ def build_export_parser() -> argparse.ArgumentParser:
                                 description="Render a saved run in a virtual terminal and write every pane and the "
                                             "whole screen as SVG: <DIR>/<run>-<pane>.svg. No terminal or torch needed.")
     p.add_argument("results", help="a .safetensors results file written by coupling-tui")
+    p.add_argument("compare", nargs="?", default=None, metavar="results_b",
+                   help="a second results file: export the compare layout (both runs side by side)")
     p.add_argument("--svg", required=True, metavar="DIR", help="directory to write the SVGs into (created)")
     p.add_argument("--size", type=_size, default=(200, 60), metavar="WxH",
                    help="virtual terminal size in cells (default 200x60: every pane visible)")
@@ -83,6 +90,9 @@ def explore(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     prompts = core_cli.validated_prompts(args)
+    mode = compare_mode(args, len(prompts))
+    if mode == "model":
+        return explore_compare(args, prompts[0].text, console)
     if len(prompts) > 1:                      # a prompt set: saved as a directory (core.set_results)
         from coupling_tui.core.batch_cli import default_set_output
         from coupling_tui.core.set_results import check_target
@@ -98,19 +108,45 @@ def explore(args: argparse.Namespace) -> int:
 
     from .app import CouplingApp
 
-    app = CouplingApp(job=job, save_path=output, export_dir=Path(args.svg_dir).expanduser())
+    app = CouplingApp(job=job, save_path=output, export_dir=Path(args.svg_dir).expanduser(), compare=mode is not None)
     app.run()
     app.raise_signal_exit()        # stopped by SIGINT/SIGTERM: the same one line and status as the CLI
     return 0
 
 
-def view_app(path: str, svg_dir: str = "."):
-    """The explorer on a saved results file or prompt set (its directory or its aggregate.safetensors): no model
-    and no torch import."""
+def explore_compare(args: argparse.Namespace, prompt: str, console) -> int:
+    """``--compare MODEL2``: both models loaded up front (a bad MODEL2 fails before any compute), then streamed one
+    after the other into the compare layout; each saved as its own results file."""
+    from coupling_tui.core import compare_cli
+
+    output = Path(args.output).expanduser() if args.output else core_cli.default_output(args)
+    output_b = compare_cli.output_b(args, output)
+    loaded_a, _ = core_cli.load_with_status(args, console)
+    loaded_b = compare_cli.load_b(args, console)
+    job = compare_cli.prepare(args, loaded_a, loaded_b, prompt, core_cli.engine_options(args), console)
+
+    from .app import CouplingApp
+
+    app = CouplingApp(job=job, save_path=output, compare_save_path=output_b,
+                      export_dir=Path(args.svg_dir).expanduser(), compare=True)
+    app.run()
+    app.raise_signal_exit()
+    return 0
+
+
+def view_app(path: str, svg_dir: str = ".", compare: str | None = None):
+    """The explorer on a saved results file or prompt set (its directory or its aggregate.safetensors), or on two
+    results files side by side (``compare``): no model and no torch import."""
     from coupling_tui.core import set_results
 
     from .app import CouplingApp
 
+    if compare is not None:
+        from coupling_tui.core.comparison import open_pair
+
+        pa, pb = Path(path).expanduser(), Path(compare).expanduser()
+        return CouplingApp(run=open_pair(pa, pb), export_dir=Path(svg_dir).expanduser(),
+                           run_name=f"{pa.stem}-vs-{pb.stem}")
     opened = set_results.open_results(path)
     p = Path(path).expanduser().resolve()
     name = p.name if p.is_dir() else p.parent.name if set_results.is_set(p) else p.stem
@@ -118,7 +154,7 @@ def view_app(path: str, svg_dir: str = "."):
 
 
 def view(args: argparse.Namespace) -> int:
-    app = view_app(args.results, args.svg_dir)
+    app = view_app(args.results, args.svg_dir, args.compare)
     app.run()
     app.raise_signal_exit()
     return 0
@@ -128,7 +164,7 @@ def export_svgs(args: argparse.Namespace) -> int:
     """Headless: open the run in a virtual terminal of --size, select --token/--layer, write every SVG."""
     from coupling_tui.core.errors import UserError
 
-    app = view_app(args.results, args.svg)
+    app = view_app(args.results, args.svg, args.compare)
     app.start_token = args.token
     app.selected_layer = args.layer
     app.call_after_refresh(app.export_and_exit)

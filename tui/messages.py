@@ -41,9 +41,10 @@ class ComputeCancelled(Message):
 
 @dataclass
 class RunSaved(Message):
-    """The finished run was written to ``path``."""
+    """The finished run was written to ``path`` (and a comparison's model B to ``other``)."""
 
     path: Path
+    other: Path | None = None
 
 
 @dataclass

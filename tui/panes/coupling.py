@@ -157,6 +157,19 @@ prompts of the depth coupling â€” the last token's, or the token average (`t`) â
         self.variant = variants[(variants.index(self.variant) + 1) % len(variants)]
         return True
 
+    def follow(self, lead: "CouplingPane", a: Run, b: Run) -> None:
+        """Take ``lead``'s view state (it shows run ``a``) for run ``b``: K (one both runs have, when there is one),
+        metric, token/average, trained/random-init, view, variant and layer offset; the cursor's columns moved to
+        B's stand-ins (core.compare: the same relative depth, the same token or counted from the end)."""
+        from coupling_tui.core.compare import common_k, map_layer, map_token
+
+        self.k = common_k(a, b, lead._k(a))
+        self.metric, self.average, self.view, self.variant = lead.metric, lead.average, lead.view, lead.variant
+        self.baseline = lead.baseline and b.has_baseline
+        self.pair_offset = lead.pair_offset
+        self.column = {view: (map_layer(col, a.n_layers, b.n_layers) if view == "depth" else map_token(col, a, b))
+                       for view, col in lead.column.items()}
+
     def step_column(self, run: Run, delta: int) -> None:
         n = run.n_layers if self.view == "depth" else run.n_tokens
         self.column[self.view] = max(0, min(self.column[self.view] + delta, n - 1))

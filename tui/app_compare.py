@@ -1,0 +1,117 @@
+"""The explorer's compare layout (docs/compare.md): two runs of one prompt side by side — both coupling heatmaps and
+the Compare pane (table and trajectories) in place of the side column. The pair is two models (``--compare
+MODEL2`` streamed, or ``coupling-tui view A B``) or a run and its random-init baseline (``--compare random-init``,
+any run computed with ``--random-baseline``). ``c`` toggles the layout, ``x`` swaps A and B."""
+
+from __future__ import annotations
+
+from textual.widgets import ProgressBar
+
+from coupling_tui.core.aggregate import is_aggregate
+from coupling_tui.core.compare import map_layer, map_token, random_init_run, side_label
+from coupling_tui.core.comparison import Comparison
+from coupling_tui.core.events import CompareFinished, CompareStarted, RunStarted
+from coupling_tui.core.prompts import truncation_note
+from coupling_tui.core.run import Run
+
+from .panes.compare import ComparePane
+from .panes.coupling import CouplingPane
+
+NO_PAIR = ("nothing to compare with: open two results files (coupling-tui view A B), or compute with --compare MODEL2 "
+           "or --compare random-init")
+
+
+class CompareMixin:
+    """Mixed into CouplingApp: ``comparison`` (two models), ``compare_shown`` (the layout is on), ``swapped``."""
+
+    comparison: Comparison | None
+    compare_shown: bool
+    swapped: bool
+    results: Run
+
+    def pair(self) -> tuple[Run, Run, tuple[str, str]] | None:
+        """(A, B, their labels) as the compare layout shows them; None when this run has nothing to compare with."""
+        if self.comparison is not None:
+            a, b = self.comparison.runs
+            labels = tuple(self.comparison.labels)
+        elif is_aggregate(self.results) or (base := random_init_run(self.results)) is None:
+            return None
+        else:
+            a, b = self.results, base
+            labels = (side_label(a), side_label(b))
+        if self.swapped:
+            return b, a, (labels[1], labels[0])
+        return a, b, labels  # type: ignore[return-value]
+
+    def comparing(self) -> bool:
+        """Whether the compare layout is on screen."""
+        return self.compare_shown and self.pair() is not None
+
+    @property
+    def coupling_b(self) -> CouplingPane:
+        return self.query_one("#coupling-b", CouplingPane)
+
+    # -- keys --
+    def action_toggle_compare(self) -> None:
+        if self.pair() is None:
+            self.notify(NO_PAIR, severity="warning", markup=False)
+            return
+        self.compare_shown = not self.compare_shown
+        self._arrange()
+        self.refresh_bindings()
+        self.coupling.focus()
+        self._show_run()
+
+    def action_swap_sides(self) -> None:
+        if self.pair() is None:
+            self.notify(NO_PAIR, severity="warning", markup=False)
+            return
+        self.swapped = not self.swapped
+        if self.comparison is not None:
+            self.results = self.comparison.runs[int(self.swapped)]
+            self.selected_token = self._first_token()
+        self._arrange()
+        self._show_run()
+
+    # -- a streamed comparison (core.comparison.stream_compare) --
+    def _apply_compare_event(self, event) -> None:
+        if isinstance(event, CompareStarted):
+            self.comparison, self.compare_shown, self.swapped = Comparison(), True, False
+        comparison = self.comparison
+        comparison.apply(event)
+        self.results = comparison.runs[int(self.swapped)]
+        if isinstance(event, RunStarted):
+            if comparison.current == int(self.swapped):
+                self.selected_token = self._first_token()
+            self._arrange()
+            if note := truncation_note(event.header):
+                self.notify(f"{'AB'[comparison.current]}: {note}", title="prompt cut", severity="warning",
+                            timeout=10, markup=False)
+        if isinstance(event, CompareFinished):
+            self._stop_computing()
+            self._finished(event.seconds)
+        else:
+            self.query_one(ProgressBar).update(total=comparison.n_steps or None, progress=comparison.steps_done)
+            self._set_state(f"computing {comparison.progress_text()}")
+        self._show_run()
+
+    # -- drawing --
+    def _show_pair(self, token: int, layer: int) -> None:
+        """Both heatmaps and the Compare pane: B's pane follows A's view state at B's stand-in token and layer."""
+        a, b, labels = self.pair()  # type: ignore[misc]
+        lead, other = self.coupling, self.coupling_b
+        lead.border_title = f"Coupling · A {labels[0]}"
+        other.border_title = f"Coupling · B {labels[1]}"
+        lead.show(a, token, layer)
+        if b.header:
+            other.follow(lead, a, b)
+            other.show(b, map_token(token, a, b), map_layer(layer, a.n_layers, b.n_layers))
+        else:
+            other.show(b, 0, 0)
+        self.query_one(ComparePane).show_pair(a, b, labels, token, layer)
+
+    def _pair_info(self) -> str:
+        a, b, labels = self.pair()  # type: ignore[misc]
+        depth = f"{a.n_layers} layers" if a.n_layers == b.n_layers else f"{a.n_layers} / {b.n_layers} layers"
+        return (f"A {labels[0]} · B {labels[1]} · {a.header.get('device', '?')} · {a.n_tokens} tokens · {depth}"
+                if a.header else "coupling-tui")

@@ -1,0 +1,123 @@
+"""The Compare pane: two runs' numbers side by side (core.compare: the run scalar at a common K with the Haar null it
+reads against, the trajectory fits, the greedy token) beside both models' hidden-state norms against depth."""
+
+from __future__ import annotations
+
+import math
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Container
+from textual.widgets import Static
+
+from coupling_tui.core.compare import map_token, rows, sides, verdict
+from coupling_tui.core.run import Run
+
+from . import RUN_PANE_CLASS, WAITING, set_subtitle
+from .logplot import LogPlot, Series, log_points
+from .tokens import visible
+
+COLOURS = ((86, 156, 214), (230, 140, 40))
+"""Run A's and run B's colour: the table's column heads and the plot's lines."""
+NORMS = "trajectory.norms"
+
+
+def _hex(rgb: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+class ComparePane(Container):
+    """``show_pair(a, b, token, layer)`` draws the table and the plot for A's selected token and layer (B's stand-ins
+    are core.compare.map_token / map_layer)."""
+
+    DEFAULT_CLASSES = RUN_PANE_CLASS
+    BORDER_TITLE = "Compare"
+    can_focus = True
+
+    HELP = """\
+## Compare
+
+Two runs of the same prompt side by side: **A** (left heatmap, blue) and **B** (right heatmap, orange) — two
+models (`--compare MODEL2`, or `coupling-tui view A.safetensors B.safetensors`) or a model and its random-init
+twin (`--compare random-init`, or any run computed with `--random-baseline`). The paper's comparison: the more
+coupled model (smaller m off the diagonal) is the better one; a trained model is far more coupled than the same
+architecture with random weights.
+
+- **Table**: mean of m_K over i ≠ j, over adjacent blocks (|i−j| = 1) and far ones (|i−j| ≥ 10), over every
+  token's depth-coupling matrix and over the selected token's, at a K both runs have; the **Haar null** (what
+  m_K of random bases gives for this d and K: the "unrelated" level to read the others against); the selected
+  token's growth factor per block (R²), line-shape score, linearisation fidelity; the greedy next token.
+- **Plot**: ‖x^l‖ of the selected token against depth for both runs (log axis); when the models differ in depth
+  the x axis is the relative depth in % (block l of L at 100·l/L).
+- **Stand-ins**: B's token is the same index when both runs have the same tokens, else counted from the end
+  (last ↔ last); B's layer is the one at the same relative depth. Both heatmaps follow every coupling key.
+
+Keys: `c` back to the one-run layout, `x` swaps A and B.
+"""
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
+        super().__init__(id=id)
+        self.table = Static("", id="compare-table")
+        self.plot = LogPlot("depth", "‖x‖", id="compare-plot")
+        self.subtitle = ""
+        self.lines: list[tuple[str, str, str]] = []
+        """The table's rows as text (what, A, B), for tests and the export."""
+        self.verdict = ""
+
+    def compose(self) -> ComposeResult:
+        yield self.table
+        yield self.plot
+
+    def show(self, run: Run, token: int, layer: int = 0) -> None:
+        """A run pane's usual call: the app draws this pane with ``show_pair`` instead."""
+
+    def show_pair(self, a: Run, b: Run, labels: tuple[str, str], token: int, layer: int) -> None:
+        if not a.header:
+            self.table.update(WAITING)
+            self.plot.set_series((), (0, 1))
+            return
+        k = None
+        token_b = map_token(token, a, b) if b.header else 0
+        if b.header:
+            sa, sb = sides(a, b, token)
+            self.lines, self.verdict = rows(sa, sb), verdict(sa, sb)
+            k = sa.k
+        else:
+            self.lines, self.verdict = [], "B starts when A finishes"
+        self.table.update(self._table(labels))
+        set_subtitle(self, f"A token {token} · B token {token_b}" + (f" · K={k}" if k is not None else ""))
+        self._plot(a, b, token, token_b, layer)
+
+    def _table(self, labels: tuple[str, str]) -> Table | Text:
+        table = Table(box=None, padding=(0, 1), show_edge=False, expand=False, header_style="bold")
+        table.add_column("", no_wrap=True, overflow="ellipsis")
+        for side, label in enumerate(labels):
+            table.add_column(Text(f"{'AB'[side]} {label}", style=f"bold {_hex(COLOURS[side])}"), no_wrap=True,
+                             overflow="ellipsis", max_width=22)
+        for name, va, vb in self.lines:
+            table.add_row(name, va, vb)
+        table.caption = self.verdict
+        table.caption_justify = "left"
+        return table
+
+    def _plot(self, a: Run, b: Run, token: int, token_b: int, layer: int) -> None:
+        same_depth = a.n_layers == b.n_layers or not b.header
+        series = []
+        for side, (run, t) in enumerate(((a, token), (b, token_b))):
+            if NORMS not in run.arrays or not run.n_tokens:
+                continue
+            norms = run.norms(t)
+            xs = range(len(norms)) if same_depth else [_percent(l, run.n_layers) for l in range(len(norms))]
+            series.append(Series(f"{'AB'[side]} '{visible(run.token_texts[t])}'", log_points(xs, norms),
+                                 COLOURS[side]))
+        marker = layer + 1 if same_depth else _percent(layer + 1, a.n_layers)
+        self.plot.xlabel = "depth (0 = embeddings)" if same_depth else "relative depth, % of the model's blocks"
+        self.plot.set_series(series, (0, a.n_layers if same_depth else 100), marker if a.n_layers else None)
+        title = Text(self.BORDER_TITLE + " ").append_text(self.plot.legend()) if series else Text(self.BORDER_TITLE)
+        if title.plain != str(self.border_title or ""):
+            self.border_title = title
+
+
+def _percent(depth: int, n_layers: int) -> float:
+    return 100.0 * depth / n_layers if n_layers else math.nan
