@@ -56,6 +56,7 @@ def add_prompt_args(parser: argparse.ArgumentParser) -> None:
 
 def add_jacobian_args(parser: argparse.ArgumentParser) -> None:
     from .jacobians import DEFAULT_TOP_K, DEFAULT_VECTOR_BUDGET_MB
+    from .spectra import SOLVERS
 
     g = parser.add_argument_group("block Jacobians")
     g.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, metavar="K",
@@ -63,6 +64,11 @@ def add_jacobian_args(parser: argparse.ArgumentParser) -> None:
                         "0 skips the Jacobians (trajectories only)")
     g.add_argument("--jacobian-method", default="auto", choices=["auto", "closed-form", "autodiff"],
                    help="auto = closed form for llama/mistral/qwen2, generic autodiff for every other family")
+    g.add_argument("--topk-solver", default="auto", choices=list(SOLVERS),
+                   help="eigensolver of JᵀJ for the top-K (the same exact triplets from each): scipy = LAPACK syevr "
+                        "on the top-K subset, per matrix (CPU only); torch = batched torch.linalg.eigh; subspace = "
+                        "block subspace iteration (batched GEMMs, warm-started from the previous block); auto = "
+                        "scipy on a CPU, subspace on CUDA, torch elsewhere (default)")
     g.add_argument("--vector-budget-mb", type=float, default=DEFAULT_VECTOR_BUDGET_MB, metavar="MB",
                    help="how much of the results file may hold singular vectors; the last token always keeps its "
                         f"vectors, others are added evenly while they fit (default {DEFAULT_VECTOR_BUDGET_MB:g})")
@@ -251,7 +257,7 @@ def engine_options(args: argparse.Namespace) -> dict:
                "vector_budget_mb": args.vector_budget_mb, "history_mb": args.history_mb,
                "token_coupling": not args.no_token_coupling, "vju": args.vju, "token_pairs": args.token_pairs,
                "context_layers": args.context_layers, "context_tokens": args.context_tokens,
-               "params": run_params(args)}
+               "topk_solver": getattr(args, "topk_solver", "auto"), "params": run_params(args)}
     spec = collapse_spec(args)
     if spec is not None:
         options["collapse"] = spec

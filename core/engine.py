@@ -23,7 +23,7 @@ from .collapse import CollapsePass, CollapseSpec
 from .context_coupling import ContextPass
 from .coupling import run_scalar
 from .coupling_stream import DEFAULT_HISTORY_MB, CouplingStream, coupling_ks, display_k
-from .spectra import resolve_solver, top_k as top_k_triplets
+from .spectra import SOLVERS, resolve_solver, top_k as top_k_triplets
 from .trace import trace
 from .trajectory_metrics import expodistance, growth_fit, lss, sigma1_depth_fit
 
@@ -75,6 +75,7 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     ("auto": scipy on the CPU, subspace iteration on CUDA)."""
     started = time.perf_counter()
     _check_collapse_placement(loaded, collapse)
+    _check_solver(topk_solver, loaded.device)
     layers = _checked_layers(layers, len(loaded.adapter.block_list(loaded.model)))
     ids, truncated_from = tokenize(loaded, prompt, max_tokens)
     collapse_pass = CollapsePass(loaded, collapse) if collapse is not None else None   # checks the spec first
@@ -150,6 +151,17 @@ def _check_collapse_placement(loaded: LoadedModel, collapse: CollapseSpec | None
         raise UserError("--collapse copies the whole model into --low-dtype, which a model sharded with "
                         "--device-map/--max-memory cannot do",
                         "run the collapse stage on a model that fits one device (drop --device-map/--max-memory)")
+
+
+def _check_solver(solver: str, device: str) -> None:
+    """``core.spectra``'s solver names, and scipy (LAPACK on numpy arrays) only for a model on the CPU."""
+    try:
+        resolve_solver(solver, device)
+    except ValueError:
+        if solver == "scipy":
+            raise UserError(f"--topk-solver scipy runs on the CPU only, and this model is on {device}",
+                            "use auto, torch or subspace") from None
+        raise UserError(f"unknown --topk-solver {solver!r}", "use one of " + ", ".join(SOLVERS)) from None
 
 
 def _checked_layers(layers, n_layers: int) -> list[int] | None:
