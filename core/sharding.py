@@ -144,3 +144,24 @@ def placement_text(placement: dict | None) -> str | None:
         tail = " (offloaded)" if first in offloaded else ""
         parts.append(f"{where} on {label}{tail}")
     return "blocks " + ", ".join(parts)
+
+
+def placement_summary(header: dict | None, *, max_parts: int = 6) -> str:
+    """One short line for a status bar from a results header's ``placement`` (``LoadedModel.placement``:
+    ``core.placement.describe``): ``sharded: cuda:0 blocks 0–11, cpu 12–29, disk 30–31``, one part per run of
+    consecutive blocks on one device, at most ``max_parts`` of them then ``…``. "" when the run was not sharded: no
+    header or no placement (a single-device load), or every block on one device with none offloaded."""
+    placement = (header or {}).get("placement")
+    blocks = placement.get("blocks") if isinstance(placement, dict) else None
+    if not blocks:
+        return ""
+    runs = spans([str(label) for label in blocks])
+    if len(runs) == 1 and not placement.get("offloaded"):
+        return ""
+    parts = []
+    for first, last, label in runs[:max_parts]:
+        where = f"{first}" if first == last else f"{first}–{last}"
+        if not parts:                                       # the first part names what the numbers are
+            where = ("block " if first == last else "blocks ") + where
+        parts.append(f"{label} {where}")
+    return "sharded: " + ", ".join(parts) + (", …" if len(runs) > max_parts else "")

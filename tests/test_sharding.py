@@ -16,7 +16,7 @@ from coupling_tui.core.errors import UserError
 from coupling_tui.core.models import LoadedModel, ModelRequest, load
 from coupling_tui.core.run import Run
 from coupling_tui.core.sharding import (check_gpus, check_request, parse_device_map, parse_max_memory,
-                                        placement_text)
+                                        placement_summary, placement_text)
 
 PROMPT = "The capital of France is Paris."
 GiB = 2 ** 30
@@ -102,6 +102,31 @@ def test_placement_text_names_each_run_of_blocks():
     assert placement_text(None) is None
 
 
+def test_placement_summary_is_one_short_line_from_a_header():
+    big = {"blocks": ["cuda:0"] * 12 + ["cpu"] * 18 + ["disk"] * 2, "offloaded": list(range(12, 32))}
+    assert placement_summary({"placement": big}) == "sharded: cuda:0 blocks 0–11, cpu 12–29, disk 30–31"
+    two = {"blocks": ["cuda:0", "cuda:1", "cuda:1"], "offloaded": []}
+    assert placement_summary({"placement": two}) == "sharded: cuda:0 block 0, cuda:1 1–2"
+    for header in (None, {}, {"placement": None}, {"placement": {"blocks": []}},
+                   {"placement": {"blocks": ["cuda:0"] * 4, "offloaded": []}}):          # one device: not sharded
+        assert placement_summary(header) == "", header
+    assert placement_summary({"placement": {"blocks": ["disk"] * 3, "offloaded": [0, 1, 2]}}) == \
+        "sharded: disk blocks 0–2"
+    many = {"blocks": ["cuda:0", "cuda:1"] * 5, "offloaded": []}
+    assert placement_summary({"placement": many}, max_parts=3) == "sharded: cuda:0 block 0, cuda:1 1, cuda:0 2, …"
+
+
+def test_placement_summary_needs_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from coupling_tui.core.sharding import placement_summary; "
+            "assert placement_summary({'placement': {'blocks': ['cpu', 'disk'], 'offloaded': [1]}}) == "
+            "'sharded: cpu block 0, disk 1'; assert 'torch' not in sys.modules, 'torch imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+
+
 # -- loading and the engine --
 
 def _run(loaded, **options) -> Run:
@@ -141,6 +166,11 @@ def test_an_offloaded_block_is_recorded_and_announced(disk_offloaded):
     copy = placement.plain_copy(block, torch.float64)
     assert not placement.is_dispatched(copy) and next(copy.parameters()).dtype == torch.float64
     assert placement.is_dispatched(block) and block.self_attn.q_proj.weight.device.type == "meta"
+
+
+def test_placement_summary_of_a_real_sharded_load(disk_offloaded, plain):
+    assert placement_summary({"placement": disk_offloaded.placement}) == "sharded: cpu block 0, disk 1, cpu 2"
+    assert plain.placement is None and placement_summary({"placement": plain.placement}) == ""
 
 
 @pytest.mark.parametrize("method", ["closed-form", "autodiff"])
@@ -252,6 +282,7 @@ def test_compute_records_the_placement_and_says_it(tiny_dir, tmp_path):
     assert "2 blocks (1–2) offloaded to disk" in out.stderr and "meta device" not in out.stderr
     run = results.load(tmp_path / "r.safetensors")
     assert run.header["placement"]["blocks"] == ["cpu", "disk", "disk"]
+    assert placement_summary(run.header) == "sharded: cpu block 0, disk 1–2"      # the header a results file keeps
     assert run.header["params"]["max_memory"] == {"cpu": 120000}
 
 
