@@ -378,3 +378,17 @@ async def test_real_engine_on_a_tiny_model_streams_and_saves(tiny_dir, tmp_path)
     np.testing.assert_allclose(ys, saved.arrays["trajectory.norms"][:, last], rtol=1e-6)
     assert len(sigmas) > 0 and sigmas == [v for v in saved.arrays["jacobian.singular_values"][0, last] if v > 0]
     assert "".join(saved.token_texts) == prompt and saved.finished
+
+
+@pytest.mark.parametrize("placement, shown", [
+    ({"blocks": ["cuda:0", "cuda:0", "cpu"], "offloaded": [2]}, " · sharded: cuda:0 blocks 0–1, cpu 2"),
+    ({"blocks": ["cuda:0"] * 3, "offloaded": []}, None),           # one device: nothing to say
+    (None, None)])
+async def test_the_status_line_names_a_sharded_placement(placement, shown):
+    run = finished_run(n_layers=3, n_tokens=4)
+    run.header["placement"] = placement
+    app = CouplingApp(run=run)
+    async with app.run_test(size=(160, 24)):
+        info = str(app.query_one("#run-info", Static).render())
+        assert info.startswith("fake/model · cpu · float32 · 4 tokens · 3 layers")
+        assert (info.endswith(shown) if shown else "sharded" not in info), info

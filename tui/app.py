@@ -19,6 +19,7 @@ from coupling_tui.core.events import BatchStarted, CompareStarted, Event, LayerD
 from coupling_tui.core.prompt_set import PromptSet
 from coupling_tui.core.prompts import truncation_note
 from coupling_tui.core.run import Run
+from coupling_tui.core.sharding import placement_summary
 
 from .actions import bindings, requirement
 from .app_compare import CompareMixin
@@ -386,6 +387,9 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
             tokens = "" if is_aggregate(self.results) else f"{self.results.n_tokens} tokens · "
             info = (f"{model.get('source', '?')} · {header.get('device', '?')} · {header.get('dtype', '?')} · "
                     f"{tokens}{self.results.n_layers} layers")
+            placed = placement_summary(header)
+            if placed:
+                info = f"{info} · {placed}"
         if self.prompt_set is not None and self.prompt_set.n_prompts:
             info = f"{self.prompt_set.entry_text(self.entry)} · {info}"
         if self.comparing():
