@@ -50,6 +50,9 @@ def compare_mode(args: argparse.Namespace, n_prompts: int) -> str | None:
     if getattr(args, "random_baseline", False):
         raise UserError("--random-baseline with --compare MODEL2: one comparison at a time",
                         "use --compare random-init for trained vs random-init, or --compare MODEL2 without it")
+    from .models import check_local
+
+    check_local(other)                                     # a bad local MODEL2 fails before model A loads
     return "model"
 
 

@@ -115,19 +115,31 @@ def _source(request: ModelRequest, on_stage: Callable[[str], None] | None) -> tu
         return str(default_model.converted_dir(gguf, on_stage)), {
             "source": default_model.DEFAULT_LABEL, "gguf_file": str(gguf)}
     spec = request.model
+    path = check_local(spec)
+    if path is not None and spec.lower().endswith(".gguf"):
+        return str(default_model.converted_dir(path, on_stage)), {"source": spec, "gguf_file": str(path)}
+    if path is not None:
+        return str(path), {"source": spec}
+    return spec, {"source": spec}
+
+
+def check_local(spec: str) -> Path | None:
+    """The resolved local model a ``--model`` names (a .gguf file or a saved model directory), None for a hub id;
+    UserError when it names a local path that is not a loadable model. Cheap: reads no weights (so a second model can
+    be checked before the first one loads)."""
     path = Path(spec).expanduser()
     if spec.lower().endswith(".gguf"):
         if not path.is_file():
             raise UserError(f"model not found: {spec} (no such .gguf file)")
-        return str(default_model.converted_dir(path.resolve(), on_stage)), {"source": spec, "gguf_file": str(path.resolve())}
+        return path.resolve()
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise UserError(f"model not found: {spec} is a directory without config.json",
                             "point --model at a saved Hugging Face model directory")
-        return str(path.resolve()), {"source": spec}
+        return path.resolve()
     if path.exists() or spec.startswith((".", "/", "~")):
         raise UserError(f"model not found: {spec} (no such directory)")
-    return spec, {"source": spec}
+    return None
 
 
 def _load_config(src: str, request: ModelRequest) -> Any:

@@ -92,7 +92,7 @@ def other(other_dir):
     return load(ModelRequest(model=str(other_dir)))
 
 
-OPTIONS = dict(max_tokens=32, top_k=6)
+OPTIONS = dict(max_tokens=32, top_k=10)
 
 
 @pytest.fixture(scope="module")

@@ -108,7 +108,8 @@ class CompareMixin:
             other.show(b, map_token(token, a, b), map_layer(layer, a.n_layers, b.n_layers))
         else:
             other.show(b, 0, 0)
-        self.query_one(ComparePane).show_pair(a, b, labels, token, layer)
+        self.query_one(ComparePane).show_pair(a, b, labels, token, layer,
+                                              lead.current.k if lead.current is not None else None)
 
     def _pair_info(self) -> str:
         a, b, labels = self.pair()  # type: ignore[misc]

@@ -72,19 +72,20 @@ Keys: `c` back to the one-run layout, `x` swaps A and B.
     def show(self, run: Run, token: int, layer: int = 0) -> None:
         """A run pane's usual call: the app draws this pane with ``show_pair`` instead."""
 
-    def show_pair(self, a: Run, b: Run, labels: tuple[str, str], token: int, layer: int) -> None:
+    def show_pair(self, a: Run, b: Run, labels: tuple[str, str], token: int, layer: int,
+                  k: int | None = None) -> None:
+        """The table at ``k`` (the K the heatmaps show) when both runs have it, else the largest common K."""
         if not a.header:
             self.table.update(WAITING)
             self.plot.set_series((), (0, 1))
             return
-        k = None
         token_b = map_token(token, a, b) if b.header else 0
         if b.header:
-            sa, sb = sides(a, b, token)
+            sa, sb = sides(a, b, token, k)
             self.lines, self.verdict = rows(sa, sb), verdict(sa, sb)
             k = sa.k
         else:
-            self.lines, self.verdict = [], "B starts when A finishes"
+            self.lines, self.verdict, k = [], "B starts when A finishes", None
         self.table.update(self._table(labels))
         set_subtitle(self, f"A token {token} · B token {token_b}" + (f" · K={k}" if k is not None else ""))
         self._plot(a, b, token, token_b, layer)
