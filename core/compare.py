@@ -167,13 +167,13 @@ def rows(a: Side, b: Side) -> list[tuple[str, str, str]]:
     if k is None:
         out.append(("coupling", "no common K", "no common K"))
     else:
-        for name, key, side_key in ((f"m_{k} off-diag, all tokens", "offdiag", "all"),
+        for name, key, side_key in ((f"m_{k} off-diag (all)", "offdiag", "all"),
                                     ("  adjacent |i−j|=1", "adjacent", "all"),
                                     ("  far |i−j|≥10", "far", "all"),
-                                    (f"m_{k} off-diag, this token", "offdiag", "token")):
+                                    (f"m_{k} off-diag (token)", "offdiag", "token")):
             pick = (lambda s: s.scalar_all) if side_key == "all" else (lambda s: s.scalar_token)
             out.append((name, _num(_scalar(pick(a), key)), _num(_scalar(pick(b), key))))
-        out.append(("  Haar null (random bases)", _num(a.haar_null), _num(b.haar_null)))
+        out.append(("  Haar null (random)", _num(a.haar_null), _num(b.haar_null)))
     out += [("growth ×/block (R²)", _growth(ta), _growth(tb)),
             ("line shape score LSS", _num(ta.get("lss"), ".2f"), _num(tb.get("lss"), ".2f")),
             ("linearisation fidelity", _num(ta.get("fidelity")), _num(tb.get("fidelity"))),
@@ -204,7 +204,7 @@ def verdict(a: Side, b: Side) -> str:
 
 
 def table_lines(a: Run, b: Run, token: int = -1, k: int | None = None) -> list[str]:
-    """The comparison as plain text lines (``coupling-tui compute --compare``, ``coupling-tui compare``)."""
+    """The comparison as plain text lines (what ``coupling-tui compute --compare`` prints)."""
     sa, sb = sides(a, b, token, k)
     body = rows(sa, sb)
     width = max(len(r[0]) for r in body)

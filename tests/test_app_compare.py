@@ -64,6 +64,9 @@ async def test_view_a_b_shows_both_heatmaps_and_b_follows_at_its_stand_ins(saved
             assert lead.cursor_value == pytest.approx(stored_m(a, k, t, row, col))
             rb, cb = compare.map_layer(row, 3, 5), compare.map_layer(col, 3, 5)
             assert other_pane.cursor_value == pytest.approx(stored_m(b, k, compare.map_token(t, a, b), rb, cb))
+        scales = [pane.current.scale for pane in (lead, other_pane)]           # one colour scale for both
+        assert lead.heatmap.scale == other_pane.heatmap.scale == (min(s[0] for s in scales), max(s[1] for s in scales))
+        assert scales[0] != scales[1]
         assert (app.selected_layer, lead.column["depth"]) == (1, 0)
         assert other_pane.column["depth"] == 0 and compare.map_layer(1, 3, 5) == 2   # row: block 1 of 3 ↔ 2 of 5
         await pilot.press("K")                                                  # a smaller K: both panes follow
@@ -71,7 +74,7 @@ async def test_view_a_b_shows_both_heatmaps_and_b_follows_at_its_stand_ins(saved
         assert other_pane.cursor_value == pytest.approx(stored_m(b, other_pane.current.k, t, 2, 0))
         table = dict((what.strip(), (va, vb)) for what, va, vb in app.query_one(ComparePane).lines)
         sa, sb = compare.sides(a, b, t, other_pane.current.k)
-        assert table[f"m_{sa.k} off-diag, all tokens"] == (f"{sa.scalar_all['offdiag']:.3f}",
+        assert table[f"m_{sa.k} off-diag (all)"] == (f"{sa.scalar_all['offdiag']:.3f}",
                                                            f"{sb.scalar_all['offdiag']:.3f}")
 
         await pilot.press("x")                                                  # B on the left
@@ -132,7 +135,7 @@ async def test_a_run_with_its_random_init_baseline_opens_compared_and_one_withou
         assert other_pane.cursor_value == pytest.approx(stored_m(base, k, app.selected_token, app.selected_layer,
                                                                  app.coupling.column["depth"]))
         table = dict((w.strip(), (va, vb)) for w, va, vb in app.query_one(ComparePane).lines)
-        assert table[f"m_{k} off-diag, all tokens"][1] == \
+        assert table[f"m_{k} off-diag (all)"][1] == \
             f"{run.header['random_init']['coupling_scalar']['offdiag']:.3f}"
 
     alone = folded(engine.stream(loaded, PROMPT, **OPTIONS))

@@ -161,7 +161,7 @@ def test_the_table_shows_each_runs_scalar_at_the_common_k(streamed):
         assert s.haar_null == pytest.approx(np.mean(nulls)) and 0.5 < s.haar_null <= 1.2
         assert s.trajectory["growth"] == pytest.approx(float(run.arrays["trajectory.growth_factor"][-1]))
     table = dict((name.strip(), (va, vb)) for name, va, vb in compare.rows(sa, sb))
-    assert table[f"m_{k} off-diag, all tokens"] == (f"{sa.scalar_all['offdiag']:.3f}", f"{sb.scalar_all['offdiag']:.3f}")
+    assert table[f"m_{k} off-diag (all)"] == (f"{sa.scalar_all['offdiag']:.3f}", f"{sb.scalar_all['offdiag']:.3f}")
     assert table["model"] == ("llama 3×32", "qwen2 5×32")
     assert table["greedy next token"][0] == repr(a.header["next_token"]["text"])
     lines = compare.table_lines(a, b)

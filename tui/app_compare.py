@@ -106,6 +106,7 @@ class CompareMixin:
         if b.header:
             other.follow(lead, a, b)
             other.show(b, map_token(token, a, b), map_layer(layer, a.n_layers, b.n_layers))
+            lead.share_scale(other)
         else:
             other.show(b, 0, 0)
         self.query_one(ComparePane).show_pair(a, b, labels, token, layer,

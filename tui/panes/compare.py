@@ -51,7 +51,8 @@ architecture with random weights.
 - **Plot**: ‖x^l‖ of the selected token against depth for both runs (log axis); when the models differ in depth
   the x axis is the relative depth in % (block l of L at 100·l/L).
 - **Stand-ins**: B's token is the same index when both runs have the same tokens, else counted from the end
-  (last ↔ last); B's layer is the one at the same relative depth. Both heatmaps follow every coupling key.
+  (last ↔ last); B's layer is the one at the same relative depth. Both heatmaps follow every coupling key and share
+  one colour scale (equal colours, equal values).
 
 Keys: `c` back to the one-run layout, `x` swaps A and B.
 """
@@ -95,7 +96,7 @@ Keys: `c` back to the one-run layout, `x` swaps A and B.
         table.add_column("", no_wrap=True, overflow="ellipsis")
         for side, label in enumerate(labels):
             table.add_column(Text(f"{'AB'[side]} {label}", style=f"bold {_hex(COLOURS[side])}"), no_wrap=True,
-                             overflow="ellipsis", max_width=22)
+                             overflow="ellipsis", max_width=20)
         for name, va, vb in self.lines:
             table.add_row(name, va, vb)
         table.caption = self.verdict

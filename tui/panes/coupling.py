@@ -170,6 +170,19 @@ prompts of the depth coupling â€” the last token's, or the token average (`t`) â
         self.column = {view: (map_layer(col, a.n_layers, b.n_layers) if view == "depth" else map_token(col, a, b))
                        for view, col in lead.column.items()}
 
+    def share_scale(self, other: "CouplingPane") -> None:
+        """One colour scale for this pane and ``other`` (the compare layout's two heatmaps): the union of both
+        matrices' ranges, so equal colours mean equal values. Nothing when either shows no matrix."""
+        if self.current is None or other.current is None:
+            return
+        (lo_a, hi_a), (lo_b, hi_b) = self.heatmap.scale, other.heatmap.scale
+        if not all(math.isfinite(x) for x in (lo_a, hi_a, lo_b, hi_b)):
+            return
+        shared = (float(min(lo_a, lo_b)), float(max(hi_a, hi_b)))
+        for pane in (self, other):
+            heatmap = pane.heatmap
+            heatmap.set_matrix(heatmap.values, shared, heatmap.cursor, heatmap.axis_label)
+
     def step_column(self, run: Run, delta: int) -> None:
         n = run.n_layers if self.view == "depth" else run.n_tokens
         self.column[self.view] = max(0, min(self.column[self.view] + delta, n - 1))
