@@ -178,3 +178,29 @@ def test_compare_refusals_are_one_message(tiny_dir, tmp_path, args, message):
     assert done.returncode == 2, done.stdout
     assert done.stderr.startswith(f"coupling-tui: error: {message}"), done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "r.safetensors").exists()
+
+
+def test_export_a_b_writes_the_compare_svgs(saved_pair, tmp_path):
+    a, b = saved_pair
+    done = cli("export", str(a), str(b), "--svg", str(tmp_path / "figs"), "--size", "120x40")
+    assert done.returncode == 0, done.stderr
+    names = {line.rsplit("/", 1)[-1] for line in done.stdout.split()}
+    assert {"llama-vs-qwen2-coupling-b.svg", "llama-vs-qwen2-compare.svg", "llama-vs-qwen2-screen.svg"} <= names
+
+
+async def test_view_run_random_init_opens_the_pair_and_a_run_without_a_baseline_is_refused(loaded, tiny_dir,  # noqa: F811
+                                                                                          tmp_path):
+    from coupling_tui.core import engine
+    from coupling_tui.core.models import ModelRequest, load
+
+    baseline = load(ModelRequest(model=str(tiny_dir), random_init=True, seed=3))
+    with_base, alone = tmp_path / "with.safetensors", tmp_path / "alone.safetensors"
+    results.save(folded(engine.stream(loaded, PROMPT, baseline=baseline, **OPTIONS)), with_base)
+    results.save(folded(engine.stream(loaded, PROMPT, **OPTIONS)), alone)
+    app = view_app(str(with_base), str(tmp_path), "random-init")
+    async with app.run_test(size=(120, 40)):
+        assert app.screen.has_class("-compare") and shown(app, "coupling-b")
+        assert app.query_one("#coupling-b", CouplingPane).border_title.endswith("(random-init)")
+    done = cli("view", str(alone), "random-init")
+    assert done.returncode == 2 and done.stderr.startswith(
+        f"coupling-tui: error: {alone} has no random-init baseline to compare with"), done.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 from coupling_tui.core import __version__
 from coupling_tui.core import cli as core_cli
 from coupling_tui.core.compare_cli import add_compare_args, compare_mode
+from coupling_tui.core.comparison import RANDOM_INIT
 from coupling_tui.core.run_bounds import add_run_size_args
 
 COMMANDS = {
@@ -51,7 +52,8 @@ def build_view_parser() -> argparse.ArgumentParser:
                                 "two side by side (c toggles the compare layout, x swaps them).")
     p.add_argument("results", help="a .safetensors results file written by coupling-tui, or a prompt set's directory")
     p.add_argument("compare", nargs="?", default=None, metavar="results_b",
-                   help="a second results file: both runs side by side (docs/compare.md)")
+                   help="a second results file: both runs side by side (docs/compare.md); 'random-init': the run "
+                        "beside its random-init baseline (runs computed with --random-baseline)")
     add_svg_dir_arg(p)
     core_cli.add_common_args(p)
     return p
@@ -73,7 +75,8 @@ def build_export_parser() -> argparse.ArgumentParser:
                                             "whole screen as SVG: <DIR>/<run>-<pane>.svg. No terminal or torch needed.")
     p.add_argument("results", help="a .safetensors results file written by coupling-tui")
     p.add_argument("compare", nargs="?", default=None, metavar="results_b",
-                   help="a second results file: export the compare layout (both runs side by side)")
+                   help="a second results file: export the compare layout (both runs side by side); 'random-init': "
+                        "the run beside its random-init baseline")
     p.add_argument("--svg", required=True, metavar="DIR", help="directory to write the SVGs into (created)")
     p.add_argument("--size", type=_size, default=(200, 60), metavar="WxH",
                    help="virtual terminal size in cells (default 200x60: every pane visible)")
@@ -141,6 +144,17 @@ def view_app(path: str, svg_dir: str = ".", compare: str | None = None):
 
     from .app import CouplingApp
 
+    if compare == RANDOM_INIT and not Path(compare).exists():
+        from coupling_tui.core import results
+        from coupling_tui.core.compare import random_init_run
+        from coupling_tui.core.errors import UserError
+
+        run = results.load(path)
+        if random_init_run(run) is None:
+            raise UserError(f"{path} has no random-init baseline to compare with",
+                            "compute it with --random-baseline or --compare random-init")
+        return CouplingApp(run=run, export_dir=Path(svg_dir).expanduser(), run_name=f"{Path(path).stem}-vs-random-init",
+                           compare=True)
     if compare is not None:
         from coupling_tui.core.comparison import open_pair
 
