@@ -121,7 +121,7 @@ def compute_compare(args: argparse.Namespace, prompt: str, output_a: Path, conso
     """Headless ``compute --compare MODEL2``: both runs under one progress bar, both saved, the table printed."""
     from .cli import announce_truncation, load_announced, progress_bar, engine_options
     from .compare import table_lines
-    from .comparison import Comparison, save_pair
+    from .comparison import Comparison, save_a_alone, save_pair
     from .events import LayerDone, RunStarted
 
     path_b = output_b(args, output_a)
@@ -129,17 +129,24 @@ def compute_compare(args: argparse.Namespace, prompt: str, output_a: Path, conso
     loaded_b = load_b(args, console)
     job = prepare(args, loaded_a, loaded_b, prompt, engine_options(args), console)
     comparison = Comparison()
-    with progress_bar(console) as progress:
-        task = progress.add_task("A", total=2 * loaded_a.info["n_layers"])
-        for event in job():
-            comparison.apply(event)
-            if isinstance(event, RunStarted):
-                if comparison.current == 0:
-                    announce_truncation(event.header, console)
-                progress.update(task, total=comparison.n_steps)
-            if isinstance(event, (RunStarted, LayerDone)):
-                progress.update(task, completed=comparison.steps_done,
-                                description=comparison.progress_text().rsplit(" ", 1)[0])
+    try:
+        with progress_bar(console) as progress:
+            task = progress.add_task("A", total=2 * loaded_a.info["n_layers"])
+            for event in job():
+                comparison.apply(event)
+                if isinstance(event, RunStarted):
+                    if comparison.current == 0:
+                        announce_truncation(event.header, console)
+                    progress.update(task, total=comparison.n_steps)
+                if isinstance(event, (RunStarted, LayerDone)):
+                    progress.update(task, completed=comparison.steps_done,
+                                    description=comparison.progress_text().rsplit(" ", 1)[0])
+    except Exception:                                      # B failed (Ctrl-C is no Exception: nothing is saved)
+        kept = save_a_alone(comparison, output_a)
+        if kept is not None:
+            console.print(f"model A had finished: its run is saved to {kept}", markup=False, highlight=False,
+                          soft_wrap=True)
+        raise
     written = save_pair(comparison, output_a, path_b)
     console.print(f"computed both models in {comparison.seconds:.1f} s")
     for line in table_lines(*comparison.runs):

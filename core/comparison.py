@@ -102,6 +102,16 @@ def save_pair(comparison: Comparison, path_a: Path, path_b: Path) -> tuple[Path,
     return written_a, written_b
 
 
+def save_a_alone(comparison: Comparison, path_a: Path) -> Path | None:
+    """After model B failed (out of memory, say): A's finished run saved on its own at ``path_a`` (atomically), so
+    the minutes A took are not lost; None when A had not finished or the pair did (then save_pair applies)."""
+    from . import results
+
+    if comparison.finished or not comparison.runs[0].finished:
+        return None
+    return results.save(comparison.runs[0], path_a)
+
+
 def compare_output(path_a: Path, model_b: str) -> Path:
     """Where model B's run goes by default: beside A's file, named after B's model ("<A stem>.vs-<B>.safetensors")."""
     import re

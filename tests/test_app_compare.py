@@ -204,3 +204,55 @@ async def test_view_run_random_init_opens_the_pair_and_a_run_without_a_baseline_
     done = cli("view", str(alone), "random-init")
     assert done.returncode == 2 and done.stderr.startswith(
         f"coupling-tui: error: {alone} has no random-init baseline to compare with"), done.stderr
+
+
+def failing_b(events):
+    """The streamed comparison's events until B's first block, then B runs out of memory."""
+    from coupling_tui.core.errors import UserError
+    from coupling_tui.core.events import LayerDone, SideStarted
+
+    def job():
+        b_started = False
+        for event in events:
+            b_started = b_started or (isinstance(event, SideStarted) and event.index == 1)
+            if b_started and isinstance(event, LayerDone):
+                raise UserError("out of memory on cuda:0 while computing B")
+            yield event
+    return job
+
+
+async def test_when_b_fails_a_finished_run_is_saved_alone(streamed, tmp_path):
+    comparison, events = streamed
+    a_path, b_path = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    app = CouplingApp(job=failing_b(events), save_path=a_path, compare_save_path=b_path, compare=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app.state_text.startswith("error"), timeout=30)
+        assert app.state_text == f"error: out of memory on cuda:0 while computing B · A saved to {a_path}"
+    assert not b_path.exists()
+    np.testing.assert_array_equal(results.load(a_path).arrays["coupling.depth_k"],
+                                  comparison.runs[0].arrays["coupling.depth_k"])
+
+
+def test_compute_compare_keeps_a_when_b_fails(streamed, tmp_path, monkeypatch):
+    import argparse
+
+    from rich.console import Console
+
+    from coupling_tui.core import cli as core_cli, compare_cli
+    from coupling_tui.core.errors import UserError
+
+    comparison, events = streamed
+    n_layers = comparison.runs[0].n_layers
+    monkeypatch.setattr(core_cli, "load_announced", lambda args, console: (type("A", (), {
+        "info": {"n_layers": n_layers}})(), None))
+    monkeypatch.setattr(compare_cli, "load_b", lambda args, console: None)
+    monkeypatch.setattr(compare_cli, "prepare", lambda *a, **k: failing_b(events))
+    monkeypatch.setattr(core_cli, "engine_options", lambda args: {})
+    a_path = tmp_path / "a.safetensors"
+    args = argparse.Namespace(compare="other", compare_output=str(tmp_path / "b.safetensors"))
+    console = Console(file=open(tmp_path / "console.txt", "w"), width=200)
+    with pytest.raises(UserError, match="out of memory"):
+        compare_cli.compute_compare(args, PROMPT, a_path, console)
+    console.file.close()
+    assert a_path.exists() and not (tmp_path / "b.safetensors").exists()
+    assert f"model A had finished: its run is saved to {a_path}" in (tmp_path / "console.txt").read_text()

@@ -14,7 +14,7 @@ from textual.worker import Worker, get_current_worker
 
 from coupling_tui.core import results, set_results
 from coupling_tui.core.aggregate import is_aggregate
-from coupling_tui.core.comparison import Comparison, compare_output, save_pair
+from coupling_tui.core.comparison import Comparison, compare_output, save_a_alone, save_pair
 from coupling_tui.core.events import BatchStarted, CompareStarted, Event, LayerDone, RunFinished, RunStarted
 from coupling_tui.core.prompt_set import PromptSet
 from coupling_tui.core.prompts import truncation_note
@@ -242,8 +242,16 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
     @on(ComputeFailed)
     def _failed(self, message: ComputeFailed) -> None:
         self._stop_computing()
-        self._set_state(f"error: {message.message}")
-        self.notify(message.message, title="compute failed", severity="error", timeout=10, markup=False)
+        kept = ""
+        if self.comparison is not None and self._save_path is not None:   # B failed after A finished: keep A
+            try:
+                path = save_a_alone(self.comparison, self._save_path)
+            except Exception as exc:  # noqa: BLE001 - shown, never a traceback
+                kept = f" · A not saved: {one_line(exc)}"
+            else:
+                kept = f" · A saved to {path}" if path is not None else ""
+        self._set_state(f"error: {message.message}{kept}")
+        self.notify(message.message + kept, title="compute failed", severity="error", timeout=10, markup=False)
 
     @on(ComputeCancelled)
     def _cancelled(self, message: ComputeCancelled) -> None:
