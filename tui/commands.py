@@ -36,6 +36,9 @@ class ExplorerCommands(Provider):
             ("Next prompt", partial(app.action_step_prompt, 1), "runs of several prompts (p)"),
             ("Previous prompt", partial(app.action_step_prompt, -1), "runs of several prompts (P)"),
             ("Show the aggregate over prompts", app.show_aggregate, "mean ± std of the depth coupling"),
+            ("Compare: toggle the side-by-side layout", app.action_toggle_compare,
+             "two models (--compare, view A B) or trained vs random-init (c)"),
+            ("Compare: swap A and B", app.action_swap_sides, "B on the left (x)"),
             ("Collapse: next family", app.action_cycle_family, "ones, digits, commas, …"),
             ("Collapse: pre-/post-norm states", app.action_toggle_normed, "the last states before or after the "
                                                                           "final norm"),
