@@ -17,7 +17,6 @@ from .run import Run
 
 RANDOM_INIT_PREFIX = "random_init."
 """Arrays of a run's random-init baseline (``--random-baseline``) carry this prefix (core.engine)."""
-SIDES = ("A", "B")
 
 
 def side_label(run: Run) -> str:

@@ -116,6 +116,6 @@ def compare_output(path_a: Path, model_b: str) -> Path:
     """Where model B's run goes by default: beside A's file, named after B's model ("<A stem>.vs-<B>.safetensors")."""
     import re
 
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model_b.rstrip("/")).name) or "B"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model_b).name) or "B"
     path_a = Path(path_a)
     return path_a.with_name(f"{path_a.stem}.vs-{name}{path_a.suffix or '.safetensors'}")

@@ -12,9 +12,8 @@ from textual.containers import Container, Horizontal
 from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import Worker, get_current_worker
 
-from coupling_tui.core import results, set_results
 from coupling_tui.core.aggregate import is_aggregate
-from coupling_tui.core.comparison import Comparison, compare_output, save_a_alone, save_pair
+from coupling_tui.core.comparison import Comparison
 from coupling_tui.core.events import BatchStarted, CompareStarted, Event, LayerDone, RunFinished, RunStarted
 from coupling_tui.core.prompt_set import PromptSet
 from coupling_tui.core.prompts import truncation_note
@@ -25,6 +24,7 @@ from .actions import bindings, requirement
 from .app_compare import CompareMixin
 from .app_export import ExportMixin
 from .app_layout import LayoutMixin
+from .app_save import SaveMixin
 from .app_sets import PromptSetsMixin
 from .app_signals import SignalsMixin
 from .commands import ExplorerCommands
@@ -47,7 +47,7 @@ COMPARE_PANES = ("coupling-b", "compare")
 """The panes only the compare layout shows (app_compare draws them)."""
 
 
-class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, ExportMixin, App[None]):
+class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, ExportMixin, SaveMixin, App[None]):
     """The explorer: a status bar, the panes, a progress bar while computing, and the footer."""
 
     CSS_PATH = "app.tcss"
@@ -196,36 +196,6 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
             self._finished(event.seconds)
         self._show_run()
 
-    def _finished(self, seconds: float) -> None:
-        if self._save_path is None:
-            self._set_state(f"done in {seconds:.1f} s")
-            self.notify(f"computed in {seconds:.1f} s", markup=False)
-        else:
-            self._set_state(f"done in {seconds:.1f} s · saving…")
-            self._save(self._save_path)
-
-    @work(thread=True, exit_on_error=False, group="save", description="save run")
-    def _save(self, path: Path) -> None:
-        other = None
-        try:
-            if self.prompt_set is not None:
-                written = set_results.save(self.prompt_set, path)
-            elif self.comparison is not None:
-                written, other = save_pair(self.comparison, path, self._compare_save_path
-                                           or compare_output(path, self.comparison.labels[1]))
-            else:
-                written = results.save(self.results, path)
-        except Exception as exc:  # noqa: BLE001 - shown as a notification, never a traceback
-            self.post_message(SaveFailed(one_line(exc)))
-        else:
-            self.post_message(RunSaved(written, other))
-
-    def _seconds(self) -> float:
-        """The finished computation's engine time (every prompt's, for a prompt set)."""
-        if self.comparison is not None:
-            return self.comparison.seconds
-        return self.prompt_set.seconds if self.prompt_set is not None else self.results.header.get("seconds", 0.0)
-
     @on(RunSaved)
     def _saved(self, message: RunSaved) -> None:
         seconds = self._seconds()
@@ -242,14 +212,7 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
     @on(ComputeFailed)
     def _failed(self, message: ComputeFailed) -> None:
         self._stop_computing()
-        kept = ""
-        if self.comparison is not None and self._save_path is not None:   # B failed after A finished: keep A
-            try:
-                path = save_a_alone(self.comparison, self._save_path)
-            except Exception as exc:  # noqa: BLE001 - shown, never a traceback
-                kept = f" · A not saved: {one_line(exc)}"
-            else:
-                kept = f" · A saved to {path}" if path is not None else ""
+        kept = self._keep_a()                              # a comparison whose model B failed after A finished
         self._set_state(f"error: {message.message}{kept}")
         self.notify(message.message + kept, title="compute failed", severity="error", timeout=10, markup=False)
 

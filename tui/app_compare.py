@@ -5,15 +5,18 @@ any run computed with ``--random-baseline``). ``c`` toggles the layout, ``x`` sw
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual.widgets import ProgressBar
 
 from coupling_tui.core.aggregate import is_aggregate
 from coupling_tui.core.compare import map_layer, map_token, random_init_run, side_label
-from coupling_tui.core.comparison import Comparison
+from coupling_tui.core.comparison import Comparison, save_a_alone
 from coupling_tui.core.events import CompareFinished, CompareStarted, RunStarted
 from coupling_tui.core.prompts import truncation_note
 from coupling_tui.core.run import Run
 
+from .messages import one_line
 from .panes.compare import ComparePane
 from .panes.coupling import CouplingPane
 
@@ -28,6 +31,7 @@ class CompareMixin:
     compare_shown: bool
     swapped: bool
     results: Run
+    _save_path: Path | None
 
     def pair(self) -> tuple[Run, Run, tuple[str, str]] | None:
         """(A, B, their labels) as the compare layout shows them; None when this run has nothing to compare with."""
@@ -94,6 +98,17 @@ class CompareMixin:
             self.query_one(ProgressBar).update(total=comparison.n_steps or None, progress=comparison.steps_done)
             self._set_state(f"computing {comparison.progress_text()}")
         self._show_run()
+
+    def _keep_a(self) -> str:
+        """After a failed compute: when it was a comparison whose model A had finished, save A alone (at the save
+        path) and say so (" · A saved to …"); "" otherwise."""
+        if self.comparison is None or self._save_path is None:
+            return ""
+        try:
+            path = save_a_alone(self.comparison, self._save_path)
+        except Exception as exc:  # noqa: BLE001 - shown, never a traceback
+            return f" · A not saved: {one_line(exc)}"
+        return f" · A saved to {path}" if path is not None else ""
 
     # -- drawing --
     def _show_pair(self, token: int, layer: int) -> None:
