@@ -21,14 +21,14 @@ import torch
 
 from _bench_utils import (PROMPT, Peak, closed_form_flops, forward_flops, naive_diag_jacobians, official_chunks,
                           official_one_token, peak_extra_rss, per_token_rel_err, print_table, timed)
-from coupling_tui.core import engine
-from coupling_tui.core.arch import adapter_for
-from coupling_tui.core.events import LayerDone
-from coupling_tui.core.jacobians.autodiff import block_jacobians_autodiff, capture_block_calls
-from coupling_tui.core.jacobians.closed_form import Workspace, block_jacobians, rotary_cos_sin
-from coupling_tui.core.models import LoadedModel, ModelRequest, load
-from coupling_tui.core.spectra import DEFAULT_REL_TOL
-from coupling_tui.core.trace import trace
+from coupling_tui.core.engine import stream as engine
+from coupling_tui.core.load.adapters import adapter_for
+from coupling_tui.core.results.events import LayerDone
+from coupling_tui.core.engine.jacobians.autodiff import block_jacobians_autodiff, capture_block_calls
+from coupling_tui.core.engine.jacobians.closed_form import Workspace, block_jacobians, rotary_cos_sin
+from coupling_tui.core.load.models import LoadedModel, ModelRequest, load
+from coupling_tui.core.linalg.spectra import DEFAULT_REL_TOL
+from coupling_tui.core.engine.trace import trace
 
 TOP_K = 32
 

@@ -17,10 +17,10 @@ import argparse
 import torch
 
 from _bench_utils import timed
-from coupling_tui.core.arch import adapter_for
-from coupling_tui.core.jacobians.closed_form import block_jacobians, rotary_cos_sin
-from coupling_tui.core.spectra import TopKStats, top_k
-from coupling_tui.core.trace import trace
+from coupling_tui.core.load.adapters import adapter_for
+from coupling_tui.core.engine.jacobians.closed_form import block_jacobians, rotary_cos_sin
+from coupling_tui.core.linalg.spectra import TopKStats, top_k
+from coupling_tui.core.engine.trace import trace
 
 
 def qwen_jacobians(hidden: int, n_layers: int, T: int, device: str) -> list[torch.Tensor]:
@@ -42,8 +42,8 @@ def qwen_jacobians(hidden: int, n_layers: int, T: int, device: str) -> list[torc
 def smollm2_jacobians(first: int, n_layers: int, T: int, device: str) -> list[torch.Tensor]:
     """J [T, d, d] of SmolLM2-135M blocks first..first+n_layers−1 on the benchmark prompt."""
     from _bench_utils import PROMPT
-    from coupling_tui.core import engine
-    from coupling_tui.core.models import ModelRequest, load
+    from coupling_tui.core.engine import stream as engine
+    from coupling_tui.core.load.models import ModelRequest, load
 
     loaded = load(ModelRequest(device=device))
     ids = torch.tensor([engine.tokenize(loaded, PROMPT, T)[0]], device=device)

@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from coupling_tui.core.cli.compute import main
 
 sys.exit(main())

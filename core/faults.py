@@ -13,8 +13,8 @@ import signal
 import threading
 from typing import Iterator
 
-from .cost import REDUCE_FLAGS, RunCost, fmt_bytes
-from .errors import UserError
+from coupling_tui.core.cost import REDUCE_FLAGS, RunCost, fmt_bytes
+from coupling_tui.core.errors import UserError
 
 _OOM_TEXTS = ("out of memory", "not enough memory", "can't allocate memory", "defaultcpuallocator: can't allocate",
               "failed to allocate memory", "cannot allocate memory")

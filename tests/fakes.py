@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from coupling_tui.core.events import LayerDone, RunFinished, RunStarted
+from coupling_tui.core.results.events import LayerDone, RunFinished, RunStarted
 
 
 def fake_header(n_layers: int, n_tokens: int, d: int, k: int = 0) -> dict:
@@ -108,9 +108,9 @@ def collapse_events(model_dir, *, families: tuple[str, ...] = ("ones", "digits",
     """The real engine's event stream of a collapse run (``coupling-tui collapse``'s, or with ``top_k`` > 0 an
     explore run with ``--collapse``) on the tiny model saved in ``model_dir``: the collapse arrays and header can
     never drift from what the engine makes. Imports torch."""
-    from coupling_tui.core import engine
-    from coupling_tui.core.collapse import CollapseSpec
-    from coupling_tui.core.models import ModelRequest, load
+    from coupling_tui.core.engine import stream as engine
+    from coupling_tui.core.engine.collapse import CollapseSpec
+    from coupling_tui.core.load.models import ModelRequest, load
 
     loaded = load(ModelRequest(model=str(model_dir)))
     spec = CollapseSpec(families=families, lengths=lengths, sensitivity=sensitivity, sensitivity_tokens=8)

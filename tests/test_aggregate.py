@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from coupling_tui.core.aggregate import aggregate, aggregate_run, aggregate_view, mean_std, prompt_scalars
-from coupling_tui.core.run import Run
+from coupling_tui.core.results.aggregate import (aggregate, aggregate_run, aggregate_view, mean_std, prompt_scalars)
+from coupling_tui.core.results.run import Run
 from tests.fakes import fake_events
 
 

@@ -12,9 +12,9 @@ import pytest
 from textual.widgets import ProgressBar, Static
 from textual.worker import WorkerState
 
-from coupling_tui.core import results
+from coupling_tui.core.results import run_file as results
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.run import Run
+from coupling_tui.core.results.run import Run
 from coupling_tui.tui.actions import ACTIONS
 from coupling_tui.tui.app import CouplingApp
 from coupling_tui.tui.help_screen import HelpScreen
@@ -353,15 +353,15 @@ def test_exactly_one_of_run_or_job():
 
 
 def test_tui_does_not_import_torch():
-    code = "import sys, coupling_tui.tui.app; print('torch' in sys.modules, 'coupling_tui.core.engine' in sys.modules)"
+    code = "import sys, coupling_tui.tui.app; print('torch' in sys.modules, 'coupling_tui.core.engine.stream' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
 
 async def test_real_engine_on_a_tiny_model_streams_and_saves(tiny_dir, tmp_path):
     """The whole path with the real engine: tiny model → engine worker → panes → results file."""
-    from coupling_tui.core import engine
-    from coupling_tui.core.models import ModelRequest, load
+    from coupling_tui.core.engine import stream as engine
+    from coupling_tui.core.load.models import ModelRequest, load
 
     loaded = load(ModelRequest(model=str(tiny_dir)))
     prompt = "Hello world, hello tokens!"

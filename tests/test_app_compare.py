@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from textual.widgets import Static
 
-from coupling_tui.core import compare, results
-from coupling_tui.core.comparison import save_pair, stream_compare
-from coupling_tui.core.run import Run
+from coupling_tui.core.results import compare
+from coupling_tui.core.results import run_file as results
+from coupling_tui.core.engine.compare import stream_compare
+from coupling_tui.core.results.comparison import save_pair
+from coupling_tui.core.results.run import Run
 from coupling_tui.tui.app import CouplingApp
 from coupling_tui.tui.app_compare import NO_PAIR
 from coupling_tui.tui.main import view_app
@@ -120,8 +122,8 @@ async def test_a_compare_job_streams_a_then_b_and_saves_both(loaded, other, tmp_
 
 
 async def test_a_run_with_its_random_init_baseline_opens_compared_and_one_without_refuses(loaded, tiny_dir):  # noqa: F811
-    from coupling_tui.core import engine
-    from coupling_tui.core.models import ModelRequest, load
+    from coupling_tui.core.engine import stream as engine
+    from coupling_tui.core.load.models import ModelRequest, load
 
     baseline = load(ModelRequest(model=str(tiny_dir), random_init=True, seed=3))
     run = folded(engine.stream(loaded, PROMPT, baseline=baseline, **OPTIONS))
@@ -190,8 +192,8 @@ def test_export_a_b_writes_the_compare_svgs(saved_pair, tmp_path):
 
 async def test_view_run_random_init_opens_the_pair_and_a_run_without_a_baseline_is_refused(loaded, tiny_dir,  # noqa: F811
                                                                                           tmp_path):
-    from coupling_tui.core import engine
-    from coupling_tui.core.models import ModelRequest, load
+    from coupling_tui.core.engine import stream as engine
+    from coupling_tui.core.load.models import ModelRequest, load
 
     baseline = load(ModelRequest(model=str(tiny_dir), random_init=True, seed=3))
     with_base, alone = tmp_path / "with.safetensors", tmp_path / "alone.safetensors"
@@ -209,7 +211,7 @@ async def test_view_run_random_init_opens_the_pair_and_a_run_without_a_baseline_
 def failing_b(events):
     """The streamed comparison's events until B's first block, then B runs out of memory."""
     from coupling_tui.core.errors import UserError
-    from coupling_tui.core.events import LayerDone, SideStarted
+    from coupling_tui.core.results.events import LayerDone, SideStarted
 
     def job():
         b_started = False
@@ -238,7 +240,8 @@ def test_compute_compare_keeps_a_when_b_fails(streamed, tmp_path, monkeypatch):
 
     from rich.console import Console
 
-    from coupling_tui.core import cli as core_cli, compare_cli
+    from coupling_tui.core.cli import common as core_cli
+    from coupling_tui.core.cli import compute_compare as compare_cli
     from coupling_tui.core.errors import UserError
 
     comparison, events = streamed

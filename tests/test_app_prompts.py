@@ -10,7 +10,7 @@ import pytest
 from textual.widgets import ProgressBar, Static
 from textual.worker import WorkerState
 
-from coupling_tui.core import set_results
+from coupling_tui.core.results import set_file as set_results
 from coupling_tui.tui.app import CouplingApp
 from coupling_tui.tui.panes.coupling import CouplingPane
 from coupling_tui.tui.panes.tokens import TokensPane

@@ -6,15 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coupling_tui.core import batch, engine
-from coupling_tui.core.aggregate import prompt_scalars
+from coupling_tui.core.engine import batch
+from coupling_tui.core.engine import stream as engine
+from coupling_tui.core.results.aggregate import prompt_scalars
 from coupling_tui.core.cost import RunCost
-from coupling_tui.core.cost_check import set_cost
-from coupling_tui.core.events import BatchFinished, BatchStarted, LayerDone, PromptStarted, RunFinished, RunStarted
-from coupling_tui.core.models import ModelRequest, load
-from coupling_tui.core.prompt_set import PromptSet
-from coupling_tui.core.prompts import Prompt
-from coupling_tui.core.run import Run
+from coupling_tui.core.cli.cost_check import set_cost
+from coupling_tui.core.results.events import (BatchFinished, BatchStarted, LayerDone, PromptStarted, RunFinished, RunStarted)
+from coupling_tui.core.load.models import ModelRequest, load
+from coupling_tui.core.results.prompt_set import PromptSet
+from coupling_tui.core.options.prompts import Prompt
+from coupling_tui.core.results.run import Run
 
 PROMPTS = [Prompt("The capital of France is", "capital", "f.jsonl:1", "f.jsonl"),
            Prompt("1 1 1 1 1 1 1 1", "ones", "f.jsonl:2", "f.jsonl")]

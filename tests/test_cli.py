@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from coupling_tui.core import results
+from coupling_tui.core.results import run_file as results
 
 CLI = [sys.executable, "-m", "coupling_tui.tui.main"]
 
@@ -66,7 +66,7 @@ def test_non_utf8_prompt_file(tmp_path):
 
 
 def test_prompt_file_comment_lines_are_dropped(tmp_path):
-    from coupling_tui.core.prompts import read_prompt
+    from coupling_tui.core.options.prompts import read_prompt
 
     f = tmp_path / "p.txt"
     f.write_text("# shows something\nThe capital of France is\n")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from coupling_tui.core import results, set_results
+from coupling_tui.core.results import run_file as results
+from coupling_tui.core.results import set_file as set_results
 from tests.test_cli import cli
 
 

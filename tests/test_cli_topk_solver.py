@@ -6,15 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coupling_tui.core import cli, engine
+from coupling_tui.core.cli import common as cli
+
+from coupling_tui.core.cli import compute
+from coupling_tui.core.engine import stream as engine
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.models import ModelRequest, load
-from coupling_tui.core.run import Run
-from coupling_tui.core.spectra import SOLVERS
+from coupling_tui.core.load.models import ModelRequest, load
+from coupling_tui.core.results.run import Run
+from coupling_tui.core.linalg.spectra import SOLVERS
 from coupling_tui.tui.main import build_explore_parser
 
 
-@pytest.mark.parametrize("build", [cli.build_compute_parser, build_explore_parser])
+@pytest.mark.parametrize("build", [compute.build_compute_parser, build_explore_parser])
 def test_the_flag_reaches_the_engine_options(build):
     parser = build()
     assert cli.engine_options(parser.parse_args([]))["topk_solver"] == "auto"
@@ -29,7 +32,7 @@ def test_subspace_run_matches_the_default_solver(tiny_dir):
     loaded = load(ModelRequest(model=str(tiny_dir)))
     runs = {}
     for argv in ([], ["--topk-solver", "subspace"]):
-        args = cli.build_compute_parser().parse_args(["--model", str(tiny_dir), "-p", "Hello world, hello tokens!",
+        args = compute.build_compute_parser().parse_args(["--model", str(tiny_dir), "-p", "Hello world, hello tokens!",
                                                       "--top-k", "8", *argv])
         run = Run()
         for event in engine.stream(loaded, args.prompt[0], **cli.engine_options(args)):

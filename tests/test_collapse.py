@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from coupling_tui.core import engine
-from coupling_tui.core.collapse import (CollapsePass, CollapseSpec, bit_identical_fraction, cast_copy, last_state,
-                                        pair_differences, sensitivity)
+from coupling_tui.core.engine import stream as engine
+from coupling_tui.core.engine.collapse import (CollapsePass, CollapseSpec, bit_identical_fraction, cast_copy, last_state, pair_differences, sensitivity)
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.events import LayerDone, RunFinished, RunStarted
-from coupling_tui.core.models import ModelRequest, load
-from coupling_tui.core.run import Run
+from coupling_tui.core.results.events import LayerDone, RunFinished, RunStarted
+from coupling_tui.core.load.models import ModelRequest, load
+from coupling_tui.core.results.run import Run
 from tests.tiny_models import tiny_model
 
 FINAL_NORM = {"llama": "model.norm", "gpt2": "transformer.ln_f", "gpt_neox": "gpt_neox.final_layer_norm",
@@ -101,7 +100,7 @@ def test_cast_copy_is_the_model_loaded_in_that_dtype(tmp_path, family):
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_last_state_is_the_final_norm_input(family):
-    from coupling_tui.core.arch import adapter_for
+    from coupling_tui.core.load.adapters import adapter_for
 
     model = tiny_model(family)
     ids = [3, 17, 257, 257, 257, 16]
@@ -121,7 +120,7 @@ def autograd_sensitivity(model, family: str, ids: list[int]) -> np.ndarray:
 
 @pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neox", "gemma2"])
 def test_exact_sensitivity_matches_the_autograd_jacobian(family):
-    from coupling_tui.core.arch import adapter_for
+    from coupling_tui.core.load.adapters import adapter_for
 
     model = tiny_model(family, dtype=torch.float64)
     ids = [3, 17, 257, 257, 257, 16, 40, 41]
@@ -135,7 +134,7 @@ def test_exact_sensitivity_matches_the_autograd_jacobian(family):
 
 
 def test_hutchinson_estimate_is_close_and_unbiased():
-    from coupling_tui.core.arch import adapter_for
+    from coupling_tui.core.load.adapters import adapter_for
 
     model = tiny_model("llama", dtype=torch.float64)
     ids = list(range(20, 44))
@@ -260,7 +259,7 @@ def test_lengths_beyond_the_context_are_refused_or_dropped(loaded, monkeypatch):
 # -- in the engine --
 
 def test_engine_streams_the_collapse_stage_after_the_layers(loaded, tmp_path):
-    from coupling_tui.core import results
+    from coupling_tui.core.results import run_file as results
 
     spec = CollapseSpec(families=("ones", "commas"), lengths=(2, 4), sensitivity_tokens=4)
     events = list(engine.stream(loaded, "Hello world", top_k=0, collapse=spec))

@@ -9,9 +9,12 @@ import sys
 
 import pytest
 
-from coupling_tui.core import cli, results
-from coupling_tui.core.collapse_cli import build_collapse_parser, collapse_output
-from coupling_tui.core.collapse_spec import DEFAULT_FAMILIES, FAMILIES, CollapseSpec
+from coupling_tui.core.cli import common as cli
+
+from coupling_tui.core.cli import compute
+from coupling_tui.core.results import run_file as results
+from coupling_tui.core.cli.collapse import build_collapse_parser, collapse_output
+from coupling_tui.core.options.collapse import DEFAULT_FAMILIES, FAMILIES, CollapseSpec
 from coupling_tui.core.errors import UserError
 
 
@@ -30,7 +33,7 @@ def test_help_lists_the_collapse_flags():
     for flag in ("--model", "--families", "--lengths", "--template", "--low-dtype", "--no-sensitivity", "--probes",
                  "--sensitivity-method", "--output", "8:256:x2"):
         assert flag in text, flag
-    assert "--collapse " in cli.build_compute_parser().format_help()
+    assert "--collapse " in compute.build_compute_parser().format_help()
 
 
 def test_flags_make_the_spec():
@@ -45,7 +48,7 @@ def test_flags_make_the_spec():
 
 
 def test_compute_takes_collapse_only_when_asked():
-    parser = cli.build_compute_parser()
+    parser = compute.build_compute_parser()
     assert "collapse" not in cli.engine_options(parser.parse_args([]))
     options = cli.engine_options(parser.parse_args(["--collapse", "--lengths", "8,16"]))
     assert options["collapse"] == CollapseSpec(lengths=(8, 16))
@@ -73,7 +76,7 @@ def test_default_output_is_marked_collapse():
 
 def test_collapse_command_writes_a_results_file(tiny_dir, tmp_path):
     out_path = tmp_path / "collapse.safetensors"
-    out = run_module("coupling_tui.core.collapse_cli", "--model", str(tiny_dir), "--families", "ones,commas",
+    out = run_module("coupling_tui.core.cli.collapse", "--model", str(tiny_dir), "--families", "ones,commas",
                      "--lengths", "2:8:x2", "--sensitivity-tokens", "6", "-o", str(out_path))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(out_path)
@@ -86,10 +89,10 @@ def test_collapse_command_writes_a_results_file(tiny_dir, tmp_path):
 
 
 def test_collapse_command_errors_are_one_message(tiny_dir):
-    out = run_module("coupling_tui.core.collapse_cli", "--families", "twos", "--model", "/no/such/model")
+    out = run_module("coupling_tui.core.cli.collapse", "--families", "twos", "--model", "/no/such/model")
     assert out.returncode == 2                                      # the flags are checked before any model loads
     assert out.stderr.startswith("coupling-tui: error: unknown collapse family: twos"), out.stderr
-    out = run_module("coupling_tui.core.collapse_cli", "--lengths", "500", "--model", str(tiny_dir))
+    out = run_module("coupling_tui.core.cli.collapse", "--lengths", "500", "--model", str(tiny_dir))
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert ("coupling-tui: error: collapse length 500 is beyond the model's context: the commas sequence with 501 "
             "repeats has 669 tokens, the model takes 256") in out.stderr
@@ -106,8 +109,8 @@ def test_compute_with_collapse_stores_both(tiny_dir, tmp_path):
 
 
 def test_collapse_cli_and_spec_import_no_torch():
-    code = ("import sys; import coupling_tui.core.collapse_cli, coupling_tui.core.collapse_spec, "
-            "coupling_tui.core.collapse_pairs, coupling_tui.core.cli; print('torch' in sys.modules)")
+    code = ("import sys; import coupling_tui.core.cli.collapse, coupling_tui.core.options.collapse, "
+            "coupling_tui.core.engine.collapse_pairs, coupling_tui.core.cli.common; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

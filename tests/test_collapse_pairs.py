@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coupling_tui.core.collapse_pairs import bernoulli_bits, build_pairs, digit_symbols, special_tokens
-from coupling_tui.core.collapse_spec import (DEFAULT_TEMPLATE, FAMILIES, CollapseSpec, parse_lengths)
+from coupling_tui.core.engine.collapse_pairs import bernoulli_bits, build_pairs, digit_symbols, special_tokens
+from coupling_tui.core.options.collapse import DEFAULT_TEMPLATE, FAMILIES, CollapseSpec, parse_lengths
 from coupling_tui.core.errors import UserError
 from tests.tiny_models import tiny_tokenizer
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coupling_tui.core import results
-from coupling_tui.core.run import Run
+from coupling_tui.core.results import run_file as results
+from coupling_tui.core.results.run import Run
 from coupling_tui.tui.app import CouplingApp
 from coupling_tui.tui.panes.collapse import NO_COLLAPSE, TOP_K, CollapsePane
 from coupling_tui.tui.panes.coupling import CouplingPane

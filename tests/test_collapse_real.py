@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from coupling_tui.core.collapse import CollapsePass, CollapseSpec
-from coupling_tui.core.collapse_spec import DEFAULT_LENGTHS
+from coupling_tui.core.engine.collapse import CollapsePass, CollapseSpec
+from coupling_tui.core.options.collapse import DEFAULT_LENGTHS
 
 pytestmark = pytest.mark.real_model
 

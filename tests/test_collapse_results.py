@@ -7,11 +7,12 @@ import copy
 import numpy as np
 import pytest
 
-from coupling_tui.core import engine, results
-from coupling_tui.core.collapse import CollapseSpec
+from coupling_tui.core.engine import stream as engine
+from coupling_tui.core.results import run_file as results
+from coupling_tui.core.engine.collapse import CollapseSpec
 from coupling_tui.core.errors import ResultsError
-from coupling_tui.core.models import ModelRequest, load
-from coupling_tui.core.run import Run
+from coupling_tui.core.load.models import ModelRequest, load
+from coupling_tui.core.results.run import Run
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coupling_tui.core.collapse_view import (MEASURES, UNIT_ROUNDOFF, pair_delta, resolution, resolutions,
-                                             sensitivity_shares, strip_bins, strip_limit, top_differences)
+from coupling_tui.core.maths.collapse_view import (MEASURES, UNIT_ROUNDOFF, pair_delta, resolution, resolutions, sensitivity_shares, strip_bins, strip_limit, top_differences)
 from coupling_tui.tui.panes.heatmap import MISSING
 from coupling_tui.tui.panes.logplot import value_ticks
 from coupling_tui.tui.panes.vector_strips import PU_OR, RD_BU, VectorStrips, diverging

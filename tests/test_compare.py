@@ -7,11 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coupling_tui.core import compare, results
-from coupling_tui.core.comparison import Comparison, compare_output, open_pair, save_pair, stream_compare
+from coupling_tui.core.results import compare
+from coupling_tui.core.results import run_file as results
+from coupling_tui.core.engine.compare import stream_compare
+from coupling_tui.core.results.comparison import Comparison, compare_output, open_pair, save_pair
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.events import CompareFinished, CompareStarted, RunStarted, SideStarted
-from coupling_tui.core.run import Run
+from coupling_tui.core.results.events import CompareFinished, CompareStarted, RunStarted, SideStarted
+from coupling_tui.core.results.run import Run
 from tests.fakes import fake_events
 
 PROMPT = "Hello world, hello tokens!"
@@ -67,7 +69,7 @@ def test_labels_name_the_model_and_random_weights():
 
 @pytest.fixture(scope="module")
 def loaded(tiny_dir):
-    from coupling_tui.core.models import ModelRequest, load
+    from coupling_tui.core.load.models import ModelRequest, load
 
     return load(ModelRequest(model=str(tiny_dir)))
 
@@ -87,7 +89,7 @@ def other_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def other(other_dir):
-    from coupling_tui.core.models import ModelRequest, load
+    from coupling_tui.core.load.models import ModelRequest, load
 
     return load(ModelRequest(model=str(other_dir)))
 
@@ -105,7 +107,7 @@ def streamed(loaded, other):
 
 
 def test_two_models_stream_one_after_the_other_as_two_ordinary_runs(loaded, other, streamed):
-    from coupling_tui.core import engine
+    from coupling_tui.core.engine import stream as engine
 
     comparison, events = streamed
     assert isinstance(events[0], CompareStarted) and events[0].labels == ("llama", "qwen2")
@@ -121,7 +123,7 @@ def test_two_models_stream_one_after_the_other_as_two_ordinary_runs(loaded, othe
 
 
 def test_closing_the_stream_during_a_stops_before_b_starts(loaded, other):
-    from coupling_tui.core.events import LayerDone
+    from coupling_tui.core.results.events import LayerDone
 
     gen = stream_compare(loaded, other, PROMPT, labels=("a", "b"), options=(OPTIONS, OPTIONS))
     seen = []
@@ -171,8 +173,8 @@ def test_the_table_shows_each_runs_scalar_at_the_common_k(streamed):
 
 
 def test_a_run_random_init_baseline_becomes_a_run_of_its_own(loaded, tiny_dir):
-    from coupling_tui.core import engine
-    from coupling_tui.core.models import ModelRequest, load
+    from coupling_tui.core.engine import stream as engine
+    from coupling_tui.core.load.models import ModelRequest, load
 
     baseline = load(ModelRequest(model=str(tiny_dir), random_init=True, seed=3))
     run = folded(engine.stream(loaded, PROMPT, baseline=baseline, **OPTIONS))

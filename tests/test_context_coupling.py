@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from coupling_tui.core import engine
-from coupling_tui.core.context_coupling import cross_token_jacobians
-from coupling_tui.core.jacobians import frozen_attention
-from coupling_tui.core.jacobians.autodiff import _compute_block, capture_block_calls
-from coupling_tui.core.jacobians.layers import LayerJacobians
-from coupling_tui.core.models import ModelRequest, load
-from coupling_tui.core.run import Run
-from coupling_tui.core.trace import first_tensor, trace
+from coupling_tui.core.engine import stream as engine
+from coupling_tui.core.engine.context import cross_token_jacobians
+from coupling_tui.core.engine.jacobians import frozen_attention
+from coupling_tui.core.engine.jacobians.autodiff import _compute_block, capture_block_calls
+from coupling_tui.core.engine.jacobians.layers import LayerJacobians
+from coupling_tui.core.load.models import ModelRequest, load
+from coupling_tui.core.results.run import Run
+from coupling_tui.core.engine.trace import first_tensor, trace
 from tests.tiny_models import save_tiny
 
 PROMPT = "Hello world, hello tokens!"

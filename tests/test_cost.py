@@ -6,11 +6,12 @@ import io
 
 import pytest
 
-from coupling_tui.core import cost, cost_check
+from coupling_tui.core import cost
+from coupling_tui.core.cli import cost_check
 from coupling_tui.core.cost import estimate
-from coupling_tui.core.cost_check import confirm, verdict
+from coupling_tui.core.cli.cost_check import confirm, verdict
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.run_bounds import parse_layers, select_layers
+from coupling_tui.core.cli.run_bounds import parse_layers, select_layers
 
 GB = 1e9
 DEFAULT_RUN = dict(n_layers=30, d=576, tokens=52, top_k=50, history_mb=4096.0, dtype="float32", token_coupling=True,
@@ -61,9 +62,9 @@ def test_more_threads_and_a_gpu_are_faster():
 
 
 def test_copied_constants_match_the_engine():
-    from coupling_tui.core.coupling_stream import COUPLING_KS, coupling_ks
-    from coupling_tui.core.jacobians.closed_form import FAMILIES
-    from coupling_tui.core.jacobians.layers import DENSE_BUDGET_BYTES
+    from coupling_tui.core.engine.coupling_stream import COUPLING_KS, coupling_ks
+    from coupling_tui.core.engine.jacobians.closed_form import FAMILIES
+    from coupling_tui.core.engine.jacobians.layers import DENSE_BUDGET_BYTES
 
     assert cost.COUPLING_KS == COUPLING_KS and cost.CLOSED_FORM_FAMILIES == FAMILIES
     assert cost.DENSE_BUDGET_BYTES == DENSE_BUDGET_BYTES
@@ -161,7 +162,8 @@ def test_free_memory_is_read():
 # -- through the command line (in process, on the tiny model) --
 
 def _compute(argv, tiny_dir, tmp_path, monkeypatch, capsys, free=None, stdin=None, ask_above_s=None):
-    from coupling_tui.core import cli
+    from coupling_tui.core.cli import common as cli
+    from coupling_tui.core.cli import compute
 
     if ask_above_s is not None:
         monkeypatch.setattr(cost_check, "ASK_SECONDS", ask_above_s)
@@ -170,7 +172,7 @@ def _compute(argv, tiny_dir, tmp_path, monkeypatch, capsys, free=None, stdin=Non
     if stdin is not None:
         monkeypatch.setattr("sys.stdin", stdin)
     out = tmp_path / "run.safetensors"
-    status = cli.main(["--model", str(tiny_dir), "-p", "The capital of France is", "-o", str(out), *argv])
+    status = compute.main(["--model", str(tiny_dir), "-p", "The capital of France is", "-o", str(out), *argv])
     return status, capsys.readouterr(), out
 
 
@@ -180,7 +182,7 @@ class FakeTTY(io.StringIO):
 
 
 def test_compute_prints_the_estimate_and_refuses_when_it_cannot_fit(tiny_dir, tmp_path, monkeypatch, capsys):
-    from coupling_tui.core import engine
+    from coupling_tui.core.engine import stream as engine
 
     started = []
     monkeypatch.setattr(engine, "stream", lambda *a, **k: started.append(1) or iter(()))

@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from coupling_tui.core.coupling import (context_coupling, coupling_columns, coupling_m, coupling_rows,
-                                        depth_coupling, haar_null, haar_null_expected, one_minus_m_squared,
-                                        residual_branch, run_scalar, token_coupling)
-from coupling_tui.core.spectra import top_k
+from coupling_tui.core.linalg.coupling import (context_coupling, coupling_columns, coupling_m, coupling_rows, depth_coupling, haar_null, haar_null_expected, one_minus_m_squared, residual_branch, run_scalar, token_coupling)
+from coupling_tui.core.linalg.spectra import top_k
 
 
 def m_ref(J1, J2, k, norm="norm", variant="ujv", use_abs=True) -> float:
@@ -230,7 +228,7 @@ def test_run_scalar_on_hand_matrix():
 def test_the_haar_null_from_a_stored_spectrum_matches_sampling():
     """The null from only the top-K singular values and ‖J‖_F (what a results file keeps) equals the formula on
     the dense J and, within the sampling error, the mean of m against 200 Haar draws."""
-    from coupling_tui.core.null_baseline import haar_null_from_spectrum
+    from coupling_tui.core.maths.null_baseline import haar_null_from_spectrum
 
     rng = np.random.default_rng(1)
     q = [np.linalg.qr(rng.standard_normal((200, 200)))[0] for _ in range(2)]

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from coupling_tui.core import coupling_options
+from coupling_tui.core.options import coupling as coupling_options
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.events import LayerDone
-from coupling_tui.core.models import ModelRequest, load
-from coupling_tui.core.run import Run
+from coupling_tui.core.results.events import LayerDone
+from coupling_tui.core.load.models import ModelRequest, load
+from coupling_tui.core.results.run import Run
 from tests.test_engine_coupling import PROMPT, _all_J, _run
 
 
@@ -75,7 +75,7 @@ def test_token_coupling_between_two_layers_matches_float64(extras, reference):
 def test_a_pair_fills_when_its_later_layer_arrives(loaded):
     for history_mb in (4096.0, 0.0):
         run, events = Run(), []
-        for event in __import__("coupling_tui.core.engine", fromlist=["stream"]).stream(
+        for event in __import__("coupling_tui.core.engine.stream", fromlist=["stream"]).stream(
                 loaded, PROMPT, token_pairs=PAIRS, history_mb=history_mb):
             run.apply(event)
             if isinstance(event, LayerDone):
@@ -108,7 +108,7 @@ def test_pair_and_layer_flags():
 
 
 def test_flags_are_checked_before_any_model_loads(capsys):
-    from coupling_tui.core.cli import build_compute_parser
+    from coupling_tui.core.cli.compute import build_compute_parser
 
     with pytest.raises(SystemExit) as exit_:
         build_compute_parser().parse_args(["--token-pairs", "3-4"])
@@ -122,7 +122,7 @@ def test_flags_are_checked_before_any_model_loads(capsys):
 
 
 def test_context_tokens_out_of_range_is_a_user_error(loaded):
-    from coupling_tui.core import engine
+    from coupling_tui.core.engine import stream as engine
 
     with pytest.raises(UserError, match="outside the prompt"):
         next(engine.stream(loaded, PROMPT, context_layers="0", context_tokens=(0, 99)))
@@ -130,7 +130,7 @@ def test_context_tokens_out_of_range_is_a_user_error(loaded):
 
 
 def test_keywords_belong_to_their_flag(capsys):
-    from coupling_tui.core.cli import build_compute_parser
+    from coupling_tui.core.cli.compute import build_compute_parser
 
     for flag, bad in (("--token-pairs", "all"), ("--context-layers", "adjacent")):
         with pytest.raises(SystemExit):
@@ -144,7 +144,7 @@ def everything(loaded):
 
 
 def test_the_extras_round_trip_through_a_results_file(everything, tmp_path):
-    from coupling_tui.core import results
+    from coupling_tui.core.results import run_file as results
 
     back = results.load(results.save(everything, tmp_path / "x.safetensors"))
     names = [n for n in everything.arrays if n.startswith(("coupling.", "context."))]
@@ -166,7 +166,7 @@ def test_the_extras_round_trip_through_a_results_file(everything, tmp_path):
     ("context.in_frobenius", lambda a: a[:-1], "context.in_frobenius has shape"),
 ])
 def test_malformed_coupling_and_context_arrays_are_refused(everything, tmp_path, name, change, reason):
-    from coupling_tui.core import results
+    from coupling_tui.core.results import run_file as results
     from coupling_tui.core.errors import ResultsError
 
     run = Run()

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from coupling_tui.core import results
-from coupling_tui.core.run import Run
+from coupling_tui.core.results import run_file as results
+from coupling_tui.core.results.run import Run
 from coupling_tui.tui.app import CouplingApp
 from coupling_tui.tui.panes.coupling import NO_COUPLING, ONLY_DEPTH, CouplingPane
 from coupling_tui.tui.panes.heatmap import CURSOR, MISSING, VIRIDIS, Heatmap, colour, window

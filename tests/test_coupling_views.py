@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coupling_tui.core.models import ModelRequest, load
+from coupling_tui.core.load.models import ModelRequest, load
 from coupling_tui.tui.app import CouplingApp
 from coupling_tui.tui.panes.coupling import CouplingPane
 from tests.test_engine_coupling import _run
@@ -73,7 +73,7 @@ async def test_context_views_show_the_stored_matrices_at_the_nearest_context_lay
 
 
 async def test_an_only_depth_run_does_not_cycle(run):
-    from coupling_tui.core.run import Run
+    from coupling_tui.core.results.run import Run
 
     slim = Run(header=dict(run.header), arrays={n: a for n, a in run.arrays.items()
                                                 if not n.startswith(("context.", "coupling.token"))})
@@ -85,7 +85,7 @@ async def test_an_only_depth_run_does_not_cycle(run):
 
 
 async def test_the_cursor_line_shows_the_haar_null_of_the_row_jacobian(run):
-    from coupling_tui.core.null_baseline import haar_null_from_spectrum
+    from coupling_tui.core.maths.null_baseline import haar_null_from_spectrum
 
     app = CouplingApp(run=run)
     async with app.run_test(size=(160, 40)) as pilot:

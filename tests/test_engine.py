@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from coupling_tui.core import engine
-from coupling_tui.core.events import LayerDone, RunFinished, RunStarted
-from coupling_tui.core.models import ModelRequest, load
-from coupling_tui.core.run import Run
-from coupling_tui.core.trace import trace
+from coupling_tui.core.engine import stream as engine
+from coupling_tui.core.results.events import LayerDone, RunFinished, RunStarted
+from coupling_tui.core.load.models import ModelRequest, load
+from coupling_tui.core.results.run import Run
+from coupling_tui.core.engine.trace import trace
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_stopping_between_layers_stops_the_work(loaded):
 def _reference_J(loaded, prompt, layer, method):
     """J of every token at ``layer`` straight from the method module (each verified against float64 autograd in its
     own tests), to check the engine's plumbing: which layer, token and triplet lands where."""
-    from coupling_tui.core.jacobians.layers import LayerJacobians
+    from coupling_tui.core.engine.jacobians.layers import LayerJacobians
 
     ids = torch.tensor([loaded.tokenizer(prompt)["input_ids"]])
     tr = trace(loaded.model, loaded.adapter, ids)
@@ -84,7 +84,7 @@ def _reference_J(loaded, prompt, layer, method):
 @pytest.mark.parametrize("family, method", [("llama", "closed-form"), ("llama", "autodiff"), ("gpt2", "autodiff"),
                                             ("gpt_neox", "auto")])
 def test_layers_carry_exact_top_k_triplets(tmp_path, monkeypatch, family, method):
-    from coupling_tui.core.jacobians import layers
+    from coupling_tui.core.engine.jacobians import layers
     from tests.tiny_models import save_tiny
 
     monkeypatch.setattr(layers, "DENSE_BUDGET_BYTES", 3 * 32 * 32 * 4)  # force token chunks of 3

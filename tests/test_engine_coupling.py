@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from coupling_tui.core import engine
-from coupling_tui.core.coupling import run_scalar
-from coupling_tui.core.coupling_stream import coupling_ks, display_k, m_for_ks
-from coupling_tui.core.events import LayerDone, RunStarted
-from coupling_tui.core.models import ModelRequest, load
-from coupling_tui.core.run import Run
-from coupling_tui.core.trace import trace
-from coupling_tui.core import trajectory_metrics as tm
+from coupling_tui.core.engine import stream as engine
+from coupling_tui.core.linalg.coupling import run_scalar
+from coupling_tui.core.engine.coupling_stream import coupling_ks, display_k, m_for_ks
+from coupling_tui.core.results.events import LayerDone, RunStarted
+from coupling_tui.core.load.models import ModelRequest, load
+from coupling_tui.core.results.run import Run
+from coupling_tui.core.engine.trace import trace
+from coupling_tui.core.maths import trajectory as tm
 
 PROMPT = "Hello world, hello tokens!"
 
@@ -26,7 +26,7 @@ def loaded(tiny_dir):
 
 def _all_J(loaded, prompt):
     """Dense J [L, T, d, d] of every block and token, float64 copies of the verified Jacobian methods' output."""
-    from coupling_tui.core.jacobians.layers import LayerJacobians
+    from coupling_tui.core.engine.jacobians.layers import LayerJacobians
 
     ids = torch.tensor([loaded.tokenizer(prompt)["input_ids"]])
     tr = trace(loaded.model, loaded.adapter, ids)
@@ -211,7 +211,7 @@ def test_random_init_baseline_runs_side_by_side(loaded, tiny_dir, streamed):
 
 
 def test_saved_run_keeps_coupling_and_reloads(streamed, tmp_path):
-    from coupling_tui.core import results
+    from coupling_tui.core.results import run_file as results
 
     run, _ = streamed
     back = results.load(results.save(run, tmp_path / "r.safetensors"))

@@ -9,10 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from coupling_tui.core import engine, results
+from coupling_tui.core.engine import stream as engine
+from coupling_tui.core.results import run_file as results
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.models import ModelRequest, load
-from coupling_tui.core.run import Run
+from coupling_tui.core.load.models import ModelRequest, load
+from coupling_tui.core.results.run import Run
 
 PROMPT = "The capital of France is Paris."
 

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from coupling_tui.core import faults, results
+from coupling_tui.core import faults
+from coupling_tui.core.results import run_file as results
 from coupling_tui.core.atomic import atomic_write_bytes
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.jacobians.layers import LayerJacobians
-from coupling_tui.core.run import Run
+from coupling_tui.core.engine.jacobians.layers import LayerJacobians
+from coupling_tui.core.results.run import Run
 from tests.fakes import fake_events
 
 OOM_ERRORS = {
@@ -56,12 +57,13 @@ def _oom_at_layer(monkeypatch, kind: str, layer: int = 1) -> None:
 
 @pytest.mark.parametrize("kind", list(OOM_ERRORS))
 def test_compute_out_of_memory_is_one_message_with_the_estimate(tiny_dir, tmp_path, monkeypatch, capsys, kind):
-    from coupling_tui.core import cli
+    from coupling_tui.core.cli import common as cli
+    from coupling_tui.core.cli import compute
 
     _oom_at_layer(monkeypatch, kind)
     out = tmp_path / "run.safetensors"
     out.write_bytes(b"the previous results")
-    status = cli.main(["--model", str(tiny_dir), "-p", "The capital of France is", "-o", str(out)])
+    status = compute.main(["--model", str(tiny_dir), "-p", "The capital of France is", "-o", str(out)])
     err = capsys.readouterr().err
     assert status == 2 and "Traceback" not in err
     estimate = next(line for line in err.splitlines() if line.startswith("estimate: "))[len("estimate: "):]
@@ -73,7 +75,7 @@ def test_compute_out_of_memory_is_one_message_with_the_estimate(tiny_dir, tmp_pa
 
 
 def test_out_of_memory_outside_the_engine_is_still_one_message(capsys):
-    from coupling_tui.core.cli import guarded
+    from coupling_tui.core.cli.common import guarded
 
     def boom():
         raise OOM_ERRORS["cpu-allocator"]()
@@ -119,8 +121,8 @@ async def _run_app_until_error(app, save_path: Path) -> str:
 async def test_explorer_out_of_memory_shows_the_estimate(tiny_dir, tmp_path, monkeypatch):
     from rich.console import Console
 
-    from coupling_tui.core import cli as core_cli
-    from coupling_tui.core import run_job
+    from coupling_tui.core.cli import common as core_cli
+    from coupling_tui.core.cli import run_job
     from coupling_tui.tui.app import CouplingApp
     from coupling_tui.tui.main import build_explore_parser
 
@@ -188,7 +190,7 @@ def test_concurrent_atomic_writes_never_mix(tmp_path):
 WRITER = """
 import sys
 from coupling_tui.core import results
-from coupling_tui.core.run import Run
+from coupling_tui.core.results.run import Run
 from tests.fakes import fake_events
 run = Run()
 for event in fake_events(n_layers=int(sys.argv[2]), n_tokens=int(sys.argv[3]), seed=int(sys.argv[4])):
@@ -238,7 +240,7 @@ def test_a_user_error_is_not_an_oom():
                                                    "context is 3 tokens)"),
 ])
 def test_truncation_note(tokens, max_tokens, note):
-    from coupling_tui.core.prompts import truncation_note
+    from coupling_tui.core.options.prompts import truncation_note
 
     assert truncation_note({"tokens": tokens, "params": {"max_tokens": max_tokens}}) == note
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from coupling_tui.core import faults, results
-from coupling_tui.core.run import Run
+from coupling_tui.core import faults
+from coupling_tui.core.results import run_file as results
+from coupling_tui.core.results.run import Run
 from tests.fakes import fake_events
 
 

@@ -8,11 +8,12 @@ import copy
 import pytest
 import torch
 
-from coupling_tui.core.arch import adapter_for
+from coupling_tui.core.load.adapters import adapter_for
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.jacobians import autodiff, closed_form, frozen_attention
-from coupling_tui.core.jacobians.autodiff import (BlockCall, block_jacobians_autodiff, branch_forward,
-                                                  capture_block_calls, method_for, prepare_block)
+from coupling_tui.core.engine.jacobians import autodiff
+from coupling_tui.core.engine.jacobians import closed_form
+from coupling_tui.core.engine.jacobians import frozen_attention
+from coupling_tui.core.engine.jacobians.autodiff import (BlockCall, block_jacobians_autodiff, branch_forward, capture_block_calls, method_for, prepare_block)
 from tests.jacobian_checks import assert_causal, rel_err
 from tests.tiny_models import FAMILIES, tiny_model
 

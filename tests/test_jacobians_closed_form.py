@@ -6,10 +6,10 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from coupling_tui.core.arch import adapter_for
+from coupling_tui.core.load.adapters import adapter_for
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.jacobians.closed_form import Workspace, block_jacobians, rotary_cos_sin
-from coupling_tui.core.trace import trace
+from coupling_tui.core.engine.jacobians.closed_form import Workspace, block_jacobians, rotary_cos_sin
+from coupling_tui.core.engine.trace import trace
 from tests.jacobian_checks import assert_causal, rel_err
 from tests.tiny_models import CONFIGS, tiny_model
 

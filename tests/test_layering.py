@@ -39,16 +39,16 @@ def test_importing_every_core_module_loads_no_textual():
 
 
 def test_torch_free_modules_stay_torch_free():
-    code = ("import sys; import coupling_tui.core.results, coupling_tui.core.run, coupling_tui.core.events, "
-            "coupling_tui.core.cli, coupling_tui.core.prompts, coupling_tui.tui.main; print('torch' in sys.modules)")
+    code = ("import sys; import coupling_tui.core.results.run_file, coupling_tui.core.results.run, coupling_tui.core.results.events, "
+            "coupling_tui.core.cli.common, coupling_tui.core.options.prompts, coupling_tui.tui.main; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 def test_view_opens_a_saved_run_without_torch(tmp_path):
     """`coupling-tui view` path: load the file and show every pane in a headless app; torch never imported."""
-    from coupling_tui.core import results
-    from coupling_tui.core.run import Run
+    from coupling_tui.core.results import run_file as results
+    from coupling_tui.core.results.run import Run
     from tests.fakes import fake_events
 
     run = Run()

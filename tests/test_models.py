@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.models import ModelRequest, load, resolve_device, resolve_dtype
+from coupling_tui.core.load.models import ModelRequest, load, resolve_device, resolve_dtype
 
 
 def test_local_directory_loads_with_its_adapter(tiny_dir):
@@ -143,7 +143,7 @@ def test_running_out_of_memory_while_loading_says_how_much_the_weights_need(tiny
 
 @pytest.mark.parametrize("native, noted", [(False, True), (True, False), (None, False)])
 def test_bfloat16_on_a_cpu_without_it_is_a_stated_fallback(tiny_dir, monkeypatch, native, noted):
-    from coupling_tui.core import models
+    from coupling_tui.core.load import models
 
     monkeypatch.setattr(models, "cpu_has_native_half", lambda dtype: native)
     loaded = load(ModelRequest(model=str(tiny_dir), dtype="bfloat16"))
@@ -153,7 +153,7 @@ def test_bfloat16_on_a_cpu_without_it_is_a_stated_fallback(tiny_dir, monkeypatch
 
 
 def test_native_half_check_runs_on_this_machine():
-    from coupling_tui.core.models import cpu_has_native_half
+    from coupling_tui.core.load.models import cpu_has_native_half
 
     assert cpu_has_native_half("bfloat16") in (True, False, None)
     assert cpu_has_native_half("float16") in (True, False, None)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from textual.app import App, ComposeResult
 
-from coupling_tui.core.run import Run
+from coupling_tui.core.results.run import Run
 from coupling_tui.tui.panes.spectrum import NO_JACOBIANS, WAITING, SpectrumPane, number, sigma
 from coupling_tui.tui.panes.tokens import TokensPane, visible
 from coupling_tui.tui.panes.logplot import integer_ticks

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.prompts import DEFAULT_PROMPT, read_prompt, read_prompts
+from coupling_tui.core.options.prompts import DEFAULT_PROMPT, read_prompt, read_prompts
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_prompts"
 

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from coupling_tui.core.coupling import depth_coupling, run_scalar
-from coupling_tui.core.jacobians.layers import LayerJacobians
-from coupling_tui.core.models import ModelRequest, load
-from coupling_tui.core.prompts import DEFAULT_PROMPT
-from coupling_tui.core.spectra import top_k
-from coupling_tui.core.trace import trace
+from coupling_tui.core.linalg.coupling import depth_coupling, run_scalar
+from coupling_tui.core.engine.jacobians.layers import LayerJacobians
+from coupling_tui.core.load.models import ModelRequest, load
+from coupling_tui.core.options.prompts import DEFAULT_PROMPT
+from coupling_tui.core.linalg.spectra import top_k
+from coupling_tui.core.engine.trace import trace
 
 pytestmark = pytest.mark.real_model
 K = 8
@@ -45,8 +45,8 @@ def test_trained_is_more_coupled_than_random_init(smollm2):
 
 
 def test_engine_streams_the_same_coupling_with_its_random_init_baseline(smollm2):
-    from coupling_tui.core import engine
-    from coupling_tui.core.run import Run
+    from coupling_tui.core.engine import stream as engine
+    from coupling_tui.core.results.run import Run
 
     baseline = load(ModelRequest(random_init=True, seed=0))
     run = Run()

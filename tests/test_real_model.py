@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from coupling_tui.core import default_model, engine
-from coupling_tui.core.models import ModelRequest, load
-from coupling_tui.core.run import Run
+from coupling_tui.core.load import default_model
+from coupling_tui.core.engine import stream as engine
+from coupling_tui.core.load.models import ModelRequest, load
+from coupling_tui.core.results.run import Run
 
 pytestmark = pytest.mark.real_model
 

@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from coupling_tui.core import results
+from coupling_tui.core.results import run_file as results
 from coupling_tui.core.errors import ResultsError, UserError
-from coupling_tui.core.run import Run
+from coupling_tui.core.results.run import Run
 from tests.fakes import fake_events
 
 

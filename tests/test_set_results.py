@@ -11,10 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from coupling_tui.core import results, set_results
+from coupling_tui.core.results import run_file as results
+from coupling_tui.core.results import set_file as set_results
 from coupling_tui.core.errors import ResultsError, UserError
-from coupling_tui.core.events import BatchFinished, BatchStarted, PromptStarted
-from coupling_tui.core.prompt_set import PromptSet
+from coupling_tui.core.results.events import BatchFinished, BatchStarted, PromptStarted
+from coupling_tui.core.results.prompt_set import PromptSet
 from tests.fakes import fake_events
 
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from coupling_tui.core import engine, placement
+from coupling_tui.core.engine import stream as engine
+from coupling_tui.core.load import placement
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.models import LoadedModel, ModelRequest, load
-from coupling_tui.core.run import Run
-from coupling_tui.core.sharding import (check_gpus, check_request, parse_device_map, parse_max_memory,
-                                        placement_summary, placement_text)
+from coupling_tui.core.load.models import LoadedModel, ModelRequest, load
+from coupling_tui.core.results.run import Run
+from coupling_tui.core.options.sharding import (check_gpus, check_request, parse_device_map, parse_max_memory, placement_summary, placement_text)
 
 PROMPT = "The capital of France is Paris."
 GiB = 2 ** 30
@@ -61,7 +61,7 @@ def test_device_map_is_a_strategy_or_a_json_file(tmp_path):
 
 
 def test_the_cli_refuses_bad_flags_before_any_model_loads(capsys):
-    from coupling_tui.core.cli import build_compute_parser
+    from coupling_tui.core.cli.compute import build_compute_parser
 
     parser = build_compute_parser()
     args = parser.parse_args(["--device-map", "sequential", "--max-memory", "0:20GiB,cpu:64GiB"])
@@ -120,7 +120,7 @@ def test_placement_summary_needs_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from coupling_tui.core.sharding import placement_summary; "
+    code = ("import sys; from coupling_tui.core.options.sharding import placement_summary; "
             "assert placement_summary({'placement': {'blocks': ['cpu', 'disk'], 'offloaded': [1]}}) == "
             "'sharded: cpu block 0, disk 1'; assert 'torch' not in sys.modules, 'torch imported'")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -217,7 +217,7 @@ def _hooked_on_cpu(tiny_dir) -> LoadedModel:
 
 
 def test_the_engine_looks_up_each_selected_block_and_moves_its_results(tiny_dir, plain, monkeypatch):
-    from coupling_tui.core.jacobians import layers as layers_module
+    from coupling_tui.core.engine.jacobians import layers as layers_module
 
     loaded = _hooked_on_cpu(tiny_dir)
     blocks = loaded.adapter.block_list(loaded.model)
@@ -244,8 +244,8 @@ def test_the_engine_looks_up_each_selected_block_and_moves_its_results(tiny_dir,
 
 
 def test_the_cost_check_counts_only_the_coupling_devices_weights(plain, disk_offloaded):
-    from coupling_tui.core.cli import build_compute_parser
-    from coupling_tui.core.cost_check import estimate_for
+    from coupling_tui.core.cli.compute import build_compute_parser
+    from coupling_tui.core.cli.cost_check import estimate_for
 
     args = build_compute_parser().parse_args([])
     block = sum(p.numel() * 4 for p in plain.adapter.block_list(plain.model)[1].parameters())
@@ -254,7 +254,7 @@ def test_the_cost_check_counts_only_the_coupling_devices_weights(plain, disk_off
 
 
 def test_random_init_baseline_is_placed_like_the_model(tiny_dir):
-    from coupling_tui.core.trace import trace
+    from coupling_tui.core.engine.trace import trace
 
     flat = load(ModelRequest(model=str(tiny_dir), random_init=True, seed=3))
     placed = load(ModelRequest(model=str(tiny_dir), random_init=True, seed=3, device_map=DISK_1))
@@ -265,14 +265,14 @@ def test_random_init_baseline_is_placed_like_the_model(tiny_dir):
 
 
 def test_collapse_refuses_a_dispatched_model(disk_offloaded):
-    from coupling_tui.core.collapse_spec import CollapseSpec
+    from coupling_tui.core.options.collapse import CollapseSpec
 
     with pytest.raises(UserError, match="--collapse copies the whole model"):
         next(engine.stream(disk_offloaded, PROMPT, collapse=CollapseSpec()))
 
 
 def test_compute_records_the_placement_and_says_it(tiny_dir, tmp_path):
-    from coupling_tui.core import results
+    from coupling_tui.core.results import run_file as results
     from tests.test_cli import cli
 
     out = cli("compute", "--model", str(tiny_dir), "-p", PROMPT, "--top-k", "4", "--max-memory", "cpu:120000",

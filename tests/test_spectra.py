@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from coupling_tui.core.spectra import top_k
+from coupling_tui.core.linalg.spectra import top_k
 
 D = 96
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from coupling_tui.core import engine, spectra
-from coupling_tui.core.spectra import TopKStats, resolve_solver, top_k
-from coupling_tui.core.subspace import block_size, orthonormalize
+from coupling_tui.core.engine import stream as engine
+from coupling_tui.core.linalg import spectra
+from coupling_tui.core.linalg.spectra import TopKStats, resolve_solver, top_k
+from coupling_tui.core.linalg.subspace import block_size, orthonormalize
 from tests.test_spectra import check_triplets, matrices, principal_sine
 
 N = 128
@@ -126,9 +127,9 @@ def test_rank_deficient_zero_and_tiny_matrices(dtype):
 
 def test_real_block_jacobians_of_a_tiny_model(tiny_dir):
     """Every block Jacobian of a tiny Llama (d = 32, K = 8 so the block is 16 < d) against numpy's SVD."""
-    from coupling_tui.core.jacobians.layers import LayerJacobians
-    from coupling_tui.core.models import ModelRequest, load
-    from coupling_tui.core.trace import trace
+    from coupling_tui.core.engine.jacobians.layers import LayerJacobians
+    from coupling_tui.core.load.models import ModelRequest, load
+    from coupling_tui.core.engine.trace import trace
 
     loaded = load(ModelRequest(model=str(tiny_dir)))
     ids = torch.tensor([loaded.tokenizer("Hello world, hello tokens!")["input_ids"]])
@@ -209,8 +210,8 @@ def test_unbatched_input_and_warm_start():
 
 
 def test_engine_coupling_is_the_same_with_the_subspace_solver(tiny_dir):
-    from coupling_tui.core.models import ModelRequest, load
-    from coupling_tui.core.run import Run
+    from coupling_tui.core.load.models import ModelRequest, load
+    from coupling_tui.core.results.run import Run
 
     loaded = load(ModelRequest(model=str(tiny_dir)))
     runs = {}

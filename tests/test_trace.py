@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from coupling_tui.core.arch import SUPPORTED, adapter_for
+from coupling_tui.core.load.adapters import SUPPORTED, adapter_for
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.trace import trace
+from coupling_tui.core.engine.trace import trace
 from tests.tiny_models import FAMILIES, tiny_model
 
 

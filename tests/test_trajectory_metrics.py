@@ -8,8 +8,7 @@ import pytest
 import torch
 from scipy.stats import linregress
 
-from coupling_tui.core.trajectory_metrics import (expodistance, growth_fit, linearisation_fidelity, lss,
-                                                  sigma1_depth_fit)
+from coupling_tui.core.maths.trajectory import (expodistance, growth_fit, linearisation_fidelity, lss, sigma1_depth_fit)
 from tests.test_coupling import toy_stream
 
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from coupling_tui.core.models import ModelRequest, load
-from coupling_tui.core.run import Run
+from coupling_tui.core.load.models import ModelRequest, load
+from coupling_tui.core.results.run import Run
 from coupling_tui.tui.panes.trajectory import TrajectoryPane, values_title
 from tests.test_engine_coupling import _run
 from tests.test_panes import PaneApp

@@ -12,13 +12,13 @@ from textual.containers import Container, Horizontal
 from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import Worker, get_current_worker
 
-from coupling_tui.core.aggregate import is_aggregate
-from coupling_tui.core.comparison import Comparison
-from coupling_tui.core.events import BatchStarted, CompareStarted, Event, LayerDone, RunFinished, RunStarted
-from coupling_tui.core.prompt_set import PromptSet
-from coupling_tui.core.prompts import truncation_note
-from coupling_tui.core.run import Run
-from coupling_tui.core.sharding import placement_summary
+from coupling_tui.core.results.aggregate import is_aggregate
+from coupling_tui.core.results.comparison import Comparison
+from coupling_tui.core.results.events import (BatchStarted, CompareStarted, Event, LayerDone, RunFinished, RunStarted)
+from coupling_tui.core.results.prompt_set import PromptSet
+from coupling_tui.core.options.prompts import truncation_note
+from coupling_tui.core.results.run import Run
+from coupling_tui.core.options.sharding import placement_summary
 
 from .actions import bindings, requirement
 from .app_compare import CompareMixin

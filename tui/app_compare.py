@@ -9,12 +9,12 @@ from pathlib import Path
 
 from textual.widgets import ProgressBar
 
-from coupling_tui.core.aggregate import is_aggregate
-from coupling_tui.core.compare import map_layer, map_token, random_init_run, side_label
-from coupling_tui.core.comparison import Comparison, save_a_alone
-from coupling_tui.core.events import CompareFinished, CompareStarted, RunStarted
-from coupling_tui.core.prompts import truncation_note
-from coupling_tui.core.run import Run
+from coupling_tui.core.results.aggregate import is_aggregate
+from coupling_tui.core.results.compare import map_layer, map_token, random_init_run, side_label
+from coupling_tui.core.results.comparison import Comparison, save_a_alone
+from coupling_tui.core.results.events import CompareFinished, CompareStarted, RunStarted
+from coupling_tui.core.options.prompts import truncation_note
+from coupling_tui.core.results.run import Run
 
 from .messages import one_line
 from .panes.compare import ComparePane

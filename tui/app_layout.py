@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from coupling_tui.core.aggregate import is_aggregate
+from coupling_tui.core.results.aggregate import is_aggregate
 
 from .app_compare import NO_PAIR
 from .panes.collapse import NO_COLLAPSE, CollapsePane

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from textual import work
 
-from coupling_tui.core import results, set_results
-from coupling_tui.core.comparison import Comparison, compare_output, save_pair
-from coupling_tui.core.prompt_set import PromptSet
-from coupling_tui.core.run import Run
+from coupling_tui.core.results import run_file as results
+from coupling_tui.core.results import set_file as set_results
+from coupling_tui.core.results.comparison import Comparison, compare_output, save_pair
+from coupling_tui.core.results.prompt_set import PromptSet
+from coupling_tui.core.results.run import Run
 
 from .messages import RunSaved, SaveFailed, one_line
 

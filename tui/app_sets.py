@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from textual.widgets import ProgressBar
 
-from coupling_tui.core.aggregate import is_aggregate
-from coupling_tui.core.events import BatchFinished, BatchStarted, RunStarted
-from coupling_tui.core.prompt_set import PromptSet
-from coupling_tui.core.prompts import truncation_note
+from coupling_tui.core.results.aggregate import is_aggregate
+from coupling_tui.core.results.events import BatchFinished, BatchStarted, RunStarted
+from coupling_tui.core.results.prompt_set import PromptSet
+from coupling_tui.core.options.prompts import truncation_note
 
 from .panes.coupling import CouplingPane
 

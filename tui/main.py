@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 from coupling_tui.core import __version__
-from coupling_tui.core import cli as core_cli
-from coupling_tui.core.compare_cli import add_compare_args, compare_mode
-from coupling_tui.core.comparison import RANDOM_INIT
-from coupling_tui.core.run_bounds import add_run_size_args
+from coupling_tui.core.cli import common as core_cli
+from coupling_tui.core.cli import compute as core_compute
+from coupling_tui.core.cli.compute_compare import add_compare_args, compare_mode
+from coupling_tui.core.results.comparison import RANDOM_INIT
+from coupling_tui.core.cli.run_bounds import add_run_size_args
 
 COMMANDS = {
     "compute": "compute a run headless and save it (rich progress bar)",
@@ -89,7 +90,7 @@ def build_export_parser() -> argparse.ArgumentParser:
 def explore(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from coupling_tui.core import run_job
+    from coupling_tui.core.cli import run_job
 
     console = Console(stderr=True)
     prompts = core_cli.validated_prompts(args)
@@ -97,8 +98,8 @@ def explore(args: argparse.Namespace) -> int:
     if mode == "model":
         return explore_compare(args, prompts[0].text, console)
     if len(prompts) > 1:                      # a prompt set: saved as a directory (core.set_results)
-        from coupling_tui.core.batch_cli import default_set_output
-        from coupling_tui.core.set_results import check_target
+        from coupling_tui.core.cli.compute_set import default_set_output
+        from coupling_tui.core.results.set_file import check_target
 
         output = check_target(args.output or default_set_output(args), len(prompts))
     else:
@@ -120,7 +121,7 @@ def explore(args: argparse.Namespace) -> int:
 def explore_compare(args: argparse.Namespace, prompt: str, console) -> int:
     """``--compare MODEL2``: both models loaded up front (a bad MODEL2 fails before any compute), then streamed one
     after the other into the compare layout; each saved as its own results file."""
-    from coupling_tui.core import compare_cli
+    from coupling_tui.core.cli import compute_compare as compare_cli
 
     output = Path(args.output).expanduser() if args.output else core_cli.default_output(args)
     output_b = compare_cli.output_b(args, output)
@@ -140,13 +141,13 @@ def explore_compare(args: argparse.Namespace, prompt: str, console) -> int:
 def view_app(path: str, svg_dir: str = ".", compare: str | None = None):
     """The explorer on a saved results file or prompt set (its directory or its aggregate.safetensors), or on two
     results files side by side (``compare``): no model and no torch import."""
-    from coupling_tui.core import set_results
+    from coupling_tui.core.results import set_file as set_results
 
     from .app import CouplingApp
 
     if compare == RANDOM_INIT and not Path(compare).exists():
-        from coupling_tui.core import results
-        from coupling_tui.core.compare import random_init_run
+        from coupling_tui.core.results import run_file as results
+        from coupling_tui.core.results.compare import random_init_run
         from coupling_tui.core.errors import UserError
 
         run = results.load(path)
@@ -156,7 +157,7 @@ def view_app(path: str, svg_dir: str = ".", compare: str | None = None):
         return CouplingApp(run=run, export_dir=Path(svg_dir).expanduser(), run_name=f"{Path(path).stem}-vs-random-init",
                            compare=True)
     if compare is not None:
-        from coupling_tui.core.comparison import open_pair
+        from coupling_tui.core.results.comparison import open_pair
 
         pa, pb = Path(path).expanduser(), Path(compare).expanduser()
         return CouplingApp(run=open_pair(pa, pb), export_dir=Path(svg_dir).expanduser(),
@@ -193,10 +194,10 @@ def export_svgs(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "compute":
-        args = core_cli.build_compute_parser().parse_args(argv[1:])
-        action = lambda: core_cli.compute(args)  # noqa: E731
+        args = core_compute.build_compute_parser().parse_args(argv[1:])
+        action = lambda: core_compute.compute(args)  # noqa: E731
     elif argv and argv[0] == "collapse":
-        from coupling_tui.core import collapse_cli
+        from coupling_tui.core.cli import collapse as collapse_cli
 
         args = collapse_cli.build_collapse_parser().parse_args(argv[1:])
         action = lambda: collapse_cli.collapse_command(args)  # noqa: E731

@@ -8,7 +8,7 @@ from pathlib import Path
 from textual.message import Message
 
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.events import Event
+from coupling_tui.core.results.events import Event
 from coupling_tui.core.faults import is_out_of_memory, out_of_memory_error
 
 

@@ -14,9 +14,8 @@ from textual.containers import Container, Horizontal, Vertical
 from textual.events import Resize
 from textual.widgets import Sparkline, Static
 
-from coupling_tui.core.collapse_view import (MEASURES, DimDifference, resolutions, sensitivity_shares,
-                                             top_differences)
-from coupling_tui.core.run import Run
+from coupling_tui.core.maths.collapse_view import (MEASURES, DimDifference, resolutions, sensitivity_shares, top_differences)
+from coupling_tui.core.results.run import Run
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .logplot import LogPlot, Series, log_points

@@ -9,8 +9,8 @@ from textual.app import ComposeResult
 from textual.containers import Container
 from textual.widgets import Static
 
-from coupling_tui.core.aggregate import aggregate_view, has_aggregate_baseline, is_aggregate
-from coupling_tui.core.run import CONTEXT_VIEWS, COUPLING_METRICS, CouplingView, Run
+from coupling_tui.core.results.aggregate import aggregate_view, has_aggregate_baseline, is_aggregate
+from coupling_tui.core.results.run import CONTEXT_VIEWS, COUPLING_METRICS, CouplingView, Run
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .heatmap import Heatmap
@@ -161,7 +161,7 @@ prompts of the depth coupling â€” the last token's, or the token average (`t`) â
         """Take ``lead``'s view state (it shows run ``a``) for run ``b``: K (one both runs have, when there is one),
         metric, token/average, trained/random-init, view, variant and layer offset; the cursor's columns moved to
         B's stand-ins (core.compare: the same relative depth, the same token or counted from the end)."""
-        from coupling_tui.core.compare import common_k, map_layer, map_token
+        from coupling_tui.core.results.compare import common_k, map_layer, map_token
 
         self.k = common_k(a, b, lead._k(a))
         self.metric, self.average, self.view, self.variant = lead.metric, lead.average, lead.view, lead.variant

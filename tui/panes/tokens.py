@@ -8,7 +8,7 @@ from textual.app import RenderResult
 from textual.geometry import Size
 from textual.widget import Widget
 
-from coupling_tui.core.run import Run
+from coupling_tui.core.results.run import Run
 
 from . import RUN_PANE_CLASS
 

@@ -6,7 +6,7 @@ import math
 
 from rich.text import Text
 
-from coupling_tui.core.run import Run
+from coupling_tui.core.results.run import Run
 
 from . import RUN_PANE_CLASS, set_subtitle
 from .logplot import LogPlot, Series, log_points

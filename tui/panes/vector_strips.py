@@ -11,7 +11,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
-from coupling_tui.core.collapse_view import pair_delta, strip_bins, strip_limit
+from coupling_tui.core.maths.collapse_view import pair_delta, strip_bins, strip_limit
 
 from .heatmap import MISSING
 

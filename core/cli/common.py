@@ -1,0 +1,229 @@
+"""Command-line pieces shared by every front end (the explorer, ``compute``, ``collapse``): the flags read back
+(their argument groups live in ``cli.args`` and are re-exported here), loading with a rich status line, the rich
+progress bar, the default output path and ``guarded`` (one message and an exit status instead of a traceback).
+No Textual here."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from coupling_tui.core.cli.args import (add_collapse_args, add_common_args, add_jacobian_args, add_model_args,  # noqa: F401
+                                        add_prompt_args)
+from coupling_tui.core.errors import UserError
+from coupling_tui.core.faults import (interrupt_message, is_out_of_memory, out_of_memory_error, sigterm_as_interrupt)
+from coupling_tui.core.options.prompts import Prompt, check_max_tokens, read_prompts, truncation_note
+from coupling_tui.core.cli.run_bounds import add_run_size_args, parse_layers
+
+
+def collapse_spec(args: argparse.Namespace):
+    """The CollapseSpec the flags ask for (checked: a UserError for anything wrong), or None when ``args.collapse``
+    is off or absent (``coupling-tui collapse`` sets it on by default)."""
+    from coupling_tui.core.options.collapse import DEFAULT_FAMILIES, FAMILIES, CollapseSpec, parse_lengths
+
+    defaults = CollapseSpec()
+    flags = {"families": ("--families", None), "lengths": ("--lengths", None), "template": ("--template", None),
+             "low_dtype": ("--low-dtype", defaults.low_dtype), "no_sensitivity": ("--no-sensitivity", False),
+             "sensitivity_method": ("--sensitivity-method", defaults.sensitivity_method),
+             "probes": ("--probes", defaults.probes), "sensitivity_tokens": ("--sensitivity-tokens",
+                                                                             defaults.sensitivity_tokens),
+             "collapse_seed": ("--collapse-seed", defaults.seed)}
+    value = {name: getattr(args, name, default) for name, (_, default) in flags.items()}
+    if not getattr(args, "collapse", False):
+        given = [flag for name, (flag, default) in flags.items() if value[name] != default]
+        if given:
+            raise UserError(f"{given[0]} tunes the collapse stage, which is off", "add --collapse")
+        return None
+    if value["families"] is None:
+        families = list(DEFAULT_FAMILIES)
+    elif value["families"].strip() == "all":
+        families = list(FAMILIES)
+    else:
+        families = [f.strip() for f in value["families"].split(",") if f.strip()]
+    if value["template"] is not None and "template" not in families:
+        families.append("template")
+    lengths = parse_lengths(value["lengths"]) if value["lengths"] is not None else None
+    return CollapseSpec(families=tuple(families), lengths=lengths, template=value["template"],
+                        low_dtype=value["low_dtype"], sensitivity=not value["no_sensitivity"],
+                        sensitivity_method=value["sensitivity_method"], probes=value["probes"],
+                        sensitivity_tokens=value["sensitivity_tokens"], seed=value["collapse_seed"])
+
+
+def model_request(args: argparse.Namespace):
+    from coupling_tui.core.load.models import ModelRequest
+
+    return ModelRequest(model=args.model, revision=args.revision, dtype=args.dtype, device=args.device,
+                        trust_remote_code=args.trust_remote_code, random_init=args.random_init, seed=args.seed,
+                        device_map=getattr(args, "device_map", None), max_memory=getattr(args, "max_memory", None))
+
+
+def run_params(args: argparse.Namespace) -> dict:
+    """Every parameter of the run, recorded in the results header."""
+    return {"model": args.model, "revision": args.revision, "dtype": args.dtype, "device": args.device,
+            "trust_remote_code": args.trust_remote_code, "random_init": args.random_init, "seed": args.seed,
+            "prompt_file": _one_or_all(getattr(args, "prompt_file", None)),
+            "device_map": getattr(args, "device_map", None), "max_memory": getattr(args, "max_memory", None)}
+
+
+def _one_or_all(values: list[str] | None):
+    """A repeatable flag as recorded: None, its one value, or the list."""
+    return values[0] if values and len(values) == 1 else values
+
+
+def validated_prompt(args: argparse.Namespace) -> str:
+    """Check the flags and the prompt before any model is loaded; the (first) prompt's text."""
+    return validated_prompts(args)[0].text
+
+
+def validated_prompts(args: argparse.Namespace) -> list[Prompt]:
+    """Check prompts, token budget and the other flags before any model is loaded; every prompt of the run (two or
+    more make a prompt set, core.batch)."""
+    check_max_tokens(args.max_tokens)
+    if args.top_k < 0:
+        raise UserError(f"--top-k must be 0 or more (got {args.top_k})")
+    if args.random_baseline and args.random_init:
+        raise UserError("--random-baseline compares trained weights with random ones; drop --random-init")
+    if args.random_baseline and args.top_k == 0:
+        raise UserError("--random-baseline compares coupling, which needs the Jacobians; drop --top-k 0")
+    collapse_spec(args)                                  # the collapse flags, checked before any model loads
+    parse_layers(getattr(args, "layers", None))          # --layers syntax, likewise
+    prompts = read_prompts(args.prompt, args.prompt_file, per_line=getattr(args, "prompts_per_line", False))
+    if len(prompts) > 1 and getattr(args, "collapse", False):
+        raise UserError(f"--collapse measures fixed sequence families, not your {len(prompts)} prompts",
+                        "run it with one prompt, or alone with `coupling-tui collapse`")
+    return prompts
+
+
+def engine_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments of ``engine.stream`` taken from the flags."""
+    options = {"max_tokens": args.max_tokens, "top_k": args.top_k, "jacobian_method": args.jacobian_method,
+               "vector_budget_mb": args.vector_budget_mb, "history_mb": args.history_mb,
+               "token_coupling": not args.no_token_coupling, "vju": args.vju, "token_pairs": args.token_pairs,
+               "context_layers": args.context_layers, "context_tokens": args.context_tokens,
+               "topk_solver": getattr(args, "topk_solver", "auto"), "params": run_params(args)}
+    spec = collapse_spec(args)
+    if spec is not None:
+        options["collapse"] = spec
+    return options
+
+
+def default_output(args: argparse.Namespace) -> Path:
+    """``<user data dir>/runs/<time>-<model>.safetensors``."""
+    import platformdirs
+
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(args.model).name if args.model else "SmolLM2-135M-Instruct")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    suffix = "-random-init" if args.random_init else ""
+    return Path(platformdirs.user_data_dir("coupling-tui")) / "runs" / f"{stamp}-{name}{suffix}.safetensors"
+
+
+def load_with_status(args: argparse.Namespace, console):
+    """Load the model (and, with --random-baseline, its random-init twin) while a rich status line tells what is
+    happening (before any full-screen UI starts). Returns (model, baseline or None)."""
+    from dataclasses import replace
+
+    from coupling_tui.core.load.models import load
+
+    with console.status("loading model…") as status:
+        loaded = load(model_request(args), on_stage=lambda text: status.update(text + "…"))
+        baseline = None
+        if getattr(args, "random_baseline", False):
+            status.update("building the random-init baseline…")
+            baseline = load(replace(model_request(args), random_init=True),
+                            on_stage=lambda text: status.update(text + "…"))
+    for note in loaded.notes:
+        console.print(note, markup=False, highlight=False)
+    return loaded, baseline
+
+
+def announce_truncation(header: dict, console) -> None:
+    note = truncation_note(header)
+    if note:
+        console.print(f"[yellow]note:[/] {note}")
+
+
+def scalar_lines(header: dict) -> list[str]:
+    """The run scalar (mean off-diagonal depth coupling) of the model and of its random-init baseline."""
+    out = []
+    for label, scalar in (("trained", header.get("coupling_scalar")),
+                          ("random-init", (header.get("random_init") or {}).get("coupling_scalar"))):
+        if scalar and scalar.get("offdiag") is not None:
+            out.append(f"{label}: mean off-diagonal depth coupling m_{scalar['k']} = {scalar['offdiag']:.3f} "
+                       f"(adjacent {scalar['adjacent']:.3f}; {scalar['matrices']} tokens, {scalar['layers']} layers;"
+                       f" 0 = coupled, ≈1 = unrelated)")
+    return out
+
+
+
+
+def load_announced(args: argparse.Namespace, console):
+    """``load_with_status``, then one line saying what was loaded, where, as what and how fast."""
+    t0 = time.perf_counter()
+    loaded, baseline = load_with_status(args, console)
+    from coupling_tui.core.options.sharding import placement_text
+
+    where = placement_text(loaded.placement)
+    console.print(f"loaded {loaded.info['source']} ({loaded.info['n_layers']} layers, d={loaded.info['d_model']}) "
+                  f"{'on ' + loaded.device if where is None else 'with ' + where} as {loaded.dtype} in "
+                  f"{time.perf_counter() - t0:.1f} s")
+    return loaded, baseline
+
+
+def progress_bar(console):
+    """The rich progress bar of a headless run (description, bar, steps done/total, time left), cleared at the end."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console, transient=True)
+
+
+def stream_with_progress(events, console, total: int, on_started=None):
+    """Fold engine ``events`` into a Run under a rich progress bar over every stage's steps; ``on_started`` gets
+    the run header when it arrives (to print notes about it)."""
+    from coupling_tui.core.results.events import LayerDone, RunFinished, RunStarted
+    from coupling_tui.core.results.run import Run
+
+    run = Run()
+    with progress_bar(console) as progress:
+        task = progress.add_task("layers", total=total)
+        for event in events:
+            run.apply(event)
+            if isinstance(event, RunStarted):
+                if on_started is not None:
+                    on_started(event.header)
+                progress.update(task, total=run.n_steps)
+            elif isinstance(event, LayerDone):
+                progress.update(task, completed=run.steps_done, description=run.stage_text.rsplit(" ", 1)[0])
+            elif isinstance(event, RunFinished):
+                progress.update(task, completed=run.n_steps)
+    return run
+
+
+
+
+
+
+def guarded(action, *, debug: bool = False) -> int:
+    """Run ``action`` turning user errors, running out of memory, Ctrl-C and SIGTERM into one message and an exit
+    status (2, 130, 143), not a traceback."""
+    try:
+        with sigterm_as_interrupt():
+            return action()
+    except UserError as exc:
+        if debug:
+            raise
+        print(f"coupling-tui: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        line, status = interrupt_message(exc)
+        print(line, file=sys.stderr)
+        return status
+    except Exception as exc:
+        if debug or not is_out_of_memory(exc):
+            raise
+        print(f"coupling-tui: error: {out_of_memory_error('running')}", file=sys.stderr)
+        return 2

@@ -1,0 +1,107 @@
+"""``coupling-tui compute`` with two or more prompts: load once, run every prompt under one progress bar (prompts ×
+layers), save the set (core.set_results), and print each prompt's run scalar and the aggregate's mean ± std."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from coupling_tui.core.results.aggregate import SCALAR_KEYS, prompt_scalars
+from coupling_tui.core.results.events import RunStarted
+from coupling_tui.core.results.prompt_set import PromptSet
+from coupling_tui.core.options.prompts import Prompt, truncation_note
+
+
+def default_set_output(args: argparse.Namespace) -> Path:
+    """``<user data dir>/runs/<time>-<model>-prompts/``."""
+    from coupling_tui.core.cli.common import default_output
+
+    single = default_output(args)
+    return single.with_name(single.stem + "-prompts")
+
+
+def stream_set_with_progress(events, console) -> PromptSet:
+    """Fold a prompt set's events into a PromptSet under one rich progress bar over every prompt's steps, described
+    as "prompt 2/4 · layers 3/30"; a prompt cut to --max-tokens is announced as it starts."""
+    from coupling_tui.core.cli.common import progress_bar
+
+    pset = PromptSet()
+    with progress_bar(console) as progress:
+        task = progress.add_task("prompts", total=None)
+        for event in events:
+            pset.apply(event)
+            if isinstance(event, RunStarted) and (note := truncation_note(event.header)):
+                console.print(f"[yellow]note:[/] {pset.labels[pset.current]}: {note}", highlight=False)
+            progress.update(task, total=pset.n_steps or None, completed=pset.steps_done,
+                            description=pset.progress_text())
+    return pset
+
+
+def _fmt(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def set_lines(pset: PromptSet) -> list[str]:
+    """A plain-text table: per prompt its tokens, greedy next token and run scalar (over all tokens and over the last
+    token: the off-diagonal, adjacent and far means of m), then the aggregate's mean and std over prompts."""
+    agg = pset.aggregate.header["aggregate"]
+    if not agg.get("k"):
+        return ["no coupling in these runs (--top-k 0): nothing to aggregate"]
+    width = max([len(f"{n} {label}") for n, label in enumerate(pset.labels, 1)] + [len("mean (99 prompts)")])
+    wheres = ("all_tokens", "last_token")
+
+    def row(name: str, tokens: str, nxt: str, cells: list[str]) -> str:
+        cells = [f"{c:>9}" for c in cells]
+        return f"{name:<{width}} {tokens:>6}  {nxt:<10}{''.join(cells[:3])}  {''.join(cells[3:])}".rstrip()
+
+    lines = [f"depth coupling m_{agg['k']} (0 = coupled, ≈1 = unrelated): mean over i ≠ j (offdiag), |i − j| = 1 "
+             f"(adjacent), |i − j| ≥ 10 (far)",
+             f"{'':<{width + 18}}{'── all tokens ──':^27}  {'── last token ──':^27}",
+             row("prompt", "tokens", "next", list(SCALAR_KEYS) * 2)]
+    for n, (label, run) in enumerate(zip(pset.labels, pset.runs), 1):
+        s = prompt_scalars(run)
+        values = [s[w][key] if s else None for w in wheres for key in SCALAR_KEYS]
+        nxt = repr((run.header.get("next_token") or {}).get("text"))[:10]
+        lines.append(row(f"{n} {label}", str(run.n_tokens), nxt, [_fmt(v) for v in values]))
+    if agg.get("scalar"):
+        for stat in ("mean", "std"):
+            name = f"mean ({agg['n_prompts']} prompts)" if stat == "mean" else "std (ddof 1)"
+            lines.append(row(name, "", "", [_fmt(agg["scalar"][w][key][stat]) for w in wheres
+                                              for key in SCALAR_KEYS]))
+    return lines
+
+
+def _pm(entry: dict) -> str:
+    return f"{_fmt(entry['mean'])} ± {_fmt(entry['std'])}"
+
+
+def scalar_summary(pset: PromptSet) -> list[str]:
+    """The aggregate in one line per model (trained; random-init with --random-baseline)."""
+    agg = pset.aggregate.header["aggregate"]
+    out = []
+    for label, part in (("trained", agg.get("scalar")), ("random-init", (agg.get("random_init") or {}).get("scalar"))):
+        if part:
+            out.append(f"{label}, over {agg['n_prompts']} prompts (mean ± std): off-diagonal m_{agg['k']} = "
+                       f"{_pm(part['all_tokens']['offdiag'])} (all tokens), {_pm(part['last_token']['offdiag'])} "
+                       f"(last token); adjacent {_pm(part['all_tokens']['adjacent'])}")
+    return out
+
+
+def compute_set(args: argparse.Namespace, prompts: list[Prompt], console) -> int:
+    from coupling_tui.core.cli import run_job
+    from coupling_tui.core.results import set_file as set_results
+    from coupling_tui.core.cli.common import engine_options, load_announced
+
+    output = set_results.check_target(args.output or default_set_output(args), len(prompts))
+    console.print(f"{len(prompts)} prompts: {', '.join(p.label for p in prompts)}", markup=False, highlight=False)
+    loaded, baseline = load_announced(args, console)
+    job = run_job.prepare_prompts(args, loaded, baseline, prompts, engine_options(args), console)
+    pset = stream_set_with_progress(job(), console)
+    path = set_results.save(pset, output)
+    console.print(f"computed {pset.n_prompts} prompts × {pset.runs[0].n_layers} layers in {pset.seconds:.1f} s")
+    for line in set_lines(pset):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    for line in scalar_summary(pset):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    print(path)
+    return 0

@@ -1,0 +1,142 @@
+"""Before a run starts: say what it will cost, ask before a large one when someone is there to answer, and refuse
+one that cannot fit when no one is (``--yes`` starts it anyway). Torch is only imported by ``estimate_for``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable
+
+from coupling_tui.core.cost import REDUCE_FLAGS, RunCost, estimate, fmt_bytes, fmt_seconds
+from coupling_tui.core.errors import UserError
+from coupling_tui.core.cli.run_bounds import parse_layers, select_layers
+
+ASK_SECONDS = 600.0
+"""Above 10 minutes an interactive run asks first."""
+ASK_MEMORY_FRACTION = 0.5
+"""… and above half of the free memory."""
+REFUSE_SECONDS = 4 * 3600.0
+"""Without --yes, a run that nobody can confirm is refused above 4 hours …"""
+REFUSE_MEMORY_FRACTION = 0.9
+"""… or above 90% of the free memory."""
+
+
+def available_memory(device: str = "cpu") -> float | None:
+    """Free bytes where the run's tensors live: MemAvailable on Linux, the GPU's free memory on CUDA."""
+    if device.startswith("cuda"):
+        try:
+            import torch
+
+            return float(torch.cuda.mem_get_info(torch.device(device))[0])
+        except Exception:  # noqa: BLE001 - no estimate is better than a crash here
+            return None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def verdict(cost: RunCost, available: float | None) -> tuple[str, str]:
+    """("ok" | "ask" | "refuse", why) for a run of ``cost`` with ``available`` free bytes (None = unknown)."""
+    need, secs = cost.total_bytes, cost.total_seconds
+    if available is not None and need > REFUSE_MEMORY_FRACTION * available:
+        return "refuse", f"it needs {fmt_bytes(need)} and {fmt_bytes(available)} is free"
+    if secs > REFUSE_SECONDS:
+        return "refuse", f"it would take {fmt_seconds(secs)}"
+    if available is not None and need > ASK_MEMORY_FRACTION * available:
+        return "ask", f"it needs {fmt_bytes(need)} of the {fmt_bytes(available)} free"
+    if secs > ASK_SECONDS:
+        return "ask", f"it would take {fmt_seconds(secs)}"
+    return "ok", ""
+
+
+def confirm(cost: RunCost, available: float | None, *, yes: bool, interactive: bool,
+            ask: Callable[[str], str] = input, say: Callable[[str], None] = print) -> None:
+    """Print the estimate; ask (interactive) or refuse (not) above the thresholds, unless ``yes``.
+    Declining or refusing raises UserError, before anything is computed."""
+    say(f"estimate: {cost.text()}")
+    level, why = verdict(cost, available)
+    if level == "ok" or yes:
+        return
+    if interactive:
+        try:
+            answer = ask(f"this is a large run ({why}). Start it? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() in ("y", "yes"):
+            return
+        raise UserError("not started", f"make the run smaller with {REDUCE_FLAGS}")
+    if level == "refuse":
+        raise UserError(f"refusing a run this large without --yes: {why}",
+                        f"make it smaller with {REDUCE_FLAGS}, or add --yes to start it anyway")
+
+
+def estimate_for(args: argparse.Namespace, loaded, prompt: str, *, baseline: bool = False) -> RunCost:
+    """The estimate of the run the flags ask for on ``loaded`` (its real token count, depth, width, weights)."""
+    import torch
+
+    from coupling_tui.core.options.coupling import context_layers, token_pairs
+    from coupling_tui.core.engine.stream import tokenize
+
+    ids, _ = tokenize(loaded, prompt, args.max_tokens)
+    layers = select_layers(parse_layers(getattr(args, "layers", None)), loaded.info["n_layers"])
+    weights = resident_weights(loaded)
+    return estimate(n_layers=loaded.info["n_layers"], d=loaded.info["d_model"], tokens=len(ids), top_k=args.top_k,
+                    history_mb=args.history_mb, dtype=loaded.dtype, token_coupling=not args.no_token_coupling,
+                    weights_bytes=weights, family=loaded.info.get("family"), jacobian_method=args.jacobian_method,
+                    layers=layers, baseline=baseline, vector_budget_mb=args.vector_budget_mb, device=loaded.device,
+                    threads=torch.get_num_threads(), vju=getattr(args, "vju", False),
+                    token_pairs=len(token_pairs(getattr(args, "token_pairs", None), loaded.info["n_layers"])),
+                    context_layers=len(context_layers(getattr(args, "context_layers", None),
+                                                      loaded.info["n_layers"])))
+
+
+def resident_weights(loaded) -> float:
+    """Bytes of the weights on the run's device: every parameter, or, for a sharded model, those on its coupling
+    device (``loaded.device``), since the free memory compared with is that device's (the other devices hold the
+    rest; offloaded blocks sit on meta)."""
+    params = loaded.model.parameters()
+    if getattr(loaded, "placement", None) is not None:
+        params = (p for p in params if str(p.device) == loaded.device)
+    return float(sum(p.numel() * p.element_size() for p in params))
+
+
+def set_cost(costs: list[RunCost]) -> RunCost:
+    """The cost of a prompt set's runs, one after another on the same model: the times add up; the peak is the
+    largest run's, plus the results of the other prompts, which stay in memory until the set is saved."""
+    seconds: dict[str, float] = {}
+    for cost in costs:
+        for name, value in cost.seconds.items():
+            seconds[name] = seconds.get(name, 0.0) + value
+    peak = max(costs, key=lambda c: c.total_bytes)
+    memory = dict(peak.memory)
+    kept = sum(c.memory.get("results file", 0.0) for c in costs) - peak.memory.get("results file", 0.0)
+    if kept > 0:
+        memory["other prompts' results"] = kept
+    return RunCost(memory=memory, seconds=seconds, device=peak.device)
+
+
+def check_run_cost(args: argparse.Namespace, loaded, prompt: str | list[str], console, *,
+                   baseline: bool = False) -> RunCost:
+    """``confirm`` for the CLI and the explorer: the estimate goes to ``console`` (stderr), the question to the
+    terminal when stdin is one. ``prompt`` may be a prompt set's texts (``set_cost``). Returns the estimate (for an
+    out-of-memory message later)."""
+    from rich.text import Text
+
+    if isinstance(prompt, str):
+        cost = estimate_for(args, loaded, prompt, baseline=baseline)
+    else:
+        cost = set_cost([estimate_for(args, loaded, text, baseline=baseline) for text in prompt])
+    interactive = sys.stdin is not None and sys.stdin.isatty()
+    confirm(cost, available_memory(loaded.device), yes=getattr(args, "yes", False), interactive=interactive,
+            ask=lambda q: console.input(Text(q)),
+            say=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+    return cost

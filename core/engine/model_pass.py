@@ -1,0 +1,265 @@
+"""One model's per-block work on one token sequence (``ModelPass``): the trace up front, then per block the Jacobians,
+their top-K triplets, the coupling entries they complete and the trajectory fits, as LayerDone events of one stage.
+``core.engine.stream`` runs one for the model and one for its random-init baseline."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from coupling_tui.core.linalg.coupling import run_scalar
+from coupling_tui.core.engine.coupling_stream import CouplingStream, coupling_ks, display_k
+from coupling_tui.core.results.events import LayerDone
+from coupling_tui.core.engine.jacobians.layers import LayerJacobians, vector_tokens
+from coupling_tui.core.load.models import LoadedModel
+from coupling_tui.core.linalg.spectra import resolve_solver, top_k as top_k_triplets
+from coupling_tui.core.engine.trace import trace
+from coupling_tui.core.maths.trajectory import expodistance, growth_fit, lss, sigma1_depth_fit
+
+
+class ModelPass:
+    """Everything one model computes on one token sequence: the trace up front, then per block the Jacobians,
+    their top-K, coupling entries and trajectory fits, as LayerDone events of one stage."""
+
+    def __init__(self, loaded: LoadedModel, ids: list[int], *, stage: str, prefix: str, top_k: int,
+                 jacobian_method: str, vector_budget_mb: float | None, history_mb: float, token_coupling: bool,
+                 keep_hidden: bool, vju: bool = False, pairs=(), layers: list[int] | None = None,
+                 topk_solver: str = "auto"):
+        self.loaded, self.stage, self.prefix, self.keep_hidden = loaded, stage, prefix, keep_hidden
+        self.topk_solver = topk_solver
+        self._warm: dict[int, torch.Tensor] | None = (
+            {} if resolve_solver(topk_solver, loaded.device) == "subspace" else None)
+        """The subspace solver's warm start: the previous selected block's V per token chunk (chunk start → V)."""
+        input_ids = torch.tensor([ids], device=loaded.device)
+        tr = trace(loaded.model, loaded.adapter, input_ids)
+        self.last_logits = tr.last_logits
+        self.hidden = tr.hidden.float().cpu().numpy()                  # [L+1, T, d], pre-final-norm
+        self.norms = np.linalg.norm(self.hidden.astype(np.float64), axis=-1).astype(np.float32)
+        L1, self.n_tokens, self.d = self.hidden.shape
+        self.n_layers = L1 - 1
+        self.selected = list(range(self.n_layers)) if layers is None else list(layers)
+        """The blocks whose Jacobians are computed (--layers); the coupling stream holds them compactly."""
+        self.slot = {layer: i for i, layer in enumerate(self.selected)}
+        self.partial = len(self.selected) < self.n_layers
+        self.k = min(top_k, self.d)
+        self.jac = LayerJacobians(loaded, input_ids, tr.block_inputs, jacobian_method) if self.k > 0 else None
+        self.keep = (vector_tokens(self.n_tokens, self.n_layers, self.d, self.k, vector_budget_mb)
+                     if self.jac is not None and vector_budget_mb is not None else np.zeros(0, np.int64))
+        self.ks = coupling_ks(self.k) if self.jac is not None else []
+        self.coupling = None
+        self.pair_layers = [(int(r), int(c)) for r, c in pairs if r in self.slot and c in self.slot]
+        """Token-coupling layer pairs (r ≠ c, both selected); the coupling stream holds them as slots."""
+        self.coupling_device = tr.block_inputs.device
+        """Where the coupling stream's bases, history and products live: block 0's input device (a sharded
+        model's first GPU). Each block's J and top-K are made on its own device, then moved here."""
+        if self.ks:
+            self.coupling = CouplingStream(len(self.selected), self.n_tokens, self.d, self.ks, dtype=self.jac.dtype,
+                                           device=self.coupling_device, history_mb=history_mb,
+                                           token_coupling=token_coupling, vju=vju,
+                                           pairs=[(self.slot[r], self.slot[c]) for r, c in self.pair_layers])
+        self.sigma1_start = 9 if self.n_layers >= 12 else 0
+        self._sigma1 = np.full((self.n_layers, self.n_tokens), np.nan, np.float64)
+        self._x_lin: torch.Tensor | None = None
+        """Π (I + J^l) x^0 over the blocks done so far, per token (float64, on the Jacobians' device)."""
+
+    # -- what RunStarted announces --
+    def stages(self) -> list[dict]:
+        out = [{"name": self.stage, "steps": self.n_layers}]
+        if self.coupling is not None and self.coupling.second_pass:
+            out.append({"name": f"{self.stage} · coupling pass", "steps": len(self.selected)})
+        return out
+
+    def coupling_header(self) -> dict | None:
+        c = self.coupling
+        if c is None:
+            return None
+        return {"ks": c.ks, "k": display_k(c.ks), "norm": "norm", "variant": "ujv", "variants": list(c.variants),
+                "elementwise_abs": True, "tokens": "all", "history": c.keep_history,
+                "token_coupling": c.token is not None, "token_pairs": len(c.pairs)}
+
+    def fits_header(self) -> dict:
+        return {"growth_start": 1, "expodistance_start": 1, "lss_start": 0, "sigma1_start": self.sigma1_start}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        L, T, d = self.n_layers, self.n_tokens, self.d
+        a: dict[str, np.ndarray] = {"trajectory.norms": _unfilled((L + 1, T))}
+        a["trajectory.norms"][0] = self.norms[0]
+        if self.keep_hidden:
+            a["trajectory.hidden"] = _unfilled(self.hidden.shape)
+            a["trajectory.hidden"][0] = self.hidden[0]
+        for name in _FIT_NAMES:
+            a[name] = _unfilled((T,))
+        if self.jac is not None:
+            a.update({"jacobian.singular_values": _unfilled((L, T, self.k)), "jacobian.frobenius": _unfilled((L, T)),
+                      "trajectory.fidelity": _unfilled((L + 1, T))})
+            a["trajectory.fidelity"][0] = 1.0                     # x_lin = x^0 before any block
+            for name in _SIGMA1_NAMES:
+                a[name] = _unfilled((T,))
+            if self.keep.size:
+                a.update({"jacobian.vector_tokens": self.keep, "jacobian.U": _unfilled((L, len(self.keep), d, self.k)),
+                          "jacobian.V": _unfilled((L, len(self.keep), d, self.k))})
+        c = self.coupling
+        if c is not None:
+            a.update({"coupling.ks": np.asarray(c.ks, np.int64), "coupling.depth": _unfilled((T, L, L)),
+                      "coupling.depth_k": self._full(c.depth, 2),
+                      "coupling.depth_trace_k": self._full(c.depth_trace, 2),
+                      "coupling.depth_mean_k": _unfilled((len(c.ks), L, L))})
+            if c.token is not None:
+                a["coupling.token_k"] = self._full(c.token, 1, pair=False)
+            if c.vju is not None:
+                a.update({"coupling.depth_vju_k": self._full(c.vju, 2),
+                          "coupling.depth_vju_trace_k": self._full(c.vju_trace, 2)})
+            if c.pairs:
+                a.update({"coupling.token_pairs": np.asarray(self.pair_layers, np.int64).reshape(-1, 2),
+                          "coupling.token_pair_k": c.token_pair.copy()})
+        return {self.prefix + name: value for name, value in a.items()}
+
+    # -- the work --
+    def events(self) -> Iterator[LayerDone]:
+        for layer in range(self.n_layers):
+            rows = {"trajectory.norms": (layer + 1, self.norms[layer + 1])}
+            if self.keep_hidden:
+                rows["trajectory.hidden"] = (layer + 1, self.hidden[layer + 1])
+            if self.jac is not None and layer in self.slot:
+                rows.update(self._jacobian_rows(layer))
+            rows.update(self._fit_rows(layer))
+            yield self._event(layer, self.stage, rows)
+        if self.coupling is not None and self.coupling.second_pass:
+            for slot, layer in enumerate(self.selected):
+                if slot < len(self.selected) - 1:
+                    for chunk in self.jac.token_chunks():
+                        J = self.jac.layer(layer, chunk).to(self.coupling_device)
+                        self.coupling.add_upper(slot, chunk, J)
+                yield self._event(layer, f"{self.stage} · coupling pass",
+                                  self._coupling_rows(pairs=bool(self.coupling.pairs_done_at(slot, True))))
+
+    def _event(self, layer: int, stage: str, rows: dict) -> LayerDone:
+        return LayerDone(layer=layer, n_layers=self.n_layers, stage=stage,
+                         rows={self.prefix + name: value for name, value in rows.items()})
+
+    def _jacobian_rows(self, layer: int) -> dict:
+        """Top-K triplets, Frobenius norms and coupling entries of block ``layer``, token chunk by token chunk."""
+        jac, k, keep = self.jac, self.k, self.keep
+        S = np.empty((jac.n_tokens, k), np.float32)
+        fro = np.empty(jac.n_tokens, np.float32)
+        U = np.empty((len(keep), jac.d, k), np.float32)
+        V = np.empty((len(keep), jac.d, k), np.float32)
+        x_lin = None
+        for chunk in jac.token_chunks():
+            J = jac.layer(layer, chunk)
+            warm = self._warm.get(chunk.start) if self._warm is not None else None
+            u, s, v = top_k_triplets(J, k, solver=self.topk_solver, start=warm)
+            if self._warm is not None:
+                self._warm[chunk.start] = v
+            S[chunk.start:chunk.stop] = s.float().cpu().numpy()
+            fro[chunk.start:chunk.stop] = torch.linalg.matrix_norm(J).float().cpu().numpy()
+            sel = np.flatnonzero((keep >= chunk.start) & (keep < chunk.stop))
+            if sel.size:
+                local = torch.as_tensor(keep[sel] - chunk.start, device=u.device)
+                U[sel] = u[local].float().cpu().numpy()
+                V[sel] = v[local].float().cpu().numpy()
+            if self.coupling is not None:                      # sharded: J, U, S, V move to one device
+                self.coupling.add_layer(self.slot[layer], chunk, *self._to_coupling(J, u, s, v))
+            if not self.partial:                                  # Π (I + J^l) x^0 needs every block
+                x_lin = self._chain(layer, chunk, J)
+            del J, u, s, v
+        self._sigma1[layer] = S[:, 0]
+        rows = {"jacobian.singular_values": (layer, S), "jacobian.frobenius": (layer, fro)}
+        if x_lin is not None:
+            rows["trajectory.fidelity"] = (layer + 1, x_lin)
+        if keep.size:
+            rows.update({"jacobian.U": (layer, U), "jacobian.V": (layer, V)})
+        if self.coupling is not None:
+            rows.update(self._coupling_rows(layer))
+        if layer >= self.sigma1_start + 1 and not self.partial:
+            fit = sigma1_depth_fit(self._sigma1[: layer + 1], start=self.sigma1_start)
+            for name, key in zip(_SIGMA1_NAMES, ("slope", "intercept", "r2")):
+                rows[name] = (Ellipsis, fit[key].astype(np.float32))
+        return rows
+
+    def _to_coupling(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``tensors`` on the coupling device (no copy where they already are: an unsharded model)."""
+        return tuple(t.to(self.coupling_device) for t in tensors)
+
+    def _chain(self, layer: int, chunk: range, J: torch.Tensor) -> np.ndarray:
+        """Linearisation fidelity: push x_lin = Π (I + J^l) x^0 through block ``layer`` at ``chunk``; returns
+        cos(x_lin, x^{l+1}) for every token computed so far (float64 maths)."""
+        if self._x_lin is None:
+            self._x_lin = torch.as_tensor(self.hidden[0], dtype=torch.float64, device=J.device)
+        self._x_lin = self._x_lin.to(J.device)                    # [T, d]: follows a sharded model's blocks
+        x = self._x_lin[chunk.start:chunk.stop]
+        self._x_lin[chunk.start:chunk.stop] = x + (J.double() @ x.unsqueeze(-1)).squeeze(-1)
+        xl = self._x_lin.cpu().numpy()
+        y = self.hidden[layer + 1].astype(np.float64)
+        return ((xl * y).sum(-1) / (np.linalg.norm(xl, axis=-1) * np.linalg.norm(y, axis=-1))).astype(np.float32)
+
+    def _coupling_rows(self, layer: int | None = None, pairs: bool = False) -> dict:
+        c = self.coupling
+        depth_k = self._full(c.depth, 2)
+        rows = {"coupling.depth": (Ellipsis, depth_k[c.ks.index(display_k(c.ks))]),
+                "coupling.depth_k": (Ellipsis, depth_k),
+                "coupling.depth_trace_k": (Ellipsis, self._full(c.depth_trace, 2)),
+                "coupling.depth_mean_k": (Ellipsis, self._full(c.depth_mean(), 1))}
+        if c.vju is not None:
+            rows.update({"coupling.depth_vju_k": (Ellipsis, self._full(c.vju, 2)),
+                         "coupling.depth_vju_trace_k": (Ellipsis, self._full(c.vju_trace, 2))})
+        if layer is not None and c.token is not None:
+            rows["coupling.token_k"] = ((slice(None), layer), c.token[:, self.slot[layer]].copy())
+        if pairs or (layer is not None and c.pairs_done_at(self.slot[layer])):
+            rows["coupling.token_pair_k"] = (Ellipsis, c.token_pair.copy())
+        return rows
+
+    def _full(self, compact: np.ndarray, axis: int, pair: bool = True) -> np.ndarray:
+        """A coupling array over the selected blocks (``axis``, and ``axis + 1`` when ``pair``) spread over every
+        block, NaN at the others; a copy either way."""
+        if not self.partial:
+            return compact.copy()
+        shape = list(compact.shape)
+        shape[axis] = self.n_layers
+        if pair:
+            shape[axis + 1] = self.n_layers
+        out = np.full(shape, np.nan, np.float32)
+        sel = np.asarray(self.selected)
+        index = [slice(None)] * compact.ndim
+        if pair:
+            index[axis], index[axis + 1] = sel[:, None], sel[None, :]
+        else:
+            index[axis] = sel
+        out[tuple(index)] = compact
+        return out
+
+    def _fit_rows(self, layer: int) -> dict:
+        """Trajectory fits over the states computed so far (rows 0..layer+1)."""
+        rows: dict = {}
+        norms, hidden = self.norms[: layer + 2], self.hidden[: layer + 2]
+        if layer >= 1:
+            g = growth_fit(norms, start=1)
+            e = expodistance(hidden, start=1)
+            rows.update({"trajectory.growth_factor": g["factor"], "trajectory.growth_r2": g["r2"],
+                         "trajectory.expodistance_factor": e["factor"], "trajectory.expodistance_r2": e["r2"],
+                         "trajectory.expodistance_cv": e["ratio_cv"]})
+        rows["trajectory.lss"] = lss(hidden, start=0)
+        return {name: (Ellipsis, np.asarray(v, np.float32)) for name, v in rows.items()}
+
+    # -- what RunFinished adds --
+    def next_token(self) -> dict:
+        next_id = int(self.last_logits.argmax())
+        return {"id": next_id, "text": self.loaded.tokenizer.decode([next_id])}
+
+    def scalar(self) -> dict | None:
+        c = self.coupling
+        if c is None:
+            return None
+        k = display_k(c.ks)
+        return {**run_scalar(c.depth[c.ks.index(k)], k), "tokens": "all"}
+
+
+_FIT_NAMES = ("trajectory.growth_factor", "trajectory.growth_r2", "trajectory.lss", "trajectory.expodistance_factor",
+              "trajectory.expodistance_r2", "trajectory.expodistance_cv")
+_SIGMA1_NAMES = ("jacobian.sigma1_fit_slope", "jacobian.sigma1_fit_intercept", "jacobian.sigma1_fit_r2")
+
+
+def _unfilled(shape: tuple[int, ...]) -> np.ndarray:
+    return np.full(shape, np.nan, dtype=np.float32)

@@ -1,0 +1,181 @@
+"""Orchestration: a generator of small engine events (core.events), one per layer, that a CLI, the TUI or a test
+consumes. Nothing here draws or saves; stopping the iteration between layers stops the work."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from coupling_tui.core import __version__
+from coupling_tui.core.errors import UserError
+from coupling_tui.core.results.events import Event, RunFinished, RunStarted
+from coupling_tui.core.load.models import LoadedModel
+from coupling_tui.core.engine.model_pass import ModelPass
+from coupling_tui.core.load.placement import is_dispatched
+from coupling_tui.core.engine.jacobians import DEFAULT_TOP_K, DEFAULT_VECTOR_BUDGET_MB
+from coupling_tui.core.options.prompts import DEFAULT_MAX_TOKENS
+from coupling_tui.core.options import coupling as coupling_options
+from coupling_tui.core.engine.collapse import CollapsePass, CollapseSpec
+from coupling_tui.core.engine.context import ContextPass
+from coupling_tui.core.engine.coupling_stream import DEFAULT_HISTORY_MB
+from coupling_tui.core.linalg.spectra import SOLVERS, resolve_solver
+
+
+def tokenize(loaded: LoadedModel, prompt: str, max_tokens: int) -> tuple[list[int], int | None]:
+    """Token ids of ``prompt`` (the tokenizer's own special tokens included), cut to the first ``max_tokens``
+    and to the model's context; returns (ids, original length if truncated else None)."""
+    ids = list(loaded.tokenizer(prompt, add_special_tokens=True)["input_ids"])
+    if not ids:
+        raise UserError("the prompt has no tokens", "give some text to analyse")
+    limit = max_tokens
+    context = getattr(loaded.model.config, "max_position_embeddings", None) or getattr(
+        loaded.model.config, "n_positions", None)
+    if context:
+        limit = min(limit, int(context))
+    if len(ids) > limit:
+        return ids[:limit], len(ids)
+    return ids, None
+
+
+def token_texts(tokenizer: Any, ids: list[int]) -> list[str]:
+    return [tokenizer.decode([i]) for i in ids]
+
+
+def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TOKENS, top_k: int = DEFAULT_TOP_K,
+           jacobian_method: str = "auto", vector_budget_mb: float = DEFAULT_VECTOR_BUDGET_MB,
+           history_mb: float = DEFAULT_HISTORY_MB, token_coupling: bool = True, vju: bool = False,
+           token_pairs: str | list | None = None, context_layers: str | list | None = None,
+           context_tokens: tuple[int, int] = (0, -1), baseline: LoadedModel | None = None,
+           params: dict | None = None, collapse: CollapseSpec | None = None,
+           layers: list[int] | None = None, topk_solver: str = "auto") -> Iterator[Event]:
+    """Yield RunStarted, one LayerDone per block and stage, then RunFinished.
+
+    Stage "layers" carries, per block, the residual stream leaving it, its norms, the trajectory fits so far and,
+    when ``top_k`` > 0, the block's Jacobian summary (top-K singular values and Frobenius norm of every token's J,
+    top-K singular vectors of the tokens chosen by ``vector_tokens``) and the depth/token coupling entries it
+    completes (core.coupling_stream; with ``vju`` also the bases-exchanged variant, with ``token_pairs``
+    (core.coupling_options: "adjacent", "r:c,…" or a list of pairs) token coupling between different layers).
+    ``context_layers`` adds a stage "context" (core.context_coupling: cross-token Jacobians at those layers for
+    the input token ``context_tokens[0]`` and the output token ``context_tokens[1]``). A stage "coupling pass" follows when the dense-J history did not fit
+    ``history_mb``. With ``baseline`` (the same architecture, random weights) the same stages run again on it,
+    into arrays prefixed ``random_init.``. With ``collapse`` a stage "collapse" follows (core.collapse: the
+    representational-collapse pairs and the over-squashing sensitivity, on the trained model; its header under
+    ``collapse``, its arrays prefixed ``collapse.``). Only one layer's dense Jacobians exist at a time unless the
+    history fits; a consumer that stops iterating stops the work between layers. ``layers`` (sorted block
+    indices) bounds the Jacobians, their spectra and the coupling to those blocks (``--layers``): the arrays keep
+    every block's place, NaN at the others; trajectories cover every block, and the linearisation fidelity and
+    the 1/σ₁ fit, which need every block, are left NaN. ``topk_solver`` is ``core.spectra.top_k``'s solver
+    ("auto": scipy on the CPU, subspace iteration on CUDA)."""
+    started = time.perf_counter()
+    _check_collapse_placement(loaded, collapse)
+    _check_solver(topk_solver, loaded.device)
+    layers = _checked_layers(layers, len(loaded.adapter.block_list(loaded.model)))
+    ids, truncated_from = tokenize(loaded, prompt, max_tokens)
+    collapse_pass = CollapsePass(loaded, collapse) if collapse is not None else None   # checks the spec first
+    n_layers = int(loaded.info["n_layers"])
+    pairs = coupling_options.token_pairs(token_pairs, n_layers)
+    if layers is not None:                      # --layers: pairs of two selected blocks only
+        pairs = [(r, c) for r, c in pairs if r in layers and c in layers]
+    opts = {"top_k": top_k, "jacobian_method": jacobian_method, "history_mb": history_mb, "vju": vju,
+            "layers": layers, "topk_solver": topk_solver}
+    passes = [ModelPass(loaded, ids, stage="layers", prefix="", vector_budget_mb=vector_budget_mb,
+                        token_coupling=token_coupling, keep_hidden=True, pairs=pairs, **opts)]
+    if baseline is not None:
+        passes.append(ModelPass(baseline, ids, stage="random-init", prefix=RANDOM_INIT_PREFIX, vector_budget_mb=None,
+                                token_coupling=False, keep_hidden=False, pairs=[], **opts))
+    layers_c = coupling_options.context_layers(context_layers, n_layers)
+    context = ContextPass(loaded, ids, layers_c, context_tokens, top_k=passes[0].k,
+                          history_mb=history_mb, topk_solver=topk_solver) if layers_c and passes[0].k > 0 else None
+    main = passes[0]
+    header = {
+        "tool": {"name": "coupling-tui", "version": __version__},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": dict(loaded.info),
+        "dtype": loaded.dtype,
+        "device": loaded.device,
+        "placement": loaded.placement,
+        "prompt": prompt,
+        "tokens": {"ids": ids, "text": token_texts(loaded.tokenizer, ids), "truncated_from": truncated_from},
+        "params": {"max_tokens": max_tokens, "top_k": main.k, "jacobian_method": jacobian_method,
+                   "vector_budget_mb": vector_budget_mb, "history_mb": history_mb, "token_coupling": token_coupling,
+                   "vju": vju, "token_pairs": [list(p) for p in pairs], "context_layers": layers_c,
+                   "baseline": "random-init" if baseline is not None else None, "layers": layers,
+                   **(params or {})},
+        "jacobian": None if main.jac is None else {
+            "method": main.jac.method, "compute_dtype": str(main.jac.dtype).replace("torch.", ""), "top_k": main.k,
+            "topk_solver": resolve_solver(topk_solver, loaded.device)},
+        "coupling": main.coupling_header(),
+        "fits": main.fits_header(),
+        "stages": [stage for p in passes for stage in p.stages()],
+        "versions": {"torch": torch.__version__, "transformers": _transformers_version()},
+    }
+    if baseline is not None:
+        header["random_init"] = {"model": dict(baseline.info)}
+    arrays = {"tokens.ids": np.asarray(ids, dtype=np.int64)}
+    for p in passes:
+        arrays.update(p.arrays())
+    if context is not None:
+        header["context"] = context.header()
+        header["stages"] += context.stages()
+        arrays.update(context.arrays())
+    if collapse_pass is not None:
+        header["collapse"] = collapse_pass.header()
+        header["stages"] += collapse_pass.stages()
+        arrays.update(collapse_pass.arrays())
+    yield RunStarted(header=header, arrays=arrays)
+    for p in passes:
+        yield from p.events()
+    if context is not None:
+        yield from context.events()
+    if collapse_pass is not None:
+        yield from collapse_pass.events()
+    end = {"next_token": main.next_token(), "coupling_scalar": main.scalar()}
+    if baseline is not None:
+        end["random_init"] = {**header["random_init"], "next_token": passes[1].next_token(),
+                              "coupling_scalar": passes[1].scalar()}
+    if collapse_pass is not None:
+        end["collapse"] = collapse_pass.header()          # now with the greedy tokens' texts and the time
+    yield RunFinished(seconds=time.perf_counter() - started, header=end)
+
+
+def _check_collapse_placement(loaded: LoadedModel, collapse: CollapseSpec | None) -> None:
+    """The collapse stage copies the whole model into its low dtype: not a model accelerate has dispatched."""
+    if collapse is not None and loaded.placement is not None and is_dispatched(loaded.model):
+        raise UserError("--collapse copies the whole model into --low-dtype, which a model sharded with "
+                        "--device-map/--max-memory cannot do",
+                        "run the collapse stage on a model that fits one device (drop --device-map/--max-memory)")
+
+
+def _check_solver(solver: str, device: str) -> None:
+    """``core.spectra``'s solver names, and scipy (LAPACK on numpy arrays) only for a model on the CPU."""
+    try:
+        resolve_solver(solver, device)
+    except ValueError:
+        if solver == "scipy":
+            raise UserError(f"--topk-solver scipy runs on the CPU only, and this model is on {device}",
+                            "use auto, torch or subspace") from None
+        raise UserError(f"unknown --topk-solver {solver!r}", "use one of " + ", ".join(SOLVERS)) from None
+
+
+def _checked_layers(layers, n_layers: int) -> list[int] | None:
+    """``layers`` as sorted unique block indices (None = every block)."""
+    if layers is None:
+        return None
+    chosen = sorted({int(b) for b in layers})
+    if not chosen or chosen[0] < 0 or chosen[-1] >= n_layers:
+        raise UserError(f"layers {chosen} outside the model's blocks 0..{n_layers - 1}")
+    return None if len(chosen) == n_layers else chosen
+
+
+RANDOM_INIT_PREFIX = "random_init."
+"""Arrays of the untrained baseline carry this prefix before the trained model's names."""
+
+
+def _transformers_version() -> str:
+    import transformers
+
+    return transformers.__version__
