@@ -1,13 +1,25 @@
 """Atomic file writes: a temp file in the target's directory, then ``os.replace``. Readers see the old file or the
-new one, never half of one, and an interrupted write leaves nothing behind."""
+new one, never half of one, and an interrupted write leaves nothing behind. Also the one rule that turns a model
+name, a prompt label or a run name into a safe file name (``file_slug``)."""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from coupling_tui.core.errors import UserError
+
+
+def file_slug(text: str, fallback: str, max_len: int | None = None) -> str:
+    """``text`` safe for a file name: every run of characters other than letters, digits, ``.``, ``_`` and ``-``
+    becomes one ``-``, leading and trailing ``-``/``.`` are dropped (no hidden files), at most ``max_len``
+    characters; ``fallback`` when nothing is left."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    if max_len is not None:
+        slug = slug[:max_len]
+    return slug or fallback
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -11,6 +11,7 @@ from coupling_tui.core.results.aggregate import is_aggregate
 from .app_compare import NO_PAIR
 from .panes.collapse import NO_COLLAPSE, CollapsePane
 from .panes.coupling import NO_COUPLING, CouplingPane
+from coupling_tui.core.results import names
 
 
 class LayoutMixin:
@@ -55,7 +56,7 @@ class LayoutMixin:
         but no Jacobians (``coupling-tui collapse``), Collapse takes the width the empty Coupling pane would and has
         the focus."""
         has = CollapsePane.available(self.results)
-        collapse_run = has and "jacobian.singular_values" not in self.results.arrays
+        collapse_run = has and names.JACOBIAN_SINGULAR_VALUES not in self.results.arrays
         self.screen.set_class(is_aggregate(self.results), "-aggregate")   # the Coupling pane alone (app.tcss)
         self.screen.set_class(self.comparing(), "-compare")              # two heatmaps and the Compare pane
         if (has, collapse_run) == self._layout:
@@ -119,7 +120,7 @@ class LayoutMixin:
         self._collapse_key(CollapsePane.cycle_measure)
 
     def jump_to_length(self, n: int) -> None:
-        lengths = self.results.arrays.get("collapse.lengths")
+        lengths = self.results.arrays.get(names.COLLAPSE_LENGTHS)
         if lengths is not None and n not in lengths.tolist():
             self.notify(f"no collapse length n = {n} in this run (it has {', '.join(map(str, lengths.tolist()))})",
                         severity="warning", markup=False)

@@ -8,7 +8,6 @@ screen's compositor); the crop below uses that same compositor.
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
 
 from rich.console import Console
@@ -16,7 +15,7 @@ from rich.segment import Segment, Segments
 from textual.app import App
 from textual.widget import Widget
 
-from coupling_tui.core.atomic import atomic_write_bytes
+from coupling_tui.core.atomic import atomic_write_bytes, file_slug
 
 
 def _console(width: int, height: int) -> Console:
@@ -42,8 +41,7 @@ def screen_svg(app: App, title: str) -> str:
 
 def svg_name(run_name: str, part: str) -> str:
     """``<run>-<part>.svg`` with anything unsafe in a file name replaced."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{run_name}-{part}").strip("-") or "coupling-tui"
-    return f"{safe}.svg"
+    return f"{file_slug(f'{run_name}-{part}', 'coupling-tui')}.svg"
 
 
 def write_svg(directory: Path, run_name: str, part: str, svg: str) -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from coupling_tui.core.cli.common import (add_collapse_args, add_common_args, add_model_args, collapse_spec, default_output, guarded, load_announced, run_params, stream_with_progress)
 from coupling_tui.core.maths.collapse_view import sensitivity_shares
+from coupling_tui.core.results import names
 
 COLLAPSE_PROMPT = "1 1 1 1 1 1 1 1"
 """The short prompt of the run's ordinary layer pass (its trajectories; no Jacobians): a results file always has
@@ -76,7 +77,7 @@ def summary_table(run):
     table.add_column("n", justify="right")
     for family in info["families"]:
         table.add_column(family, justify="right")
-    for j, n in enumerate(a["collapse.lengths"]):
+    for j, n in enumerate(a[names.COLLAPSE_LENGTHS]):
         table.add_row(str(int(n)), *(f"{a['collapse.diff'][f, j, 0]:.3g} ({a['collapse.identical_low'][f, j]:.0%})"
                                      for f in range(len(info["families"]))))
     return table
@@ -86,7 +87,7 @@ def sensitivity_lines(run) -> list[str]:
     s = run.header["collapse"].get("sensitivity")
     if not s:
         return []
-    shares = sensitivity_shares(run.arrays["collapse.sensitivity"])
+    shares = sensitivity_shares(run.arrays[names.COLLAPSE_SENSITIVITY])
     if shares is None:
         return []
     how = "exact" if s["method"] == "exact" else f"Hutchinson, {s['probes']} probes"

@@ -6,7 +6,6 @@ No Textual here."""
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from datetime import datetime
@@ -14,10 +13,11 @@ from pathlib import Path
 
 from coupling_tui.core.cli.args import (add_collapse_args, add_common_args, add_jacobian_args, add_model_args,  # noqa: F401
                                         add_prompt_args)
+from coupling_tui.core.atomic import file_slug
 from coupling_tui.core.errors import UserError
 from coupling_tui.core.faults import (interrupt_message, is_out_of_memory, out_of_memory_error, sigterm_as_interrupt)
 from coupling_tui.core.options.prompts import Prompt, check_max_tokens, read_prompts, truncation_note
-from coupling_tui.core.cli.run_bounds import add_run_size_args, parse_layers
+from coupling_tui.core.cli.run_bounds import parse_layers
 
 
 def collapse_spec(args: argparse.Namespace):
@@ -115,7 +115,7 @@ def default_output(args: argparse.Namespace) -> Path:
     """``<user data dir>/runs/<time>-<model>.safetensors``."""
     import platformdirs
 
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(args.model).name if args.model else "SmolLM2-135M-Instruct")
+    name = file_slug(Path(args.model).name if args.model else "", "SmolLM2-135M-Instruct")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     suffix = "-random-init" if args.random_init else ""
     return Path(platformdirs.user_data_dir("coupling-tui")) / "runs" / f"{stamp}-{name}{suffix}.safetensors"

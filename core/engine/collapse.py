@@ -29,6 +29,7 @@ from coupling_tui.core.errors import UserError
 from coupling_tui.core.results.events import LayerDone
 from coupling_tui.core.load.models import LoadedModel
 from coupling_tui.core.engine.trace import first_tensor, trace
+from coupling_tui.core.results import names
 
 __all__ = ["CollapsePass", "CollapseSpec", "STAGE", "pair_differences", "bit_identical_fraction", "sensitivity",
            "cast_copy", "model_context"]
@@ -244,17 +245,17 @@ class CollapsePass:
         n_tokens = np.array([[[len(p.short.ids), len(p.long.ids)] for p in f.pairs] for f in self.families],
                             np.int64).reshape(F, N, 2)
         return {
-            "collapse.lengths": np.asarray(self.lengths, np.int64),
-            "collapse.n_tokens": n_tokens,
-            "collapse.final": _unfilled((F, N, 2, d)),
-            "collapse.final_normed": _unfilled((F, N, 2, d)),
-            "collapse.diff": _unfilled((F, N, 3)),
-            "collapse.diff_low": _unfilled((F, N, 3)),
-            "collapse.identical_low": _unfilled((F, N)),
-            "collapse.next_ids": np.full((F, N, 2), -1, np.int64),
-            "collapse.next_ids_low": np.full((F, N, 2), -1, np.int64),
-            "collapse.sensitivity": _unfilled((P,)),
-            "collapse.sensitivity_raw": _unfilled((P,)),
+            names.COLLAPSE_LENGTHS: np.asarray(self.lengths, np.int64),
+            names.COLLAPSE_N_TOKENS: n_tokens,
+            names.COLLAPSE_FINAL: _unfilled((F, N, 2, d)),
+            names.COLLAPSE_FINAL_NORMED: _unfilled((F, N, 2, d)),
+            names.COLLAPSE_DIFF: _unfilled((F, N, 3)),
+            names.COLLAPSE_DIFF_LOW: _unfilled((F, N, 3)),
+            names.COLLAPSE_IDENTICAL_LOW: _unfilled((F, N)),
+            names.COLLAPSE_NEXT_IDS: np.full((F, N, 2), -1, np.int64),
+            names.COLLAPSE_NEXT_IDS_LOW: np.full((F, N, 2), -1, np.int64),
+            names.COLLAPSE_SENSITIVITY: _unfilled((P,)),
+            names.COLLAPSE_SENSITIVITY_RAW: _unfilled((P,)),
         }
 
     # -- the work --
@@ -272,8 +273,8 @@ class CollapsePass:
                 s = self.sens
                 raw = sensitivity(reference, self.loaded.adapter, s["ids"], method=s["method"], probes=s["probes"],
                                   seed=self.spec.seed)
-                rows = {"collapse.sensitivity_raw": (Ellipsis, raw.astype(np.float32)),
-                        "collapse.sensitivity": (Ellipsis, (raw / raw.sum()).astype(np.float32))}
+                rows = {names.COLLAPSE_SENSITIVITY_RAW: (Ellipsis, raw.astype(np.float32)),
+                        names.COLLAPSE_SENSITIVITY: (Ellipsis, (raw / raw.sum()).astype(np.float32))}
                 yield LayerDone(layer=step, n_layers=self.n_steps, stage=STAGE, rows=rows)
         finally:
             del reference, low
@@ -295,13 +296,13 @@ class CollapsePass:
         for i in (next_a, next_b, low_a, low_b):
             self.next_text.setdefault(str(i), self.loaded.tokenizer.decode([i]))
         return {
-            "collapse.final": ((f, j), torch.stack([h_a, h_b]).float().cpu().numpy()),
-            "collapse.final_normed": ((f, j), torch.stack([n_a, n_b]).float().cpu().numpy()),
-            "collapse.diff": ((f, j), pair_differences(h_a, h_b).astype(np.float32)),
-            "collapse.diff_low": ((f, j), pair_differences(l_a, l_b).astype(np.float32)),
-            "collapse.identical_low": ((f, j), np.float32(bit_identical_fraction(l_a, l_b))),
-            "collapse.next_ids": ((f, j), np.array([next_a, next_b], np.int64)),
-            "collapse.next_ids_low": ((f, j), np.array([low_a, low_b], np.int64)),
+            names.COLLAPSE_FINAL: ((f, j), torch.stack([h_a, h_b]).float().cpu().numpy()),
+            names.COLLAPSE_FINAL_NORMED: ((f, j), torch.stack([n_a, n_b]).float().cpu().numpy()),
+            names.COLLAPSE_DIFF: ((f, j), pair_differences(h_a, h_b).astype(np.float32)),
+            names.COLLAPSE_DIFF_LOW: ((f, j), pair_differences(l_a, l_b).astype(np.float32)),
+            names.COLLAPSE_IDENTICAL_LOW: ((f, j), np.float32(bit_identical_fraction(l_a, l_b))),
+            names.COLLAPSE_NEXT_IDS: ((f, j), np.array([next_a, next_b], np.int64)),
+            names.COLLAPSE_NEXT_IDS_LOW: ((f, j), np.array([low_a, low_b], np.int64)),
         }
 
 

@@ -31,6 +31,7 @@ from coupling_tui.core.engine.jacobians.layers import compute_dtype
 from coupling_tui.core.load.models import LoadedModel
 from coupling_tui.core.load.placement import execution_device
 from coupling_tui.core.linalg.spectra import top_k as top_k_triplets
+from coupling_tui.core.results import names
 
 STAGE = "context"
 
@@ -118,12 +119,12 @@ class ContextPass:
         return [{"name": STAGE, "steps": len(self.layers)}]
 
     def arrays(self) -> dict[str, np.ndarray]:
-        a = {"context.layers": np.asarray(self.layers, np.int64),
-             "context.tokens": np.asarray([self.in_token, self.out_token], np.int64)}
+        a = {names.CONTEXT_LAYERS: np.asarray(self.layers, np.int64),
+             names.CONTEXT_TOKENS: np.asarray([self.in_token, self.out_token], np.int64)}
         for side in ("out", "in"):
-            a[f"context.{side}_k"] = self.coupling[side].copy()
-            a[f"context.{side}_frobenius"] = self.frobenius[side].copy()
-            a[f"context.{side}_singular_values"] = self.singular[side].copy()
+            a[names.context_name(side, "k")] = self.coupling[side].copy()
+            a[names.context_name(side, "frobenius")] = self.frobenius[side].copy()
+            a[names.context_name(side, "singular_values")] = self.singular[side].copy()
         return a
 
     def events(self) -> Iterator[LayerDone]:
@@ -154,9 +155,9 @@ class ContextPass:
                 kept[q] = {}                                                  # its dense J are no longer needed
             rows = {}
             for side in ("out", "in"):
-                rows[f"context.{side}_k"] = (Ellipsis, self.coupling[side].copy())
-                rows[f"context.{side}_frobenius"] = (q, self.frobenius[side][q].copy())
-                rows[f"context.{side}_singular_values"] = (q, self.singular[side][q].copy())
+                rows[names.context_name(side, "k")] = (Ellipsis, self.coupling[side].copy())
+                rows[names.context_name(side, "frobenius")] = (q, self.frobenius[side][q].copy())
+                rows[names.context_name(side, "singular_values")] = (q, self.singular[side][q].copy())
             yield LayerDone(layer=layer, n_layers=n_layers, stage=STAGE, rows=rows)
 
     def _couple(self, side: str, valid: range, row: int, col: int, row_data: tuple, col_data: tuple) -> None:

@@ -17,6 +17,7 @@ from coupling_tui.core.load.models import LoadedModel
 from coupling_tui.core.linalg.spectra import resolve_solver, top_k as top_k_triplets
 from coupling_tui.core.engine.trace import trace
 from coupling_tui.core.maths.trajectory import expodistance, growth_fit, lss, sigma1_depth_fit
+from coupling_tui.core.results import names
 
 
 class ModelPass:
@@ -84,44 +85,46 @@ class ModelPass:
 
     def arrays(self) -> dict[str, np.ndarray]:
         L, T, d = self.n_layers, self.n_tokens, self.d
-        a: dict[str, np.ndarray] = {"trajectory.norms": _unfilled((L + 1, T))}
-        a["trajectory.norms"][0] = self.norms[0]
+        a: dict[str, np.ndarray] = {names.TRAJECTORY_NORMS: _unfilled((L + 1, T))}
+        a[names.TRAJECTORY_NORMS][0] = self.norms[0]
         if self.keep_hidden:
-            a["trajectory.hidden"] = _unfilled(self.hidden.shape)
-            a["trajectory.hidden"][0] = self.hidden[0]
+            a[names.TRAJECTORY_HIDDEN] = _unfilled(self.hidden.shape)
+            a[names.TRAJECTORY_HIDDEN][0] = self.hidden[0]
         for name in _FIT_NAMES:
             a[name] = _unfilled((T,))
         if self.jac is not None:
-            a.update({"jacobian.singular_values": _unfilled((L, T, self.k)), "jacobian.frobenius": _unfilled((L, T)),
-                      "trajectory.fidelity": _unfilled((L + 1, T))})
-            a["trajectory.fidelity"][0] = 1.0                     # x_lin = x^0 before any block
+            a.update({names.JACOBIAN_SINGULAR_VALUES: _unfilled((L, T, self.k)),
+                      names.JACOBIAN_FROBENIUS: _unfilled((L, T)),
+                      names.TRAJECTORY_FIDELITY: _unfilled((L + 1, T))})
+            a[names.TRAJECTORY_FIDELITY][0] = 1.0                     # x_lin = x^0 before any block
             for name in _SIGMA1_NAMES:
                 a[name] = _unfilled((T,))
             if self.keep.size:
-                a.update({"jacobian.vector_tokens": self.keep, "jacobian.U": _unfilled((L, len(self.keep), d, self.k)),
-                          "jacobian.V": _unfilled((L, len(self.keep), d, self.k))})
+                a.update({names.JACOBIAN_VECTOR_TOKENS: self.keep,
+                          names.JACOBIAN_U: _unfilled((L, len(self.keep), d, self.k)),
+                          names.JACOBIAN_V: _unfilled((L, len(self.keep), d, self.k))})
         c = self.coupling
         if c is not None:
-            a.update({"coupling.ks": np.asarray(c.ks, np.int64), "coupling.depth": _unfilled((T, L, L)),
-                      "coupling.depth_k": self._full(c.depth, 2),
-                      "coupling.depth_trace_k": self._full(c.depth_trace, 2),
-                      "coupling.depth_mean_k": _unfilled((len(c.ks), L, L))})
+            a.update({names.COUPLING_KS: np.asarray(c.ks, np.int64), names.COUPLING_DEPTH: _unfilled((T, L, L)),
+                      names.COUPLING_DEPTH_K: self._full(c.depth, 2),
+                      names.COUPLING_DEPTH_TRACE_K: self._full(c.depth_trace, 2),
+                      names.COUPLING_DEPTH_MEAN_K: _unfilled((len(c.ks), L, L))})
             if c.token is not None:
-                a["coupling.token_k"] = self._full(c.token, 1, pair=False)
+                a[names.COUPLING_TOKEN_K] = self._full(c.token, 1, pair=False)
             if c.vju is not None:
-                a.update({"coupling.depth_vju_k": self._full(c.vju, 2),
-                          "coupling.depth_vju_trace_k": self._full(c.vju_trace, 2)})
+                a.update({names.COUPLING_DEPTH_VJU_K: self._full(c.vju, 2),
+                          names.COUPLING_DEPTH_VJU_TRACE_K: self._full(c.vju_trace, 2)})
             if c.pairs:
-                a.update({"coupling.token_pairs": np.asarray(self.pair_layers, np.int64).reshape(-1, 2),
-                          "coupling.token_pair_k": c.token_pair.copy()})
+                a.update({names.COUPLING_TOKEN_PAIRS: np.asarray(self.pair_layers, np.int64).reshape(-1, 2),
+                          names.COUPLING_TOKEN_PAIR_K: c.token_pair.copy()})
         return {self.prefix + name: value for name, value in a.items()}
 
     # -- the work --
     def events(self) -> Iterator[LayerDone]:
         for layer in range(self.n_layers):
-            rows = {"trajectory.norms": (layer + 1, self.norms[layer + 1])}
+            rows = {names.TRAJECTORY_NORMS: (layer + 1, self.norms[layer + 1])}
             if self.keep_hidden:
-                rows["trajectory.hidden"] = (layer + 1, self.hidden[layer + 1])
+                rows[names.TRAJECTORY_HIDDEN] = (layer + 1, self.hidden[layer + 1])
             if self.jac is not None and layer in self.slot:
                 rows.update(self._jacobian_rows(layer))
             rows.update(self._fit_rows(layer))
@@ -166,11 +169,11 @@ class ModelPass:
                 x_lin = self._chain(layer, chunk, J)
             del J, u, s, v
         self._sigma1[layer] = S[:, 0]
-        rows = {"jacobian.singular_values": (layer, S), "jacobian.frobenius": (layer, fro)}
+        rows = {names.JACOBIAN_SINGULAR_VALUES: (layer, S), names.JACOBIAN_FROBENIUS: (layer, fro)}
         if x_lin is not None:
-            rows["trajectory.fidelity"] = (layer + 1, x_lin)
+            rows[names.TRAJECTORY_FIDELITY] = (layer + 1, x_lin)
         if keep.size:
-            rows.update({"jacobian.U": (layer, U), "jacobian.V": (layer, V)})
+            rows.update({names.JACOBIAN_U: (layer, U), names.JACOBIAN_V: (layer, V)})
         if self.coupling is not None:
             rows.update(self._coupling_rows(layer))
         if layer >= self.sigma1_start + 1 and not self.partial:
@@ -198,17 +201,17 @@ class ModelPass:
     def _coupling_rows(self, layer: int | None = None, pairs: bool = False) -> dict:
         c = self.coupling
         depth_k = self._full(c.depth, 2)
-        rows = {"coupling.depth": (Ellipsis, depth_k[c.ks.index(display_k(c.ks))]),
-                "coupling.depth_k": (Ellipsis, depth_k),
-                "coupling.depth_trace_k": (Ellipsis, self._full(c.depth_trace, 2)),
-                "coupling.depth_mean_k": (Ellipsis, self._full(c.depth_mean(), 1))}
+        rows = {names.COUPLING_DEPTH: (Ellipsis, depth_k[c.ks.index(display_k(c.ks))]),
+                names.COUPLING_DEPTH_K: (Ellipsis, depth_k),
+                names.COUPLING_DEPTH_TRACE_K: (Ellipsis, self._full(c.depth_trace, 2)),
+                names.COUPLING_DEPTH_MEAN_K: (Ellipsis, self._full(c.depth_mean(), 1))}
         if c.vju is not None:
-            rows.update({"coupling.depth_vju_k": (Ellipsis, self._full(c.vju, 2)),
-                         "coupling.depth_vju_trace_k": (Ellipsis, self._full(c.vju_trace, 2))})
+            rows.update({names.COUPLING_DEPTH_VJU_K: (Ellipsis, self._full(c.vju, 2)),
+                         names.COUPLING_DEPTH_VJU_TRACE_K: (Ellipsis, self._full(c.vju_trace, 2))})
         if layer is not None and c.token is not None:
-            rows["coupling.token_k"] = ((slice(None), layer), c.token[:, self.slot[layer]].copy())
+            rows[names.COUPLING_TOKEN_K] = ((slice(None), layer), c.token[:, self.slot[layer]].copy())
         if pairs or (layer is not None and c.pairs_done_at(self.slot[layer])):
-            rows["coupling.token_pair_k"] = (Ellipsis, c.token_pair.copy())
+            rows[names.COUPLING_TOKEN_PAIR_K] = (Ellipsis, c.token_pair.copy())
         return rows
 
     def _full(self, compact: np.ndarray, axis: int, pair: bool = True) -> np.ndarray:
@@ -237,10 +240,10 @@ class ModelPass:
         if layer >= 1:
             g = growth_fit(norms, start=1)
             e = expodistance(hidden, start=1)
-            rows.update({"trajectory.growth_factor": g["factor"], "trajectory.growth_r2": g["r2"],
-                         "trajectory.expodistance_factor": e["factor"], "trajectory.expodistance_r2": e["r2"],
-                         "trajectory.expodistance_cv": e["ratio_cv"]})
-        rows["trajectory.lss"] = lss(hidden, start=0)
+            rows.update({names.TRAJECTORY_GROWTH_FACTOR: g["factor"], names.TRAJECTORY_GROWTH_R2: g["r2"],
+                         names.TRAJECTORY_EXPODISTANCE_FACTOR: e["factor"], names.TRAJECTORY_EXPODISTANCE_R2: e["r2"],
+                         names.TRAJECTORY_EXPODISTANCE_CV: e["ratio_cv"]})
+        rows[names.TRAJECTORY_LSS] = lss(hidden, start=0)
         return {name: (Ellipsis, np.asarray(v, np.float32)) for name, v in rows.items()}
 
     # -- what RunFinished adds --
@@ -256,9 +259,10 @@ class ModelPass:
         return {**run_scalar(c.depth[c.ks.index(k)], k), "tokens": "all"}
 
 
-_FIT_NAMES = ("trajectory.growth_factor", "trajectory.growth_r2", "trajectory.lss", "trajectory.expodistance_factor",
-              "trajectory.expodistance_r2", "trajectory.expodistance_cv")
-_SIGMA1_NAMES = ("jacobian.sigma1_fit_slope", "jacobian.sigma1_fit_intercept", "jacobian.sigma1_fit_r2")
+_FIT_NAMES = (names.TRAJECTORY_GROWTH_FACTOR, names.TRAJECTORY_GROWTH_R2, names.TRAJECTORY_LSS,
+              names.TRAJECTORY_EXPODISTANCE_FACTOR,
+              names.TRAJECTORY_EXPODISTANCE_R2, names.TRAJECTORY_EXPODISTANCE_CV)
+_SIGMA1_NAMES = (names.JACOBIAN_SIGMA1_FIT_SLOPE, names.JACOBIAN_SIGMA1_FIT_INTERCEPT, names.JACOBIAN_SIGMA1_FIT_R2)
 
 
 def _unfilled(shape: tuple[int, ...]) -> np.ndarray:

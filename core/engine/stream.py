@@ -23,6 +23,7 @@ from coupling_tui.core.engine.collapse import CollapsePass, CollapseSpec
 from coupling_tui.core.engine.context import ContextPass
 from coupling_tui.core.engine.coupling_stream import DEFAULT_HISTORY_MB
 from coupling_tui.core.linalg.spectra import SOLVERS, resolve_solver
+from coupling_tui.core.results import names
 
 
 def tokenize(loaded: LoadedModel, prompt: str, max_tokens: int) -> tuple[list[int], int | None]:
@@ -85,7 +86,8 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     passes = [ModelPass(loaded, ids, stage="layers", prefix="", vector_budget_mb=vector_budget_mb,
                         token_coupling=token_coupling, keep_hidden=True, pairs=pairs, **opts)]
     if baseline is not None:
-        passes.append(ModelPass(baseline, ids, stage="random-init", prefix=RANDOM_INIT_PREFIX, vector_budget_mb=None,
+        passes.append(ModelPass(baseline, ids, stage="random-init", prefix=names.RANDOM_INIT_PREFIX,
+                                vector_budget_mb=None,
                                 token_coupling=False, keep_hidden=False, pairs=[], **opts))
     layers_c = coupling_options.context_layers(context_layers, n_layers)
     context = ContextPass(loaded, ids, layers_c, context_tokens, top_k=passes[0].k,
@@ -115,7 +117,7 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     }
     if baseline is not None:
         header["random_init"] = {"model": dict(baseline.info)}
-    arrays = {"tokens.ids": np.asarray(ids, dtype=np.int64)}
+    arrays = {names.TOKENS_IDS: np.asarray(ids, dtype=np.int64)}
     for p in passes:
         arrays.update(p.arrays())
     if context is not None:
@@ -169,10 +171,6 @@ def _checked_layers(layers, n_layers: int) -> list[int] | None:
     if not chosen or chosen[0] < 0 or chosen[-1] >= n_layers:
         raise UserError(f"layers {chosen} outside the model's blocks 0..{n_layers - 1}")
     return None if len(chosen) == n_layers else chosen
-
-
-RANDOM_INIT_PREFIX = "random_init."
-"""Arrays of the untrained baseline carry this prefix before the trained model's names."""
 
 
 def _transformers_version() -> str:

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from coupling_tui.core.maths.run_scalar import run_scalar
-from coupling_tui.core.results.run import CouplingView, Run, _metric, _off_diagonal_range
+from coupling_tui.core.results.run import CouplingView, Run, default_k, metric_values, nanmean, off_diagonal_range
+from coupling_tui.core.results import names
 
 STD_DDOF = 1
 SCALAR_KEYS = ("offdiag", "adjacent", "far")
 MATRICES = {"depth_mean_k": "token average", "depth_last_k": "last token"}
 """The aggregated matrices, each [nK, L, L], stored as ``aggregate.<name>.mean`` and ``.std``."""
-PREFIXES = ("", "random_init.")
+PREFIXES = ("", names.RANDOM_INIT_PREFIX)
 
 
 def mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -42,11 +43,11 @@ def _json(x: float) -> float | None:
 def prompt_scalars(run: Run, prefix: str = "") -> dict | None:
     """The run scalar of one prompt's run at the header's K: over all tokens (= the header's ``coupling_scalar``)
     and over the last token only; None without coupling."""
-    name = prefix + "coupling.depth_k"
+    name = prefix + names.COUPLING_DEPTH_K
     if name not in run.arrays or not run.coupling_ks:
         return None
     ks = run.coupling_ks
-    k = int((run.header.get("coupling") or {}).get("k", ks[-1]))
+    k = default_k(run.header.get("coupling"), ks)
     depth = run.arrays[name][ks.index(k)]
     return {"k": k, "all_tokens": run_scalar(depth, k), "last_token": run_scalar(depth[-1], k)}
 
@@ -68,17 +69,17 @@ def aggregate(runs: list[Run]) -> tuple[dict, dict[str, np.ndarray]]:
         raise ValueError("the prompts' runs have different coupling K values; they cannot be aggregated")
     first = runs[0]
     header["ks"] = ks
-    header["k"] = int((first.header.get("coupling") or {}).get("k", ks[-1]))
-    arrays["aggregate.ks"] = np.asarray(ks, dtype=np.int64)
+    header["k"] = default_k(first.header.get("coupling"), ks)
+    arrays[names.AGGREGATE_KS] = np.asarray(ks, dtype=np.int64)
     for prefix in PREFIXES:
-        if not all(prefix + "coupling.depth_k" in r.arrays for r in runs):
+        if not all(prefix + names.COUPLING_DEPTH_K in r.arrays for r in runs):
             continue
         stacks = {"depth_mean_k": [_depth_mean(r, prefix) for r in runs],
-                  "depth_last_k": [r.arrays[prefix + "coupling.depth_k"][:, -1] for r in runs]}
+                  "depth_last_k": [r.arrays[prefix + names.COUPLING_DEPTH_K][:, -1] for r in runs]}
         for name, stack in stacks.items():
             mean, std = mean_std(np.stack(stack))
-            arrays[f"{prefix}aggregate.{name}.mean"] = mean.astype(np.float32)
-            arrays[f"{prefix}aggregate.{name}.std"] = std.astype(np.float32)
+            arrays[names.aggregate_name(name, "mean", prefix)] = mean.astype(np.float32)
+            arrays[names.aggregate_name(name, "std", prefix)] = std.astype(np.float32)
         per_prompt = [prompt_scalars(r, prefix) for r in runs]
         scalar = {}
         for where in ("all_tokens", "last_token"):
@@ -96,12 +97,10 @@ def aggregate(runs: list[Run]) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def _depth_mean(run: Run, prefix: str) -> np.ndarray:
-    name = prefix + "coupling.depth_mean_k"
+    name = prefix + names.COUPLING_DEPTH_MEAN_K
     if name in run.arrays:
         return run.arrays[name]
-    from coupling_tui.core.results.run import _nanmean
-
-    return _nanmean(run.arrays[prefix + "coupling.depth_k"], axis=1)
+    return nanmean(run.arrays[prefix + names.COUPLING_DEPTH_K], axis=1)
 
 
 def aggregate_run(runs: list[Run], n_total: int | None = None) -> Run:
@@ -119,8 +118,8 @@ def as_run(base: dict, header: dict, arrays: dict[str, np.ndarray], n_total: int
                        "coupling": {"ks": header["ks"], "k": header["k"]} if header.get("ks") else None,
                        "aggregate": header})
     arrays = dict(arrays)
-    if "aggregate.ks" in arrays:
-        arrays["coupling.ks"] = arrays["aggregate.ks"]
+    if names.AGGREGATE_KS in arrays:
+        arrays[names.COUPLING_KS] = arrays[names.AGGREGATE_KS]
     n_layers = int(run_header.get("model", {}).get("n_layers", 0))
     return Run(header=run_header, arrays=arrays, layers_done=n_layers, finished=header.get("n_prompts", 0) > 0)
 
@@ -130,7 +129,7 @@ def is_aggregate(run: Run) -> bool:
 
 
 def has_aggregate_baseline(run: Run) -> bool:
-    return "random_init.aggregate.depth_mean_k.mean" in run.arrays
+    return names.random_init(names.AGGREGATE_DEPTH_MEAN_K_MEAN) in run.arrays
 
 
 @dataclass(frozen=True)
@@ -158,12 +157,12 @@ def aggregate_view(run: Run, *, k: int | None = None, last_token: bool = False, 
         return None
     a = ks.index(k)
     name = "aggregate." + ("depth_last_k" if last_token else "depth_mean_k")
-    prefix, other = ("random_init.", "") if baseline else ("", "random_init.")
+    prefix, other = (names.RANDOM_INIT_PREFIX, "") if baseline else ("", names.RANDOM_INIT_PREFIX)
     if prefix + name + ".mean" not in run.arrays:
         return None
     m = run.arrays[prefix + name + ".mean"][a]
-    values = _metric(m.astype(np.float64), metric)
+    values = metric_values(m.astype(np.float64), metric)
     twin = run.arrays.get(other + name + ".mean")
-    scale = _off_diagonal_range(values, None if twin is None else _metric(twin[a].astype(np.float64), metric))
+    scale = off_diagonal_range(values, None if twin is None else metric_values(twin[a].astype(np.float64), metric))
     view = CouplingView(values=values, m=m, axis="layer", k=k, metric=metric, scale=scale)
     return AggregateView(view=view, std=run.arrays[prefix + name + ".std"][a], n_prompts=int(info.get("n_prompts", 0)))

@@ -13,10 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from coupling_tui.core.maths.run_scalar import run_scalar
-from coupling_tui.core.results.run import Run
-
-RANDOM_INIT_PREFIX = "random_init."
-"""Arrays of a run's random-init baseline (``--random-baseline``) carry this prefix (core.engine)."""
+from coupling_tui.core.results.run import Run, default_k
+from coupling_tui.core.results import names
 
 
 def side_label(run: Run) -> str:
@@ -31,7 +29,7 @@ def random_init_run(run: Run) -> Run | None:
     """The random-init baseline stored in ``run`` (``--random-baseline``) as a run of its own: the same tokens,
     the baseline's arrays without their prefix, its model, greedy token and run scalar; None without a baseline.
     Arrays are shared, not copied (a view for the panes)."""
-    if not any(name.startswith(RANDOM_INIT_PREFIX) for name in run.arrays):
+    if not any(name.startswith(names.RANDOM_INIT_PREFIX) for name in run.arrays):
         return None
     info = run.header.get("random_init") or {}
     header = {key: value for key, value in run.header.items() if key not in ("collapse", "context", "random_init",
@@ -41,10 +39,10 @@ def random_init_run(run: Run) -> Run | None:
         if key in info:
             header[key] = info[key]
     header["stages"] = [{"name": "layers", "steps": run.n_layers}]
-    arrays = {name[len(RANDOM_INIT_PREFIX):]: a for name, a in run.arrays.items()
-              if name.startswith(RANDOM_INIT_PREFIX)}
-    if "tokens.ids" in run.arrays:
-        arrays["tokens.ids"] = run.arrays["tokens.ids"]
+    arrays = {name[len(names.RANDOM_INIT_PREFIX):]: a for name, a in run.arrays.items()
+              if name.startswith(names.RANDOM_INIT_PREFIX)}
+    if names.TOKENS_IDS in run.arrays:
+        arrays[names.TOKENS_IDS] = run.arrays[names.TOKENS_IDS]
     done = _baseline_layers_done(arrays, run)
     return Run(header=header, arrays=arrays, layers_done=done, steps_done=done,
                finished=run.finished)
@@ -52,7 +50,7 @@ def random_init_run(run: Run) -> Run | None:
 
 def _baseline_layers_done(arrays: dict[str, np.ndarray], run: Run) -> int:
     """Blocks of the baseline computed so far: its norms fill in depth order (depth 0 = the embeddings)."""
-    norms = arrays.get("trajectory.norms")
+    norms = arrays.get(names.TRAJECTORY_NORMS)
     if norms is None or not norms.size:
         return run.layers_done
     depths = np.isfinite(norms).all(axis=1)
@@ -66,7 +64,7 @@ def common_k(a: Run, b: Run, preferred: int | None = None) -> int | None:
     if not shared:
         return None
     if preferred is None:
-        preferred = int((a.header.get("coupling") or {}).get("k", shared[-1]))
+        preferred = default_k(a.header.get("coupling"), shared)
     return preferred if preferred in shared else shared[-1]
 
 
@@ -82,7 +80,7 @@ def map_layer(layer: int, n_from: int, n_to: int) -> int:
 
 def same_tokens(a: Run, b: Run) -> bool:
     """Whether both runs analysed the same token ids (same tokenizer and prompt)."""
-    ia, ib = a.arrays.get("tokens.ids"), b.arrays.get("tokens.ids")
+    ia, ib = a.arrays.get(names.TOKENS_IDS), b.arrays.get(names.TOKENS_IDS)
     if ia is None or ib is None:
         return a.token_texts == b.token_texts and bool(a.token_texts)
     return ia.shape == ib.shape and bool(np.array_equal(ia, ib))
@@ -125,15 +123,15 @@ def side(run: Run, k: int | None, token: int) -> Side:
     model = run.header.get("model") or {}
     scalar_all = scalar_token = None
     null = math.nan
-    if k is not None and k in run.coupling_ks and "coupling.depth_k" in run.arrays:
-        depth = run.arrays["coupling.depth_k"][run.coupling_ks.index(k)]          # [T, L, L]
+    if k is not None and k in run.coupling_ks and names.COUPLING_DEPTH_K in run.arrays:
+        depth = run.arrays[names.COUPLING_DEPTH_K][run.coupling_ks.index(k)]          # [T, L, L]
         scalar_all = run_scalar(depth, k) if np.isfinite(depth).any() else None
         if 0 <= token < depth.shape[0] and np.isfinite(depth[token]).any():
             scalar_token = run_scalar(depth[token], k)
         nulls = [run.haar_null(k, layer, token) for layer in range(run.layers_done)]
         nulls = [x for x in nulls if math.isfinite(x)]
         null = float(np.mean(nulls)) if nulls else math.nan
-    trajectory = (run.trajectory_values(token) if "trajectory.norms" in run.arrays and 0 <= token < run.n_tokens
+    trajectory = (run.trajectory_values(token) if names.TRAJECTORY_NORMS in run.arrays and 0 <= token < run.n_tokens
                   else {})
     nxt = (run.header.get("next_token") or {}).get("text")
     return Side(label=side_label(run), family=str(model.get("family", "?")), n_layers=run.n_layers,

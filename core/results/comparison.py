@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coupling_tui.core.atomic import file_slug
 from coupling_tui.core.errors import UserError
 from coupling_tui.core.results.events import CompareFinished, CompareStarted, SideStarted
 from coupling_tui.core.results.run import Run
@@ -97,8 +98,6 @@ def save_a_alone(comparison: Comparison, path_a: Path) -> Path | None:
 
 def compare_output(path_a: Path, model_b: str) -> Path:
     """Where model B's run goes by default: beside A's file, named after B's model ("<A stem>.vs-<B>.safetensors")."""
-    import re
-
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model_b).name) or "B"
+    name = file_slug(Path(model_b).name, "B")
     path_a = Path(path_a)
     return path_a.with_name(f"{path_a.stem}.vs-{name}{path_a.suffix or '.safetensors'}")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from coupling_tui.core.results.events import Event, LayerDone, RunFinished, RunStarted
+from coupling_tui.core.results import names
 
 
 CONTEXT_VIEWS = ("context-out", "context-in")
@@ -41,13 +42,22 @@ class CouplingView:
         return m, 1 - m * m
 
 
-def _metric(m: np.ndarray, metric: str) -> np.ndarray:
+def default_k(section: dict | None, ks: list[int]) -> int | None:
+    """The K a run is shown at: its header section's ``k`` (``coupling``, ``context``), else the largest of ``ks``
+    (the K computed, or shared by two runs); None when there is neither."""
+    k = (section or {}).get("k")
+    if k is None:
+        return int(ks[-1]) if ks else None
+    return int(k)
+
+
+def metric_values(m: np.ndarray, metric: str) -> np.ndarray:
     if metric not in COUPLING_METRICS:
         raise ValueError(f"metric must be one of {COUPLING_METRICS}, got {metric!r}")
     return 1 - m * m if metric == "1-m²" else m
 
 
-def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
+def nanmean(a: np.ndarray, axis: int) -> np.ndarray:
     """Mean over ``axis`` ignoring NaN (entries no token has yet stay NaN, without a warning)."""
     finite = np.isfinite(a)
     count = finite.sum(axis)
@@ -55,7 +65,7 @@ def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
     return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
 
 
-def _off_diagonal_range(*matrices: np.ndarray) -> tuple[float, float]:
+def off_diagonal_range(*matrices: np.ndarray) -> tuple[float, float]:
     vals = [a[~np.eye(a.shape[0], dtype=bool)] for a in matrices if a is not None and a.size]
     vals = np.concatenate(vals) if vals else np.zeros(0)
     vals = vals[np.isfinite(vals)]
@@ -126,7 +136,7 @@ class Run:
 
     def norms(self, token: int) -> np.ndarray:
         """‖x_t^l‖ for l = 0..L (NaN where not computed yet)."""
-        return self.arrays["trajectory.norms"][:, token]
+        return self.arrays[names.TRAJECTORY_NORMS][:, token]
 
     def growth_line(self, token: int) -> tuple[list[int], np.ndarray] | None:
         """The exponential-growth fit of ``token``'s norms drawn as a curve: (depths start..l_done,
@@ -146,7 +156,7 @@ class Run:
     def norm_band(self, low: float = 10, high: float = 90) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per depth, over every token: the ``low`` and ``high`` percentiles and the median of ‖x^l‖ (NaN where
         no token has a value yet). Percentiles, not min/max: an attention-sink token's norm can be 100× the rest."""
-        norms = self.arrays["trajectory.norms"].astype(np.float64)
+        norms = self.arrays[names.TRAJECTORY_NORMS].astype(np.float64)
         out = np.full((3, norms.shape[0]), np.nan)
         for l, row in enumerate(norms):
             row = row[np.isfinite(row)]
@@ -157,11 +167,12 @@ class Run:
     def trajectory_values(self, token: int) -> dict[str, float]:
         """The stored trajectory fits of ``token`` (NaN where not computed): growth factor and R², LSS,
         expodistance factor and R², linearisation fidelity at the last depth computed."""
-        names = {"growth": "trajectory.growth_factor", "growth_r2": "trajectory.growth_r2", "lss": "trajectory.lss",
-                 "expodistance": "trajectory.expodistance_factor", "expodistance_r2": "trajectory.expodistance_r2"}
+        fits = {"growth": names.TRAJECTORY_GROWTH_FACTOR, "growth_r2": names.TRAJECTORY_GROWTH_R2,
+                "lss": names.TRAJECTORY_LSS, "expodistance": names.TRAJECTORY_EXPODISTANCE_FACTOR,
+                "expodistance_r2": names.TRAJECTORY_EXPODISTANCE_R2}
         out = {key: float(self.arrays[name][token]) if name in self.arrays else float("nan")
-               for key, name in names.items()}
-        fidelity = self.arrays.get("trajectory.fidelity")
+               for key, name in fits.items()}
+        fidelity = self.arrays.get(names.TRAJECTORY_FIDELITY)
         done = fidelity[:, token][np.isfinite(fidelity[:, token])] if fidelity is not None else np.zeros(0)
         out["fidelity"] = float(done[-1]) if done.size > 1 else float("nan")
         return out
@@ -172,8 +183,8 @@ class Run:
         mean over tokens when None; NaN when not computed yet."""
         from coupling_tui.core.maths.null_baseline import haar_null_from_spectrum
 
-        S, fro = self.arrays.get("jacobian.singular_values"), self.arrays.get("jacobian.frobenius")
-        d = (self.arrays["trajectory.hidden"].shape[-1] if "trajectory.hidden" in self.arrays
+        S, fro = self.arrays.get(names.JACOBIAN_SINGULAR_VALUES), self.arrays.get(names.JACOBIAN_FROBENIUS)
+        d = (self.arrays[names.TRAJECTORY_HIDDEN].shape[-1] if names.TRAJECTORY_HIDDEN in self.arrays
              else int((self.header.get("model") or {}).get("d_model") or 0))
         if S is None or fro is None or not d or k > S.shape[-1]:
             return float("nan")
@@ -185,29 +196,29 @@ class Run:
     @property
     def coupling_ks(self) -> list[int]:
         """The K values the run's coupling matrices were stored for (empty without coupling)."""
-        ks = self.arrays.get("coupling.ks")
+        ks = self.arrays.get(names.COUPLING_KS)
         return [] if ks is None else [int(k) for k in ks]
 
     @property
     def has_baseline(self) -> bool:
-        return "random_init.coupling.depth_k" in self.arrays
+        return names.random_init(names.COUPLING_DEPTH_K) in self.arrays
 
     @property
     def coupling_variants(self) -> list[str]:
         """"ujv" and, for runs computed with --vju, "vju"."""
-        return ["ujv"] + (["vju"] if "coupling.depth_vju_k" in self.arrays else [])
+        return ["ujv"] + (["vju"] if names.COUPLING_DEPTH_VJU_K in self.arrays else [])
 
     @property
     def context_layers(self) -> list[int]:
         """The layers of context coupling (empty without)."""
-        layers = self.arrays.get("context.layers")
+        layers = self.arrays.get(names.CONTEXT_LAYERS)
         return [] if layers is None else [int(x) for x in layers]
 
     @property
     def coupling_views(self) -> list[str]:
         """The views this run can show, in the order ``v`` cycles through them."""
         views = ["depth"]
-        if "coupling.token_k" in self.arrays or "coupling.token_pairs" in self.arrays:
+        if names.COUPLING_TOKEN_K in self.arrays or names.COUPLING_TOKEN_PAIRS in self.arrays:
             views.append("token")
         if self.context_layers:
             views += list(CONTEXT_VIEWS)
@@ -215,7 +226,7 @@ class Run:
 
     def token_pairs(self) -> list[tuple[int, int]]:
         """The (row, column) layer pairs of token coupling besides same-layer."""
-        pairs = self.arrays.get("coupling.token_pairs")
+        pairs = self.arrays.get(names.COUPLING_TOKEN_PAIRS)
         return [] if pairs is None else [(int(r), int(c)) for r, c in pairs]
 
     def coupling_view(self, *, view: str = "depth", k: int | None = None, token: int | None = None, layer: int = 0,
@@ -237,34 +248,34 @@ class Run:
         ks = self.coupling_ks
         if not ks:
             return None
-        k = int((self.header.get("coupling") or {}).get("k", ks[-1])) if k is None else int(k)
+        k = default_k(self.header.get("coupling"), ks) if k is None else int(k)
         if k not in ks:
             return None
         a = ks.index(k)
 
         def pick(prefix: str) -> np.ndarray | None:
             if view == "depth":
-                name = prefix + ("coupling.depth_k" if variant == "ujv" else "coupling.depth_vju_k")
+                name = prefix + (names.COUPLING_DEPTH_K if variant == "ujv" else names.COUPLING_DEPTH_VJU_K)
                 if name not in self.arrays:
                     return None
                 if token is not None:
                     return self.arrays[name][a, token]
-                if variant == "ujv" and prefix + "coupling.depth_mean_k" in self.arrays:
-                    return self.arrays[prefix + "coupling.depth_mean_k"][a]
-                return _nanmean(self.arrays[name][a], axis=0)
+                if variant == "ujv" and prefix + names.COUPLING_DEPTH_MEAN_K in self.arrays:
+                    return self.arrays[prefix + names.COUPLING_DEPTH_MEAN_K][a]
+                return nanmean(self.arrays[name][a], axis=0)
             if column_layer == layer:
-                name = prefix + "coupling.token_k"
+                name = prefix + names.COUPLING_TOKEN_K
                 return self.arrays[name][a, layer] if name in self.arrays else None
-            pairs = self.arrays.get(prefix + "coupling.token_pairs")
+            pairs = self.arrays.get(prefix + names.COUPLING_TOKEN_PAIRS)
             hits = [] if pairs is None else np.flatnonzero((pairs[:, 0] == layer) & (pairs[:, 1] == column_layer))
-            return self.arrays[prefix + "coupling.token_pair_k"][a, int(hits[0])] if len(hits) else None
+            return self.arrays[prefix + names.COUPLING_TOKEN_PAIR_K][a, int(hits[0])] if len(hits) else None
 
-        m = pick("random_init." if baseline else "")
+        m = pick(names.RANDOM_INIT_PREFIX if baseline else "")
         if m is None:
             return None
-        other = pick("" if baseline else "random_init.")
-        values = _metric(m.astype(np.float64), metric)
-        scale = _off_diagonal_range(values, None if other is None else _metric(other.astype(np.float64), metric))
+        other = pick("" if baseline else names.RANDOM_INIT_PREFIX)
+        values = metric_values(m.astype(np.float64), metric)
+        scale = off_diagonal_range(values, None if other is None else metric_values(other.astype(np.float64), metric))
         return CouplingView(values=values, m=m, axis="layer" if view == "depth" else "token", k=k, metric=metric,
                             scale=scale)
 
@@ -272,10 +283,10 @@ class Run:
                       metric: str) -> CouplingView | None:
         info = self.header.get("context") or {}
         layers, ks = self.context_layers, [int(x) for x in info.get("ks", [])]
-        k = int(info.get("k", ks[-1] if ks else 0)) if k is None else int(k)
+        k = default_k(info, ks) if k is None else int(k)
         if layer not in layers or column_layer not in layers or k not in ks:
             return None
-        m = self.arrays[f"context.{'out' if view == 'context-out' else 'in'}_k"][
+        m = self.arrays[names.context_name('out' if view == 'context-out' else 'in', "k")][
             ks.index(k), layers.index(layer), layers.index(column_layer)]
-        values = _metric(m.astype(np.float64), metric)
-        return CouplingView(values=values, m=m, axis="token", k=k, metric=metric, scale=_off_diagonal_range(values))
+        values = metric_values(m.astype(np.float64), metric)
+        return CouplingView(values=values, m=m, axis="token", k=k, metric=metric, scale=off_diagonal_range(values))

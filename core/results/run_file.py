@@ -15,10 +15,11 @@ import numpy as np
 from coupling_tui.core.atomic import atomic_write_bytes
 from coupling_tui.core.errors import ResultsError
 from coupling_tui.core.results.run import Run
+from coupling_tui.core.results import names
 
 FORMAT_NAME = "coupling-tui"
 SCHEMA_VERSION = 1
-REQUIRED_ARRAYS = ("tokens.ids", "trajectory.hidden", "trajectory.norms")
+REQUIRED_ARRAYS = (names.TOKENS_IDS, names.TRAJECTORY_HIDDEN, names.TRAJECTORY_NORMS)
 
 
 def to_bytes(run: Run) -> bytes:
@@ -116,49 +117,49 @@ def _check_shapes(header: dict, arrays: dict, fail) -> None:
         n_tokens = len(header["tokens"]["text"])
     except (KeyError, TypeError, ValueError):
         raise fail("its header lacks model.n_layers or tokens.text") from None
-    hidden, norms, ids = arrays["trajectory.hidden"], arrays["trajectory.norms"], arrays["tokens.ids"]
+    hidden, norms, ids = arrays[names.TRAJECTORY_HIDDEN], arrays[names.TRAJECTORY_NORMS], arrays[names.TOKENS_IDS]
     if hidden.ndim != 3 or hidden.shape[:2] != (n_layers + 1, n_tokens):
         raise fail(f"trajectory.hidden has shape {hidden.shape}, expected ({n_layers + 1}, {n_tokens}, d)")
     if norms.shape != (n_layers + 1, n_tokens):
         raise fail(f"trajectory.norms has shape {norms.shape}, expected ({n_layers + 1}, {n_tokens})")
     if ids.shape != (n_tokens,):
         raise fail(f"tokens.ids has shape {ids.shape}, expected ({n_tokens},)")
-    if "jacobian.singular_values" in arrays:
+    if names.JACOBIAN_SINGULAR_VALUES in arrays:
         _check_jacobian_shapes(arrays, n_layers, n_tokens, hidden.shape[2], fail)
-    for prefix in ("", "random_init."):
-        if prefix + "coupling.ks" in arrays:
+    for prefix in ("", names.RANDOM_INIT_PREFIX):
+        if prefix + names.COUPLING_KS in arrays:
             _check_coupling_shapes(arrays, prefix, n_layers, n_tokens, fail)
-    if "context.layers" in arrays:
+    if names.CONTEXT_LAYERS in arrays:
         _check_context_shapes(header, arrays, n_layers, n_tokens, fail)
-    if header.get("collapse") is not None or any(name.startswith("collapse.") for name in arrays):
+    if header.get("collapse") is not None or any(name.startswith(names.COLLAPSE_PREFIX) for name in arrays):
         _check_collapse_shapes(header, arrays, hidden.shape[2], fail)
 
 
 def _check_coupling_shapes(arrays: dict, prefix: str, L: int, T: int, fail) -> None:
     """Every coupling matrix has the shape the panes index: nK Ks, L layers, T tokens, P layer pairs."""
-    ks = arrays[prefix + "coupling.ks"]
+    ks = arrays[prefix + names.COUPLING_KS]
     if ks.ndim != 1 or not ks.size:
         raise fail(f"{prefix}coupling.ks has shape {ks.shape}, expected (nK,)")
     nk = ks.shape[0]
-    pairs = arrays.get(prefix + "coupling.token_pairs")
+    pairs = arrays.get(prefix + names.COUPLING_TOKEN_PAIRS)
     if pairs is not None and (pairs.ndim != 2 or pairs.shape[1] != 2 or (pairs.size and not (
             0 <= pairs.min() and pairs.max() < L))):
         raise fail(f"{prefix}coupling.token_pairs is not a (P, 2) list of layers 0..{L - 1}")
     P = 0 if pairs is None else pairs.shape[0]
-    expected = {"coupling.depth": (T, L, L), "coupling.depth_k": (nk, T, L, L),
-                "coupling.depth_trace_k": (nk, T, L, L), "coupling.depth_mean_k": (nk, L, L),
-                "coupling.depth_vju_k": (nk, T, L, L), "coupling.depth_vju_trace_k": (nk, T, L, L),
-                "coupling.token_k": (nk, L, T, T), "coupling.token_pair_k": (nk, P, T, T)}
+    expected = {names.COUPLING_DEPTH: (T, L, L), names.COUPLING_DEPTH_K: (nk, T, L, L),
+                names.COUPLING_DEPTH_TRACE_K: (nk, T, L, L), names.COUPLING_DEPTH_MEAN_K: (nk, L, L),
+                names.COUPLING_DEPTH_VJU_K: (nk, T, L, L), names.COUPLING_DEPTH_VJU_TRACE_K: (nk, T, L, L),
+                names.COUPLING_TOKEN_K: (nk, L, T, T), names.COUPLING_TOKEN_PAIR_K: (nk, P, T, T)}
     for name, shape in expected.items():
         a = arrays.get(prefix + name)
         if a is not None and a.shape != shape:
             raise fail(f"{prefix}{name} has shape {a.shape}, expected {shape}")
-    if prefix + "coupling.depth_k" not in arrays:
+    if prefix + names.COUPLING_DEPTH_K not in arrays:
         raise fail(f"missing array {prefix}coupling.depth_k")
 
 
 def _check_context_shapes(header: dict, arrays: dict, L: int, T: int, fail) -> None:
-    layers, tokens = arrays["context.layers"], arrays.get("context.tokens")
+    layers, tokens = arrays[names.CONTEXT_LAYERS], arrays.get(names.CONTEXT_TOKENS)
     ks = (header.get("context") or {}).get("ks")
     if layers.ndim != 1 or (layers.size and not (0 <= layers.min() and layers.max() < L)) or not ks:
         raise fail(f"context.layers is not a list of layers 0..{L - 1} with the header's context.ks")
@@ -166,8 +167,8 @@ def _check_context_shapes(header: dict, arrays: dict, L: int, T: int, fail) -> N
         raise fail(f"context.tokens is not two token indices 0..{T - 1}")
     lc, nk = layers.shape[0], len(ks)
     for side in ("out", "in"):
-        expected = {f"context.{side}_k": (nk, lc, lc, T, T), f"context.{side}_frobenius": (lc, T),
-                    f"context.{side}_singular_values": (lc, T, max(int(k) for k in ks))}
+        expected = {names.context_name(side, "k"): (nk, lc, lc, T, T), names.context_name(side, "frobenius"): (lc, T),
+                    names.context_name(side, "singular_values"): (lc, T, max(int(k) for k in ks))}
         for name, shape in expected.items():
             a = arrays.get(name)
             if a is None or a.shape != shape:
@@ -175,20 +176,21 @@ def _check_context_shapes(header: dict, arrays: dict, L: int, T: int, fail) -> N
 
 
 def _check_jacobian_shapes(arrays: dict, n_layers: int, n_tokens: int, d: int, fail) -> None:
-    names = ("jacobian.singular_values", "jacobian.frobenius", "jacobian.vector_tokens", "jacobian.U", "jacobian.V")
-    missing = [n for n in names if n not in arrays]
+    required = (names.JACOBIAN_SINGULAR_VALUES, names.JACOBIAN_FROBENIUS, names.JACOBIAN_VECTOR_TOKENS,
+                names.JACOBIAN_U, names.JACOBIAN_V)
+    missing = [n for n in required if n not in arrays]
     if missing:
         raise fail(f"missing arrays {', '.join(missing)}")
-    S, keep = arrays["jacobian.singular_values"], arrays["jacobian.vector_tokens"]
+    S, keep = arrays[names.JACOBIAN_SINGULAR_VALUES], arrays[names.JACOBIAN_VECTOR_TOKENS]
     if S.ndim != 3 or keep.ndim != 1:
         raise fail(f"jacobian.singular_values has shape {S.shape} and jacobian.vector_tokens {keep.shape}, "
                    f"expected ({n_layers}, {n_tokens}, K) and (n,)")
     k, n = S.shape[2], keep.shape[0]
     expected = {
-        "jacobian.singular_values": (n_layers, n_tokens, k),
-        "jacobian.frobenius": (n_layers, n_tokens),
-        "jacobian.U": (n_layers, n, d, k),
-        "jacobian.V": (n_layers, n, d, k),
+        names.JACOBIAN_SINGULAR_VALUES: (n_layers, n_tokens, k),
+        names.JACOBIAN_FROBENIUS: (n_layers, n_tokens),
+        names.JACOBIAN_U: (n_layers, n, d, k),
+        names.JACOBIAN_V: (n_layers, n, d, k),
     }
     for name, shape in expected.items():
         if arrays[name].shape != shape:
@@ -197,9 +199,9 @@ def _check_jacobian_shapes(arrays: dict, n_layers: int, n_tokens: int, d: int, f
         raise fail("jacobian.vector_tokens holds token indices outside the prompt")
 
 
-COLLAPSE_ARRAYS = ("collapse.lengths", "collapse.n_tokens", "collapse.final", "collapse.final_normed", "collapse.diff",
-                   "collapse.diff_low", "collapse.identical_low", "collapse.next_ids", "collapse.sensitivity",
-                   "collapse.sensitivity_raw")
+COLLAPSE_ARRAYS = (names.COLLAPSE_LENGTHS, names.COLLAPSE_N_TOKENS, names.COLLAPSE_FINAL, names.COLLAPSE_FINAL_NORMED,
+                   names.COLLAPSE_DIFF, names.COLLAPSE_DIFF_LOW, names.COLLAPSE_IDENTICAL_LOW, names.COLLAPSE_NEXT_IDS,
+                   names.COLLAPSE_SENSITIVITY, names.COLLAPSE_SENSITIVITY_RAW)
 
 
 def _check_collapse_shapes(header: dict, arrays: dict, d: int, fail) -> None:
@@ -211,25 +213,25 @@ def _check_collapse_shapes(header: dict, arrays: dict, d: int, fail) -> None:
     missing = [n for n in COLLAPSE_ARRAYS if n not in arrays]
     if missing:
         raise fail(f"missing arrays {', '.join(missing)}")
-    lengths = arrays["collapse.lengths"]
+    lengths = arrays[names.COLLAPSE_LENGTHS]
     if lengths.ndim != 1 or lengths.shape[0] == 0:
         raise fail(f"collapse.lengths has shape {lengths.shape}, expected (N,)")
     F, N = len(families), lengths.shape[0]
     expected = {
-        "collapse.n_tokens": (F, N, 2),
-        "collapse.final": (F, N, 2, d),
-        "collapse.final_normed": (F, N, 2, d),
-        "collapse.diff": (F, N, 3),
-        "collapse.diff_low": (F, N, 3),
-        "collapse.identical_low": (F, N),
-        "collapse.next_ids": (F, N, 2),
-        "collapse.next_ids_low": (F, N, 2),
+        names.COLLAPSE_N_TOKENS: (F, N, 2),
+        names.COLLAPSE_FINAL: (F, N, 2, d),
+        names.COLLAPSE_FINAL_NORMED: (F, N, 2, d),
+        names.COLLAPSE_DIFF: (F, N, 3),
+        names.COLLAPSE_DIFF_LOW: (F, N, 3),
+        names.COLLAPSE_IDENTICAL_LOW: (F, N),
+        names.COLLAPSE_NEXT_IDS: (F, N, 2),
+        names.COLLAPSE_NEXT_IDS_LOW: (F, N, 2),
     }
     for name, shape in expected.items():
         if name in arrays and arrays[name].shape != shape:
             raise fail(f"{name} has shape {arrays[name].shape}, expected {shape} "
                        f"({F} families, {N} lengths, d = {d})")
-    sens, raw = arrays["collapse.sensitivity"], arrays["collapse.sensitivity_raw"]
+    sens, raw = arrays[names.COLLAPSE_SENSITIVITY], arrays[names.COLLAPSE_SENSITIVITY_RAW]
     if sens.ndim != 1 or raw.shape != sens.shape:
         raise fail(f"collapse.sensitivity has shape {sens.shape} and collapse.sensitivity_raw {raw.shape}, expected "
                    "the same (P,)")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from datetime import datetime, timezone
@@ -17,10 +16,11 @@ import numpy as np
 
 from coupling_tui.core.results import run_file as results
 from coupling_tui.core.results.aggregate import MATRICES, PREFIXES, aggregate, as_run
-from coupling_tui.core.atomic import atomic_write_bytes
+from coupling_tui.core.atomic import atomic_write_bytes, file_slug
 from coupling_tui.core.errors import ResultsError, UserError
 from coupling_tui.core.results.prompt_set import PromptSet
 from coupling_tui.core.results.run import Run
+from coupling_tui.core.results import names
 
 SET_FORMAT = "coupling-tui-set"
 SET_SCHEMA_VERSION = 1
@@ -29,8 +29,7 @@ INDEX_NAME = "aggregate.safetensors"
 
 def member_name(index: int, label: str) -> str:
     """``01-prose.safetensors``: the prompt's position, then its label made safe for a file name."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.")[:40] or "prompt"
-    return f"{index + 1:02d}-{slug}.safetensors"
+    return f"{index + 1:02d}-{file_slug(label, 'prompt', max_len=40)}.safetensors"
 
 
 def check_target(path: str | os.PathLike, n_prompts: int) -> Path:
@@ -195,10 +194,10 @@ def _check(header: dict, arrays: dict, runs: list[Run], fail) -> None:
     for prefix in PREFIXES:
         for name in MATRICES:
             for stat in ("mean", "std"):
-                key = f"{prefix}aggregate.{name}.{stat}"
+                key = names.aggregate_name(name, stat, prefix)
                 if key in arrays and arrays[key].shape != (len(ks), n_layers, n_layers):
                     raise fail(f"{key} has shape {arrays[key].shape}, expected ({len(ks)}, {n_layers}, {n_layers})")
-    if ks and "aggregate.depth_mean_k.mean" not in arrays:
+    if ks and names.AGGREGATE_DEPTH_MEAN_K_MEAN not in arrays:
         raise fail("missing array aggregate.depth_mean_k.mean")
 
 

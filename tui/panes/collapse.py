@@ -14,13 +14,15 @@ from textual.containers import Container, Horizontal, Vertical
 from textual.events import Resize
 from textual.widgets import Sparkline, Static
 
-from coupling_tui.core.maths.collapse_view import (MEASURES, DimDifference, resolutions, sensitivity_shares, top_differences)
+from coupling_tui.core.maths.collapse_view import (MEASURES, DimDifference, resolutions, sensitivity_shares,
+                                                   top_differences)
 from coupling_tui.core.results.run import Run
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .logplot import LogPlot, Series, log_points
 from .tokens import visible
 from .vector_strips import VectorStrips
+from coupling_tui.core.results import names
 
 NO_COLLAPSE = "no collapse data in this run: compute it with `coupling-tui collapse` or `coupling-tui --collapse`"
 PENDING = "pending"
@@ -139,27 +141,27 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
     @staticmethod
     def available(run: Run) -> bool:
         """Whether ``run`` holds collapse arrays (computed or pending)."""
-        return bool(run.header.get("collapse")) and "collapse.final" in run.arrays
+        return bool(run.header.get("collapse")) and names.COLLAPSE_FINAL in run.arrays
 
     def _index(self, run: Run) -> tuple[int, int]:
         families = run.header["collapse"]["families"]
-        n_lengths = len(run.arrays["collapse.lengths"])
+        n_lengths = len(run.arrays[names.COLLAPSE_LENGTHS])
         self.family = max(0, min(self.family, len(families) - 1))
         if self.length is None:
-            done = np.flatnonzero(np.isfinite(run.arrays["collapse.diff"][self.family, :, 0]))
+            done = np.flatnonzero(np.isfinite(run.arrays[names.COLLAPSE_DIFF][self.family, :, 0]))
             return self.family, int(done[-1]) if done.size else n_lengths - 1
         return self.family, max(0, min(self.length, n_lengths - 1))
 
     def step_length(self, run: Run, delta: int) -> None:
         if self.available(run):
             j = self._index(run)[1]
-            self.length = max(0, min(j + delta, len(run.arrays["collapse.lengths"]) - 1))
+            self.length = max(0, min(j + delta, len(run.arrays[names.COLLAPSE_LENGTHS]) - 1))
 
     def jump_to_length(self, run: Run, n: int) -> bool:
         """Select length n; False when the run has no such length."""
         if not self.available(run):
             return False
-        lengths = [int(v) for v in run.arrays["collapse.lengths"]]
+        lengths = [int(v) for v in run.arrays[names.COLLAPSE_LENGTHS]]
         if n not in lengths:
             return False
         self.length = lengths.index(n)
@@ -193,14 +195,14 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
             return
         info, a = run.header["collapse"], run.arrays
         f, j = self._index(run)
-        family, lengths = info["families"][f], [int(v) for v in a["collapse.lengths"]]
+        family, lengths = info["families"][f], [int(v) for v in a[names.COLLAPSE_LENGTHS]]
         n = lengths[j]
         low = info.get("low_dtype", "bfloat16")
         set_subtitle(self, f"{family} ({f + 1}/{len(info['families'])}) · n = {n} · "
                            f"{'post' if self.normed else 'pre'}-norm · {MEASURES[self.measure]}")
-        pair = a["collapse.final_normed" if self.normed else "collapse.final"][f, j]
+        pair = a[names.COLLAPSE_FINAL_NORMED if self.normed else names.COLLAPSE_FINAL][f, j]
         done = bool(np.isfinite(pair).all())
-        self.answers = tuple(int(v) for v in (*a["collapse.next_ids"][f, j], *a["collapse.next_ids_low"][f, j]))
+        self.answers = tuple(int(v) for v in (*a[names.COLLAPSE_NEXT_IDS][f, j], *a[names.COLLAPSE_NEXT_IDS_LOW][f, j]))
         self._set_info(self._info_text(run, f, j, n, low, done))
         which = "ŷ" if self.normed else "y"
         self.strips.set_pair(pair if done else None, (f"{which}(n)", f"{which}(n+1)", "Δ"),
@@ -231,7 +233,7 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
 
     def _info_text(self, run: Run, f: int, j: int, n: int, low: str, done: bool) -> Text:
         a = run.arrays
-        short, long = (int(v) for v in a["collapse.n_tokens"][f, j])
+        short, long = (int(v) for v in a[names.COLLAPSE_N_TOKENS][f, j])
         text = Text()
         text.append(f"n = {n} vs {n + 1} repeats", style="bold")
         text.append(f" · {short} / {long} tokens · last token, last block, "
@@ -241,8 +243,8 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
         if not done:
             text.append(f"{MEASURES[m]}: {PENDING}", style="dim")
         else:
-            res = resolutions(a["collapse.final"][f, j:j + 1], low, m)[0]
-            low_value = float(a["collapse.diff_low"][f, j, m])
+            res = resolutions(a[names.COLLAPSE_FINAL][f, j:j + 1], low, m)[0]
+            low_value = float(a[names.COLLAPSE_DIFF_LOW][f, j, m])
             text.append(f"{MEASURES[m]}: float32 {fmt(float(a['collapse.diff'][f, j, m]))} · {low} ")
             text.append(fmt(low_value) + (" (bit-identical)" if low_value == 0 else ""))
             text.append(f" · {SHORT_DTYPE.get(low, low)} resolution {fmt(res)} · ")
@@ -278,12 +280,12 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
 
     def _plot(self, run: Run, f: int, j: int, low: str) -> None:
         a, m = run.arrays, self.measure
-        lengths = [int(v) for v in a["collapse.lengths"]]
+        lengths = [int(v) for v in a[names.COLLAPSE_LENGTHS]]
         short = SHORT_DTYPE.get(low, low)
         series = (
-            Series("float32", log_points(lengths, a["collapse.diff"][f, :, m]), FLOAT32_COLOUR),
-            Series(low, log_points(lengths, a["collapse.diff_low"][f, :, m]), LOW_COLOUR),
-            Series(f"{short} resolution", log_points(lengths, resolutions(a["collapse.final"][f], low, m)),
+            Series("float32", log_points(lengths, a[names.COLLAPSE_DIFF][f, :, m]), FLOAT32_COLOUR),
+            Series(low, log_points(lengths, a[names.COLLAPSE_DIFF_LOW][f, :, m]), LOW_COLOUR),
+            Series(f"{short} resolution", log_points(lengths, resolutions(a[names.COLLAPSE_FINAL][f], low, m)),
                    RESOLUTION_COLOUR, marked=False, dots=False),
         )
         self.plot.ylabel = MEASURES[m]
@@ -297,17 +299,17 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
         """One column per n (the selected one highlighted): the plotted numbers, the bit-identical share and the
         greedy answers; a short pane keeps only n and the bit-identical share."""
         a, m = run.arrays, self.measure
-        lengths = [int(v) for v in a["collapse.lengths"]]
+        lengths = [int(v) for v in a[names.COLLAPSE_LENGTHS]]
         short = SHORT_DTYPE.get(low, low)
-        res = resolutions(a["collapse.final"][f], low, m)
+        res = resolutions(a[names.COLLAPSE_FINAL][f], low, m)
         rows: list[tuple[str, list[str]]] = [("n", [str(n) for n in lengths])]
         if not self.has_class("-compact"):
-            rows += [(f"{MEASURES[m]} f32", [fmt(float(v)) for v in a["collapse.diff"][f, :, m]]),
-                     (f"{MEASURES[m]} {short}", [fmt(float(v)) for v in a["collapse.diff_low"][f, :, m]]),
+            rows += [(f"{MEASURES[m]} f32", [fmt(float(v)) for v in a[names.COLLAPSE_DIFF][f, :, m]]),
+                     (f"{MEASURES[m]} {short}", [fmt(float(v)) for v in a[names.COLLAPSE_DIFF_LOW][f, :, m]]),
                      (f"{short} resol.", [fmt(float(v)) for v in res])]
-        rows.append((f"same {short} bits", [percent(float(v)) for v in a["collapse.identical_low"][f]]))
+        rows.append((f"same {short} bits", [percent(float(v)) for v in a[names.COLLAPSE_IDENTICAL_LOW][f]]))
         if not self.has_class("-compact"):
-            rows.append(("greedy n/n+1", [self._pair_answer(run, ids) for ids in a["collapse.next_ids"][f]]))
+            rows.append(("greedy n/n+1", [self._pair_answer(run, ids) for ids in a[names.COLLAPSE_NEXT_IDS][f]]))
         label_width = max(len(label) for label, _ in rows) + 1
         text = Text(no_wrap=True, overflow="ellipsis")
         for r, (label, cells) in enumerate(rows):
@@ -325,7 +327,7 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
         return f"{first}/{second}"
 
     def _sensitivity(self, run: Run) -> None:
-        info, values = run.header["collapse"].get("sensitivity"), run.arrays.get("collapse.sensitivity")
+        info, values = run.header["collapse"].get("sensitivity"), run.arrays.get(names.COLLAPSE_SENSITIVITY)
         shares = sensitivity_shares(values) if info and values is not None else None
         if not info or values is None or values.size == 0:
             full, short = "no over-squashing sensitivity in this run (computed with --no-sensitivity)", ""

@@ -17,10 +17,11 @@ from coupling_tui.core.results.run import Run
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .logplot import LogPlot, Series, log_points
 from .tokens import visible
+from coupling_tui.core.results import names
 
 COLOURS = ((86, 156, 214), (230, 140, 40))
 """Run A's and run B's colour: the table's column heads and the plot's lines."""
-NORMS = "trajectory.norms"
+NORMS = names.TRAJECTORY_NORMS
 
 
 def _hex(rgb: tuple[int, int, int]) -> str:

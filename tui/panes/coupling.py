@@ -10,11 +10,12 @@ from textual.containers import Container
 from textual.widgets import Static
 
 from coupling_tui.core.results.aggregate import aggregate_view, has_aggregate_baseline, is_aggregate
-from coupling_tui.core.results.run import CONTEXT_VIEWS, COUPLING_METRICS, CouplingView, Run
+from coupling_tui.core.results.run import CONTEXT_VIEWS, COUPLING_METRICS, CouplingView, Run, default_k
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .heatmap import Heatmap
 from .tokens import visible
+from coupling_tui.core.results import names
 
 NO_COUPLING = "no coupling in this run (computed with --top-k 0)"
 NO_TOKEN_VIEW = "no token×token coupling in this run (computed with --no-token-coupling)"
@@ -201,7 +202,7 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
             return None
         if self.k in ks:
             return self.k
-        return int((run.header.get("coupling") or {}).get("k", ks[-1]))
+        return default_k(run.header.get("coupling"), ks)
 
     # -- drawing --
     def show(self, run: Run, token: int, layer: int = 0) -> None:
@@ -225,7 +226,7 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
             message = ""
             if view is None and self.view == "token":
                 message = (pair_missing(row_layer, col_layer) if row_layer != col_layer
-                           and "coupling.token_k" in run.arrays else NO_TOKEN_VIEW)
+                           and names.COUPLING_TOKEN_K in run.arrays else NO_TOKEN_VIEW)
             elif view is None and self.view in CONTEXT_VIEWS:
                 message = (f"context coupling between layers {row_layer} → {col_layer} was not computed (the run "
                            f"has layers {', '.join(map(str, run.context_layers))}"

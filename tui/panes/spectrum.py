@@ -13,9 +13,10 @@ from coupling_tui.core.results.run import Run
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .logplot import LogPlot, log_points
 from .tokens import visible
+from coupling_tui.core.results import names
 
-SINGULAR_VALUES = "jacobian.singular_values"
-FROBENIUS = "jacobian.frobenius"
+SINGULAR_VALUES = names.JACOBIAN_SINGULAR_VALUES
+FROBENIUS = names.JACOBIAN_FROBENIUS
 NO_JACOBIANS = "no Jacobians in this run (computed with --top-k 0)"
 _SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 

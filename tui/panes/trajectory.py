@@ -11,8 +11,9 @@ from coupling_tui.core.results.run import Run
 from . import RUN_PANE_CLASS, set_subtitle
 from .logplot import LogPlot, Series, log_points
 from .tokens import visible
+from coupling_tui.core.results import names
 
-NORMS = "trajectory.norms"
+NORMS = names.TRAJECTORY_NORMS
 TOKEN_COLOUR = (86, 156, 214)
 FIT_COLOUR = (230, 140, 40)
 BAND_COLOUR = (128, 128, 128)
