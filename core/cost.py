@@ -1,6 +1,6 @@
 """What a run will cost before it starts: peak memory and wall time from the run's sizes. Torch-free.
 
-The model follows the engine's data structures (core/engine.py, core/coupling_stream.py) and is calibrated on
+The model follows the engine's data structures (core/engine/, core/engine/coupling_stream.py) and is calibrated on
 measured runs on the reference 2-core CPU (docs/metrics.md "measured cost", benchmarks/RESULTS.md): the default
 run (SmolLM2, 30 layers × 52 tokens, d = 576, K = 50, float32) takes 114 s — Jacobians 21.7 s, top-50 triplets
 33.9 s, depth coupling 21.5 s, token coupling 33.7 s — and keeps 2.07 GB of dense-J history. Times scale with the
@@ -32,11 +32,11 @@ REFERENCE_D = 576
 GPU_SPEEDUP = 50.0
 """A rough factor for CUDA devices; nothing here is calibrated on a GPU."""
 COUPLING_KS = (8, 10, 30, 50)
-"""As core.coupling_stream.COUPLING_KS (kept equal by a test; that module imports torch)."""
+"""As core.engine.coupling_stream.COUPLING_KS (kept equal by a test; that module imports torch)."""
 CLOSED_FORM_FAMILIES = ("llama", "mistral", "qwen2")
-"""As core.jacobians.closed_form.FAMILIES (kept equal by a test)."""
+"""As core.engine.jacobians.closed_form.FAMILIES (kept equal by a test)."""
 DENSE_BUDGET_BYTES = 2 << 30
-"""As core.jacobians.layers.DENSE_BUDGET_BYTES: a layer's dense J beyond this is taken in token chunks."""
+"""As core.engine.jacobians.layers.DENSE_BUDGET_BYTES: a layer's dense J beyond this is taken in token chunks."""
 REDUCE_FLAGS = "--max-tokens, --top-k, --layers, --history-mb, --no-token-coupling or --dtype"
 """The flags that make a run smaller, named in every message about size."""
 

@@ -1,4 +1,4 @@
-"""Collapse and over-squashing measures (core.collapse) against independent implementations on tiny random models:
+"""Collapse and over-squashing measures (core.engine.collapse) against independent implementations on tiny random models:
 pair differences in numpy float64, bit identity from the raw bits, states from a hook on the final norm's input,
 the low precision from a model loaded in it, sensitivity from float64 autograd Jacobians; then the stage's events
 and its place in engine.stream."""

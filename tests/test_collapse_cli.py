@@ -1,4 +1,4 @@
-"""`coupling-tui collapse` (core.collapse_cli) and the --collapse flags of compute/explore (core.cli): the spec the
+"""`coupling-tui collapse` (core.cli.collapse) and the --collapse flags of compute/explore (core.cli): the spec the
 flags make, clear errors, and headless runs on a tiny model into a results file."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The collapse pairs (core.collapse_pairs) and the spec's checks (core.collapse_spec): texts against independent
+"""The collapse pairs (core.engine.collapse_pairs) and the spec's checks (core.options.collapse): texts against independent
 string constructions, ids built by repeating the repeated piece, and the tokenizer check, on the tiny byte-level BPE
 of tests/tiny_models.py, on one that merges digits, and on SmolLM2's tokenizer."""
 

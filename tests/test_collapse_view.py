@@ -1,4 +1,4 @@
-"""The numbers the Collapse pane derives from the stored arrays (core.collapse_view), checked against direct
+"""The numbers the Collapse pane derives from the stored arrays (core.maths.collapse_view), checked against direct
 computations, and the pane's drawing helpers (diverging colours, log ticks, the strips)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Two runs side by side (core.compare, core.comparison): the stand-in layer and token of run B, the common K, a
+"""Two runs side by side (core.results.compare, core.results.comparison): the stand-in layer and token of run B, the common K, a
 run's random-init baseline as a run of its own, the comparison table's numbers against the engine's own run scalar
 and an independent recomputation, and two models streamed one after the other on the real engine."""
 

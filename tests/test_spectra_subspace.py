@@ -1,4 +1,4 @@
-"""The subspace-iteration top-K solver (core.subspace through core.spectra.top_k(solver="subspace")) against numpy's
+"""The subspace-iteration top-K solver (core.linalg.subspace through core.linalg.spectra.top_k(solver="subspace")) against numpy's
 float64 SVD: random, flat, clustered, repeated, rank-deficient and zero matrices, real block Jacobians of a tiny
 model; its warm start, its dense-eigh fallback after the step cap, its CholeskyQR2, and the engine's coupling."""
 

@@ -68,7 +68,7 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
                              "run)")
         super().__init__()
         self.comparison: Comparison | None = run if isinstance(run, Comparison) else None
-        """Two models' runs side by side (core.comparison): streamed by a --compare job or two saved files."""
+        """Two models' runs side by side (core.results.comparison): streamed by a --compare job or two saved files."""
         self.compare_shown = compare or self.comparison is not None
         """The compare layout (app_compare) is on when there is a pair."""
         self.swapped = False
@@ -77,7 +77,7 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
         if self.comparison is not None:
             run = self.comparison.runs[0]
         self.prompt_set: PromptSet | None = run if isinstance(run, PromptSet) else None
-        """A run over several prompts (core.prompt_set): from a job's BatchStarted, or a saved set."""
+        """A run over several prompts (core.results.prompt_set): from a job's BatchStarted, or a saved set."""
         self.entry = 0
         """The prompt set's entry shown: a prompt's index, or ``n_prompts`` for the aggregate."""
         if self.prompt_set is not None and self.prompt_set.aggregate.header["aggregate"]["n_prompts"]:

@@ -77,7 +77,7 @@ class CompareMixin:
         self._arrange()
         self._show_run()
 
-    # -- a streamed comparison (core.comparison.stream_compare) --
+    # -- a streamed comparison (core.engine.compare.stream_compare) --
     def _apply_compare_event(self, event) -> None:
         if isinstance(event, CompareStarted):
             self.comparison, self.compare_shown, self.swapped = Comparison(), True, False

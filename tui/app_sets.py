@@ -1,4 +1,4 @@
-"""The explorer's prompt sets (core.prompt_set): a set's streamed events, and p / P stepping through the prompts and
+"""The explorer's prompt sets (core.results.prompt_set): a set's streamed events, and p / P stepping through the prompts and
 the aggregate over prompts."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class PromptSetsMixin:
     entry: int
 
     def _apply_set_event(self, event) -> None:
-        """One event of a prompt set (core.batch): it fills its prompt's run; the shown entry is redrawn, the
+        """One event of a prompt set (core.engine.batch): it fills its prompt's run; the shown entry is redrawn, the
         progress bar counts every prompt's steps (prompts × layers)."""
         if isinstance(event, BatchStarted):
             self.prompt_set = PromptSet()

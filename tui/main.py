@@ -97,7 +97,7 @@ def explore(args: argparse.Namespace) -> int:
     mode = compare_mode(args, len(prompts))
     if mode == "model":
         return explore_compare(args, prompts[0].text, console)
-    if len(prompts) > 1:                      # a prompt set: saved as a directory (core.set_results)
+    if len(prompts) > 1:                      # a prompt set: saved as a directory (core.results.set_file)
         from coupling_tui.core.cli.compute_set import default_set_output
         from coupling_tui.core.results.set_file import check_target
 

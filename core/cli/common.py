@@ -81,7 +81,7 @@ def validated_prompt(args: argparse.Namespace) -> str:
 
 def validated_prompts(args: argparse.Namespace) -> list[Prompt]:
     """Check prompts, token budget and the other flags before any model is loaded; every prompt of the run (two or
-    more make a prompt set, core.batch)."""
+    more make a prompt set, core.engine.batch)."""
     check_max_tokens(args.max_tokens)
     if args.top_k < 0:
         raise UserError(f"--top-k must be 0 or more (got {args.top_k})")

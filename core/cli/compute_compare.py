@@ -89,7 +89,7 @@ def load_b(args: argparse.Namespace, console):
 
 def prepare(args: argparse.Namespace, loaded_a, loaded_b, prompt: str, options: dict, console):
     """Check both runs' cost together (may ask, or refuse), then return the job yielding
-    core.comparison.stream_compare's events."""
+    core.engine.compare.stream_compare's events."""
     from coupling_tui.core.engine import stream as engine
     from coupling_tui.core.engine.compare import stream_compare
     from coupling_tui.core.results.compare import side_label

@@ -1,5 +1,5 @@
 """``coupling-tui compute`` with two or more prompts: load once, run every prompt under one progress bar (prompts ×
-layers), save the set (core.set_results), and print each prompt's run scalar and the aggregate's mean ± std."""
+layers), save the set (core.results.set_file), and print each prompt's run scalar and the aggregate's mean ± std."""
 
 from __future__ import annotations
 

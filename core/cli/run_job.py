@@ -1,5 +1,5 @@
 """The compute job a front end runs (``coupling-tui compute``, the explorer): its cost estimated and confirmed
-first (core.cost_check), then ``engine.stream`` (or, for several prompts, ``batch.stream_prompts``) with running out of memory turned into one message that repeats
+first (core.cli.cost_check), then ``engine.stream`` (or, for several prompts, ``batch.stream_prompts``) with running out of memory turned into one message that repeats
 the estimate (core.faults)."""
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def prepare(args: argparse.Namespace, loaded, baseline, prompt: str, options: di
 
 def prepare_prompts(args: argparse.Namespace, loaded, baseline, prompts: list, options: dict,
                     console) -> Callable[[], Iterator]:
-    """``prepare`` for a prompt set (core.prompts.Prompt, two or more): the estimate adds up every prompt's run,
-    and the job yields core.batch.stream_prompts' events."""
+    """``prepare`` for a prompt set (core.options.prompts.Prompt, two or more): the estimate adds up every prompt's run,
+    and the job yields core.engine.batch.stream_prompts' events."""
     from coupling_tui.core.engine import batch
     from coupling_tui.core.engine import stream as engine
 

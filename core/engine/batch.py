@@ -1,5 +1,5 @@
 """A run over several prompts (a prompt set): the engine's stream once per prompt on the same loaded model, wrapped
-in ``BatchStarted`` / ``PromptStarted`` / ``BatchFinished`` (core.events) so a consumer knows which prompt each
+in ``BatchStarted`` / ``PromptStarted`` / ``BatchFinished`` (core.results.events) so a consumer knows which prompt each
 ``RunStarted … RunFinished`` belongs to and can show progress as prompts × layers. Closing the generator closes the
 running prompt's engine stream: the work stops between layers, and no later prompt starts."""
 

@@ -1,9 +1,9 @@
 """Representational collapse and over-squashing (Barbero et al., "Transformers need glasses!", NeurIPS 2024) on the
 loaded model, as a stage of engine events. docs/collapse.md gives every formula as this code computes it.
 
-For each family and length n (core.collapse_pairs) the pair (n, n+1 repeats) runs through the model twice: in the
+For each family and length n (core.engine.collapse_pairs) the pair (n, n+1 repeats) runs through the model twice: in the
 reference precision (float32, or the model's float64) and in the low precision (bfloat16 by default). Each run
-keeps the last token's final-layer state before the final norm (``core.trace``: the last block's output) and, in
+keeps the last token's final-layer state before the final norm (``core.engine.trace``: the last block's output) and, in
 the reference precision, after it and the greedy next token. The pair's difference is measured as L1/d, L∞ and
 relative L2; in the low precision also the fraction of coordinates that are bit-identical. Over-squashing: the
 sensitivity S_i = ‖∂h_last/∂e_i‖_F of that state to each input embedding e_i, exact or by orthogonal Hutchinson

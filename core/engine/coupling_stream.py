@@ -19,7 +19,7 @@ second product, about the depth coupling's time again) and token coupling betwee
 pass when r < c and no history is kept).
 
 The bases of every (layer, token) are held for the whole run: L·T·d·K_max·2 numbers (360 MB for the default run).
-Formulas and their reading: docs/metrics.md; the plain reference implementation: core/coupling.py.
+Formulas and their reading: docs/metrics.md; the plain reference implementation: core/linalg/coupling.py.
 """
 
 from __future__ import annotations

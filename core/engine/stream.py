@@ -1,4 +1,4 @@
-"""Orchestration: a generator of small engine events (core.events), one per layer, that a CLI, the TUI or a test
+"""Orchestration: a generator of small engine events (core.results.events), one per layer, that a CLI, the TUI or a test
 consumes. Nothing here draws or saves; stopping the iteration between layers stops the work."""
 
 from __future__ import annotations
@@ -58,18 +58,18 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     Stage "layers" carries, per block, the residual stream leaving it, its norms, the trajectory fits so far and,
     when ``top_k`` > 0, the block's Jacobian summary (top-K singular values and Frobenius norm of every token's J,
     top-K singular vectors of the tokens chosen by ``vector_tokens``) and the depth/token coupling entries it
-    completes (core.coupling_stream; with ``vju`` also the bases-exchanged variant, with ``token_pairs``
-    (core.coupling_options: "adjacent", "r:c,…" or a list of pairs) token coupling between different layers).
-    ``context_layers`` adds a stage "context" (core.context_coupling: cross-token Jacobians at those layers for
+    completes (core.engine.coupling_stream; with ``vju`` also the bases-exchanged variant, with ``token_pairs``
+    (core.options.coupling: "adjacent", "r:c,…" or a list of pairs) token coupling between different layers).
+    ``context_layers`` adds a stage "context" (core.engine.context: cross-token Jacobians at those layers for
     the input token ``context_tokens[0]`` and the output token ``context_tokens[1]``). A stage "coupling pass" follows when the dense-J history did not fit
     ``history_mb``. With ``baseline`` (the same architecture, random weights) the same stages run again on it,
-    into arrays prefixed ``random_init.``. With ``collapse`` a stage "collapse" follows (core.collapse: the
+    into arrays prefixed ``random_init.``. With ``collapse`` a stage "collapse" follows (core.engine.collapse: the
     representational-collapse pairs and the over-squashing sensitivity, on the trained model; its header under
     ``collapse``, its arrays prefixed ``collapse.``). Only one layer's dense Jacobians exist at a time unless the
     history fits; a consumer that stops iterating stops the work between layers. ``layers`` (sorted block
     indices) bounds the Jacobians, their spectra and the coupling to those blocks (``--layers``): the arrays keep
     every block's place, NaN at the others; trajectories cover every block, and the linearisation fidelity and
-    the 1/σ₁ fit, which need every block, are left NaN. ``topk_solver`` is ``core.spectra.top_k``'s solver
+    the 1/σ₁ fit, which need every block, are left NaN. ``topk_solver`` is ``core.linalg.spectra.top_k``'s solver
     ("auto": scipy on the CPU, subspace iteration on CUDA)."""
     started = time.perf_counter()
     _check_collapse_placement(loaded, collapse)
@@ -153,7 +153,7 @@ def _check_collapse_placement(loaded: LoadedModel, collapse: CollapseSpec | None
 
 
 def _check_solver(solver: str, device: str) -> None:
-    """``core.spectra``'s solver names, and scipy (LAPACK on numpy arrays) only for a model on the CPU."""
+    """``core.linalg.spectra``'s solver names, and scipy (LAPACK on numpy arrays) only for a model on the CPU."""
     try:
         resolve_solver(solver, device)
     except ValueError:

@@ -64,7 +64,7 @@ def trace(model: Any, adapter: Any, input_ids: torch.Tensor) -> Trace:
 
 
 def _gathered(states: list) -> torch.Tensor:
-    """[L, T, d] on the device of block 0's tensor: a model sharded across devices (core.placement) leaves each
+    """[L, T, d] on the device of block 0's tensor: a model sharded across devices (core.load.placement) leaves each
     block's states on its own device; these are small (T·d per block) and gathered on one."""
     device = states[0].device
     return torch.stack([s.to(device) for s in states])

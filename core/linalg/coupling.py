@@ -8,7 +8,7 @@ singular bases of J_2 (the *column*, only its triplets are needed):
 
 |M| is the element-wise absolute value, as in the official sugolov/coupling code (`metrics.py`). 0 = perfectly
 coupled, ≈ 1 = unrelated bases (see `haar_null`); m is not capped at 1. The Jacobians are those of the residual
-branch f = block − id (rows = output coordinates), the triplets those of `core.spectra.top_k` (J V = U diag(S)).
+branch f = block − id (rows = output coordinates), the triplets those of `core.linalg.spectra.top_k` (J V = U diag(S)).
 
 Cost of one entry (one J against one basis, one token): J V is 2·d²·K FLOPs, Uᵀ(J V) is 2·d·K², so about
 2·d²·K + 2·d·K² (36 MFLOP at d = 576, K = 50). Inputs may be numpy arrays or torch tensors (any device); results
@@ -100,7 +100,7 @@ def depth_coupling(J_layers, triplets, k: int | None = None, **kw):
     """The depth-coupling matrices [..., L, L], entry [i, j] = m_K(J_i, J_j) (row = Jacobian, column = basis; not
     symmetric; diagonal ≈ 0 since U_iᵀ J_i V_i = S_i, so a non-zero diagonal is an orientation bug), from the exact
     dense J_i ([L, ..., d, d], an iterable in layer order or a callable i -> J_i) and the triplets (U [L, ..., d, K],
-    S [L, ..., K], V [L, ..., d, K]) of `core.spectra.top_k`; cost L²·(2·d²·K + 2·d·K²) FLOPs per token."""
+    S [L, ..., K], V [L, ..., d, K]) of `core.linalg.spectra.top_k`; cost L²·(2·d²·K + 2·d·K²) FLOPs per token."""
     U, S, V = triplets
     n = len(U)
     it = (J_layers(i) for i in range(n)) if callable(J_layers) else J_layers
@@ -189,7 +189,7 @@ def haar_null(d: int, k: int, n: int, rng: np.random.Generator, *, J=None, **kw)
 
 def haar_null_expected(J, k: int) -> float:
     """√E[m_K²] of J against Haar bases (norm "norm", ujv, |·|), from E‖M‖_F² = K²f² and E|M_kk| ≈ √(2/π)·f with
-    f = ‖J‖_F/d: E[m²] ≈ 1 + (K²f² − 2√(2/π)·f·Σs_k)/‖s_K‖² (large d); core.null_baseline computes it."""
+    f = ‖J‖_F/d: E[m²] ≈ 1 + (K²f² − 2√(2/π)·f·Σs_k)/‖s_K‖² (large d); core.maths.null_baseline computes it."""
     J = np.asarray(J, dtype=np.float64)
     return float(haar_null_from_spectrum(np.linalg.svd(J, compute_uv=False), np.linalg.norm(J), J.shape[-1], k))
 

@@ -6,7 +6,7 @@ exact and 2-3x cheaper than a full SVD. Forming JᵀJ squares the condition numb
 error of about eps·(σ_1/σ_i)²/4, so a matrix whose σ_K is too small next to σ_1 for the requested accuracy (including
 rank-deficient and zero matrices) falls back to a full SVD of that matrix alone.
 
-On CUDA devices the default is block subspace iteration on JᵀJ (``core.subspace``: batched GEMMs and CholeskyQR2,
+On CUDA devices the default is block subspace iteration on JᵀJ (``core.linalg.subspace``: batched GEMMs and CholeskyQR2,
 Rayleigh–Ritz checks, stopping when every top-k residual ‖Jᵀu_i − σ_i v_i‖ is within ``rel_tol``·σ_1), because the
 batched dense eigensolver there solves one matrix at a time; matrices it does not converge within its step cap are
 solved by the dense eigensolver, so the result is the same exact triplets either way.
@@ -61,7 +61,7 @@ def top_k(J: torch.Tensor, k: int, *, rel_tol: float | None = None, solver: str 
     J V = U diag(S); computed in float64 for float64 J and in float32 otherwise.
 
     ``solver``: "scipy" (LAPACK syevr subset, per matrix, CPU tensors only), "torch" (batched torch.linalg.eigh),
-    "subspace" (block subspace iteration, ``core.subspace``) or "auto" (``resolve_solver``: scipy on the CPU,
+    "subspace" (block subspace iteration, ``core.linalg.subspace``) or "auto" (``resolve_solver``: scipy on the CPU,
     subspace on CUDA). ``start`` [B,n,c] (or [n,c]): a warm start for the subspace solver, e.g. the V of the same
     tokens at the previous layer; the dense solvers ignore it. ``stats``: a TopKStats to fill in."""
     batched = J.dim() == 3

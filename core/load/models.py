@@ -31,7 +31,7 @@ class ModelRequest:
     seed: int = 0
     device_map: str | dict | None = None
     """accelerate placement: a strategy (auto, balanced, balanced_low_0, sequential) or {module path: device}
-    (core.sharding); None loads the whole model onto ``device``."""
+    (core.options.sharding); None loads the whole model onto ``device``."""
     max_memory: dict | None = None
     """{GPU index or "cpu"/"disk": bytes} capping each device under a strategy (implies ``auto``)."""
 
@@ -48,7 +48,7 @@ class LoadedModel:
     notes: list[str] = field(default_factory=list)
     """Things the user should know about how it was loaded (a dtype emulated on this CPU), one line each."""
     placement: dict | None = None
-    """Sharded loads only (core.placement.describe): where each block lives; the results header's ``placement``.
+    """Sharded loads only (core.load.placement.describe): where each block lives; the results header's ``placement``.
     ``device`` is then where the token ids go (the input embedding's device)."""
 
     @property

@@ -2,7 +2,7 @@
 families of near-identical sequence pairs, their lengths, the low precision and the sensitivity settings.
 
 Torch-free (the command line imports it before any model is loaded); every check raises a one-line UserError.
-The measures themselves are in ``core.collapse``, the pair builders in ``core.collapse_pairs``; docs/collapse.md
+The measures themselves are in ``core.engine.collapse``, the pair builders in ``core.engine.collapse_pairs``; docs/collapse.md
 explains both.
 """
 

@@ -1,6 +1,6 @@
 """``--device-map`` and ``--max-memory``: load a model larger than one device sharded across several through
 accelerate (``from_pretrained(device_map=…, max_memory=…)``). Syntax is checked here, before any model loads;
-torch-free. Where each block then lives, and how the engine follows it: core/placement.py and docs/big-models.md.
+torch-free. Where each block then lives, and how the engine follows it: core/load/placement.py and docs/big-models.md.
 
 ``--device-map`` is a placement strategy of accelerate (``auto``, ``balanced``, ``balanced_low_0``,
 ``sequential``) or a JSON file ``{"module.path": device}`` (devices: a GPU index, ``cuda:N``, ``cpu``, ``mps`` or
@@ -148,7 +148,7 @@ def placement_text(placement: dict | None) -> str | None:
 
 def placement_summary(header: dict | None, *, max_parts: int = 6) -> str:
     """One short line for a status bar from a results header's ``placement`` (``LoadedModel.placement``:
-    ``core.placement.describe``): ``sharded: cuda:0 blocks 0–11, cpu 12–29, disk 30–31``, one part per run of
+    ``core.load.placement.describe``): ``sharded: cuda:0 blocks 0–11, cpu 12–29, disk 30–31``, one part per run of
     consecutive blocks on one device, at most ``max_parts`` of them then ``…``. "" when the run was not sharded: no
     header or no placement (a single-device load), or every block on one device with none offloaded."""
     placement = (header or {}).get("placement")

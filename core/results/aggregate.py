@@ -2,7 +2,7 @@
 
 Prompts have different token counts, so only layer×layer quantities aggregate: the token-averaged depth coupling
 of every K (``coupling.depth_mean_k``), the last token's depth coupling (``coupling.depth_k[:, -1]``) and the run
-scalar (core.coupling_scalar: off-diagonal, adjacent and far means of m, over all tokens and over the last token).
+scalar (core.maths.run_scalar: off-diagonal, adjacent and far means of m, over all tokens and over the last token).
 The std is the sample standard deviation over prompts (ddof = 1; NaN with fewer than two prompts). Torch-free.
 """
 

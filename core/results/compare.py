@@ -108,7 +108,7 @@ class Side:
     n_tokens: int
     k: int | None
     scalar_all: dict | None
-    """core.coupling_scalar.run_scalar over every token's depth-coupling matrix at K."""
+    """core.maths.run_scalar.run_scalar over every token's depth-coupling matrix at K."""
     scalar_token: dict | None
     """The same over the selected token's matrix."""
     haar_null: float

@@ -75,7 +75,7 @@ def open_pair(path_a: str | os.PathLike, path_b: str | os.PathLike) -> Compariso
 
 
 def save_pair(comparison: Comparison, path_a: Path, path_b: Path) -> tuple[Path, Path]:
-    """Write both runs (each atomically, core.results.save). B is written first: a failure leaves A's target as it
+    """Write both runs (each atomically, core.results.run_file.save). B is written first: a failure leaves A's target as it
     was."""
     from coupling_tui.core.results import run_file as results
 

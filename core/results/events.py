@@ -2,7 +2,7 @@
 
 A run is a stream ``RunStarted, LayerDone × (steps of every stage), RunFinished``. ``RunStarted`` carries the run header and
 every array the run will have, already allocated (rows not computed yet are NaN); each ``LayerDone`` fills rows
-of those arrays. A consumer that applies the events in order (see ``core.run.Run.apply``) holds the same data a
+of those arrays. A consumer that applies the events in order (see ``core.results.run.Run.apply``) holds the same data a
 saved results file holds.
 """
 
@@ -47,7 +47,7 @@ class RunFinished:
 Event = RunStarted | LayerDone | RunFinished
 
 
-# -- a prompt set: the engine's stream once per prompt (core.batch) --
+# -- a prompt set: the engine's stream once per prompt (core.engine.batch) --
 
 @dataclass(frozen=True)
 class BatchStarted:
@@ -72,10 +72,10 @@ class BatchFinished:
 
 
 BatchEvent = BatchStarted | PromptStarted | BatchFinished | Event
-"""What ``core.batch.stream_prompts`` yields."""
+"""What ``core.engine.batch.stream_prompts`` yields."""
 
 
-# -- two models on one prompt, side by side (core.comparison, ``--compare``) --
+# -- two models on one prompt, side by side (core.results.comparison, ``--compare``) --
 
 @dataclass(frozen=True)
 class CompareStarted:
@@ -99,4 +99,4 @@ class CompareFinished:
 
 
 CompareEvent = CompareStarted | SideStarted | CompareFinished | Event
-"""What ``core.comparison.stream_compare`` yields."""
+"""What ``core.engine.compare.stream_compare`` yields."""

@@ -1,5 +1,5 @@
-"""A prompt set in memory: one Run per prompt plus their aggregate, filled by core.batch's events or from a saved
-set (core.set_results). Torch-free, like Run: the explorer and ``coupling-tui view`` read it."""
+"""A prompt set in memory: one Run per prompt plus their aggregate, filled by core.engine.batch's events or from a saved
+set (core.results.set_file). Torch-free, like Run: the explorer and ``coupling-tui view`` read it."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class PromptSet:
     finished: bool = False
     seconds: float = 0.0
     header: dict[str, Any] = field(default_factory=dict)
-    """The saved set's header (core.set_results); empty while computing."""
+    """The saved set's header (core.results.set_file); empty while computing."""
     _aggregate: Run | None = None
 
     @property
@@ -30,7 +30,7 @@ class PromptSet:
         return len(self.labels)
 
     def apply(self, event) -> None:
-        """Fold one event of ``core.batch.stream_prompts`` into the set."""
+        """Fold one event of ``core.engine.batch.stream_prompts`` into the set."""
         if isinstance(event, BatchStarted):
             self.labels, self.texts = list(event.labels), list(event.texts)
             self.runs = [Run() for _ in event.labels]
@@ -51,7 +51,7 @@ class PromptSet:
 
     @property
     def aggregate(self) -> Run:
-        """The aggregate over the prompts finished so far (core.aggregate.aggregate_run); rebuilt when one more
+        """The aggregate over the prompts finished so far (core.results.aggregate.aggregate_run); rebuilt when one more
         finishes."""
         if self._aggregate is None:
             self._aggregate = aggregate_run(self.complete_runs(), self.n_prompts)

@@ -141,7 +141,7 @@ class Run:
     def growth_line(self, token: int) -> tuple[list[int], np.ndarray] | None:
         """The exponential-growth fit of ``token``'s norms drawn as a curve: (depths start..l_done,
         exp(a + b·l)), the fit of log‖x^l‖ on l that ``trajectory.growth_factor`` (= e^b) stores, redone from the
-        stored norms (core.trajectory_metrics.growth_fit); None before two depths from the fit's start exist."""
+        stored norms (core.maths.trajectory.growth_fit); None before two depths from the fit's start exist."""
         from coupling_tui.core.maths.trajectory import growth_fit
 
         start = int((self.header.get("fits") or {}).get("growth_start", 1))
@@ -179,7 +179,7 @@ class Run:
 
     def haar_null(self, k: int, layer: int, token: int | None = None) -> float:
         """The expected m_K of block ``layer``'s J against Haar-random bases (the null: ≈ 1 means "no more aligned
-        than chance"), from its stored top singular values and ‖J‖_F (core.null_baseline); at ``token``, or the
+        than chance"), from its stored top singular values and ‖J‖_F (core.maths.null_baseline); at ``token``, or the
         mean over tokens when None; NaN when not computed yet."""
         from coupling_tui.core.maths.null_baseline import haar_null_from_spectrum
 

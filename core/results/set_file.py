@@ -1,4 +1,4 @@
-"""A prompt set on disk: a directory holding one ordinary results file per prompt (core.results, unchanged) and
+"""A prompt set on disk: a directory holding one ordinary results file per prompt (core.results.run_file, unchanged) and
 ``aggregate.safetensors``, the set's index and aggregate (format ``coupling-tui-set``, docs/results-format.md).
 The directory is written whole (a temp directory beside it, then renamed): a reader sees the previous set or the new
 one, never a mix. Torch-free; never unpickles."""
@@ -48,7 +48,7 @@ def check_target(path: str | os.PathLike, n_prompts: int) -> Path:
 
 def set_header(pset: PromptSet, names: list[str]) -> dict:
     """The index's header: model, parameters, every prompt (label, text, its file, tokens, greedy next token) and
-    the aggregate's (core.aggregate)."""
+    the aggregate's (core.results.aggregate)."""
     runs = pset.runs
     first = runs[0].header if runs else {}
     params = {k: v for k, v in (first.get("params") or {}).items() if k not in ("prompt_file", "prompt_set")}

@@ -1,4 +1,4 @@
-"""The Compare pane: two runs' numbers side by side (core.compare: the run scalar at a common K with the Haar null it
+"""The Compare pane: two runs' numbers side by side (core.results.compare: the run scalar at a common K with the Haar null it
 reads against, the trajectory fits, the greedy token) beside both models' hidden-state norms against depth."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _hex(rgb: tuple[int, int, int]) -> str:
 
 class ComparePane(Container):
     """``show_pair(a, b, token, layer)`` draws the table and the plot for A's selected token and layer (B's stand-ins
-    are core.compare.map_token / map_layer)."""
+    are core.results.compare.map_token / map_layer)."""
 
     DEFAULT_CLASSES = RUN_PANE_CLASS
     BORDER_TITLE = "Compare"

@@ -161,7 +161,7 @@ prompts of the depth coupling â€” the last token's, or the token average (`t`) â
     def follow(self, lead: "CouplingPane", a: Run, b: Run) -> None:
         """Take ``lead``'s view state (it shows run ``a``) for run ``b``: K (one both runs have, when there is one),
         metric, token/average, trained/random-init, view, variant and layer offset; the cursor's columns moved to
-        B's stand-ins (core.compare: the same relative depth, the same token or counted from the end)."""
+        B's stand-ins (core.results.compare: the same relative depth, the same token or counted from the end)."""
         from coupling_tui.core.results.compare import common_k, map_layer, map_token
 
         self.k = common_k(a, b, lead._k(a))
@@ -266,7 +266,7 @@ prompts of the depth coupling â€” the last token's, or the token average (`t`) â
         self.heatmap.set_matrix(view.values, view.scale, (row, col), view.axis)
 
     def _show_aggregate(self, run: Run, layer: int) -> None:
-        """A prompt set's aggregate (core.aggregate): the mean depth coupling over prompts, token-averaged or the
+        """A prompt set's aggregate (core.results.aggregate): the mean depth coupling over prompts, token-averaged or the
         last token's (``t``), with the cursor cell's mean Â± std."""
         info = run.header["aggregate"]
         n, total = int(info.get("n_prompts", 0)), int(info.get("n_total", 0))

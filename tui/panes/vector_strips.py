@@ -1,6 +1,6 @@
 """Colour strips of a pair of vectors and of their difference, one text row each: every cell is one coordinate,
 or (when the vector is wider than the row) the coordinate of largest magnitude of a contiguous bin of them.
-Presentation only: the bins and the colour limits come from core.collapse_view."""
+Presentation only: the bins and the colour limits come from core.maths.collapse_view."""
 
 from __future__ import annotations
 

@@ -102,7 +102,7 @@ def capture_block_calls(model: Any, adapter: Any, input_ids: torch.Tensor) -> li
 def _compute_block(block: Any, dtype: torch.dtype) -> Any:
     """``block`` itself when its parameters are already in ``dtype``, else a copy of it cast to ``dtype``; a block
     an accelerate hook places or offloads (a sharded model) is always copied, hook-free with real weights on its
-    execution device (core.placement.plain_copy), so autodiff sees an ordinary module."""
+    execution device (core.load.placement.plain_copy), so autodiff sees an ordinary module."""
     if is_dispatched(block):
         return plain_copy(block, dtype)
     dtypes = {p.dtype for p in block.parameters()} | {b.dtype for b in block.buffers() if b.is_floating_point()}

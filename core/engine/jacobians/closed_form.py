@@ -237,7 +237,7 @@ def block_jacobians(block: Any, x_in: torch.Tensor, position_embeddings: tuple[t
     ``position_embeddings`` is (cos, sin) [T, head_dim] or [1, T, head_dim] for positions 0..T-1 (see
     ``rotary_cos_sin``). Pass one ``workspace`` (and optionally ``out``) when looping over layers.
 
-    J lives on the block's execution device (core.placement: where a sharded model runs it), x_in and cos/sin are
+    J lives on the block's execution device (core.load.placement: where a sharded model runs it), x_in and cos/sin are
     moved there; an offloaded block's weights are read in for the cast copy of this one layer."""
     if dtype not in (torch.float32, torch.float64):
         raise UserError(f"closed-form Jacobians are computed in float32 or float64, not {dtype}")
