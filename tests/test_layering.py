@@ -178,3 +178,27 @@ print('torch' in sys.modules)
     lines = out.stdout.split()
     assert lines[0] == "7" and float(lines[1]) == round(float(run.arrays["trajectory.norms"][6, -1]), 3)
     assert lines[-1] == "False"
+
+
+def test_results_names_are_spelled_in_one_module():
+    """The random-init prefix and the collapse prefix are written only in core/results/names.py; no module of core/
+    or tui/ spells an array name as a string literal (they use the names module's constants)."""
+    import io
+    import re
+    import tokenize
+
+    array_name = re.compile(r"^(random_init\.)?(tokens|trajectory|jacobian|coupling|context|collapse)\.[A-Za-z_0-9.]+$")
+    offenders = []
+    for f in sorted([*(ROOT / "core").rglob("*.py"), *(ROOT / "tui").rglob("*.py")]):
+        text = f.read_text()
+        if f.name == "names.py" and f.parent.name == "results":
+            assert '"random_init."' in text and '"collapse."' in text
+            continue
+        if "random_init." in text:
+            offenders.append(f"{f.relative_to(ROOT)}: random_init.")
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.STRING and tok.string[0] in "\"'" and not tok.string.startswith(('"""', "'''")):
+                value = tok.string[1:-1]
+                if array_name.match(value) or value == "collapse.":
+                    offenders.append(f"{f.relative_to(ROOT)}:{tok.start[0]}: {tok.string}")
+    assert offenders == []

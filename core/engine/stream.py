@@ -63,7 +63,7 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     ``context_layers`` adds a stage "context" (core.engine.context: cross-token Jacobians at those layers for
     the input token ``context_tokens[0]`` and the output token ``context_tokens[1]``). A stage "coupling pass" follows when the dense-J history did not fit
     ``history_mb``. With ``baseline`` (the same architecture, random weights) the same stages run again on it,
-    into arrays prefixed ``random_init.``. With ``collapse`` a stage "collapse" follows (core.engine.collapse: the
+    into arrays with the random-init prefix (``results.names``). With ``collapse`` a stage "collapse" follows (core.engine.collapse: the
     representational-collapse pairs and the over-squashing sensitivity, on the trained model; its header under
     ``collapse``, its arrays prefixed ``collapse.``). Only one layer's dense Jacobians exist at a time unless the
     history fits; a consumer that stops iterating stops the work between layers. ``layers`` (sorted block

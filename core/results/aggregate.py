@@ -56,7 +56,8 @@ def aggregate(runs: list[Run]) -> tuple[dict, dict[str, np.ndarray]]:
     """(header, arrays) of the aggregate over ``runs`` (complete runs of one model, one per prompt, same K values).
     Header: ``n_prompts``, ``ks``, ``k``, ``std``, ``scalar`` = {"all_tokens" | "last_token": {key: {mean, std,
     values (one per prompt)}}} and the same under ``random_init`` when every run has the baseline. Arrays:
-    ``aggregate.ks`` and ``[random_init.]aggregate.<depth_mean_k | depth_last_k>.<mean | std>`` [nK, L, L]."""
+    ``aggregate.ks`` and ``[<random-init prefix>]aggregate.<depth_mean_k | depth_last_k>.<mean | std>`` [nK, L, L]
+    (``results.names.aggregate_name``)."""
     header: dict = {"n_prompts": len(runs), "ks": [], "k": None,
                     "std": f"sample standard deviation over prompts (ddof = {STD_DDOF})", "scalar": None,
                     "random_init": None}
