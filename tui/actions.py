@@ -1,10 +1,40 @@
-"""The one registry of user actions: the app's BINDINGS, the footer and the help table all derive from it."""
+"""The one registry of user actions: the app's BINDINGS, the footer, the help table and the command palette's
+entries all derive from it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from textual.actions import parse
 from textual.binding import Binding
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command-palette entry of an action (``UserAction.commands``): fixed (fuzzy-matched on its title) or
+    numbered (a word and a number typed, e.g. ``layer 12``)."""
+
+    title: str
+    """What the palette shows (and matches a fixed command on); a numbered command's has ``{n}`` for the number."""
+    help: str = ""
+    """The palette's line under the title."""
+    call: str = ""
+    """The app method it calls, written like an action string (``"set_metric('1-m²')"``); a numbered command's gets
+    the number as its last argument. Empty: the action's own ``action_…`` method with the action's arguments."""
+    words: tuple[str, ...] = ()
+    """A numbered command: the words typed before the number (``"layer 12"``, ``"l12"``, ``"layer=12"``); a fixed
+    command has none."""
+
+
+@dataclass(frozen=True)
+class PaletteEntry:
+    """A command resolved for the palette: the app method (its name) and the arguments it is called with."""
+
+    title: str
+    help: str
+    method: str
+    args: tuple[object, ...]
+    words: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -30,11 +60,15 @@ class UserAction:
     """What the action needs on screen to be offered (the footer hides it otherwise): "coupling" (the Coupling
     pane, absent from a collapse run without Jacobians), "collapse" (a run with collapse data), "prompts" (a prompt
     set: two or more prompts), "compare" (two runs to compare) or nothing."""
+    commands: tuple[Command, ...] = ()
+    """Its command-palette entries (none: not in the palette). The palette offers them whatever the run; the app's
+    methods say when there is nothing to do."""
 
 
 ACTIONS: tuple[UserAction, ...] = (
     UserAction("previous-token", "left,h", "step_token(-1)", "prev token", "←/h", "Select the previous token.",
-               footer_group="token"),
+               footer_group="token",
+               commands=(Command("Jump to token {n}", call="jump_to_token", words=("token", "t")),)),
     UserAction("next-token", "right,l", "step_token(1)", "next token", "→/l", "Select the next token.",
                footer_group="token"),
     UserAction("back-10-tokens", "left_square_bracket", "step_token(-10)", "-10 tokens", "[",
@@ -44,7 +78,8 @@ ACTIONS: tuple[UserAction, ...] = (
     UserAction("first-token", "home", "first_token", "first token", "home", "Select the first token.", show=False),
     UserAction("last-token", "end", "last_token", "last token", "end", "Select the last token.", show=False),
     UserAction("previous-layer", "up,k", "step_layer(-1)", "prev layer", "↑/k", "Select the previous layer (block).",
-               footer_group="layer"),
+               footer_group="layer",
+               commands=(Command("Jump to layer {n}", call="jump_to_layer", words=("layer", "l")),)),
     UserAction("next-layer", "down,j", "step_layer(1)", "next layer", "↓/j", "Select the next layer (block).",
                footer_group="layer"),
     UserAction("previous-column", "shift+left,H", "step_column(-1)", "prev column", "⇧←/H",
@@ -53,43 +88,64 @@ ACTIONS: tuple[UserAction, ...] = (
     UserAction("next-column", "shift+right,L", "step_column(1)", "next column", "⇧→/L",
                "Move the coupling cursor's column forward.", footer_group="column", needs="coupling"),
     UserAction("cycle-k", "K", "cycle_k", "cycle K", "K", "Cycle the coupling K among the values computed.",
-               needs="coupling"),
+               needs="coupling",
+               commands=(Command("Cycle coupling K", "among the K values computed"),)),
     UserAction("toggle-average", "t", "toggle_average", "token/avg", "t",
-               "Depth coupling of the selected token, or averaged over all tokens.", needs="coupling"),
+               "Depth coupling of the selected token, or averaged over all tokens.", needs="coupling",
+               commands=(Command("Toggle token / average", "depth coupling of one token or all"),)),
     UserAction("toggle-baseline", "r", "toggle_baseline", "random-init", "r",
                "Trained model or its random-init baseline (runs computed with --random-baseline).",
-               needs="coupling"),
+               needs="coupling",
+               commands=(Command("Toggle trained / random-init", "needs --random-baseline"),)),
     UserAction("toggle-view", "v", "toggle_view", "views", "v",
                "Cycle the coupling views: depth (layer×layer), token (token×token at a layer pair), and the "
-               "context views (cross-token Jacobians, runs computed with --context-layers).", needs="coupling"),
+               "context views (cross-token Jacobians, runs computed with --context-layers).", needs="coupling",
+               commands=(Command("Next coupling view", "depth, token, context (same output / same input)"),)),
     UserAction("toggle-variant", "u", "toggle_variant", "ujv/vju", "u",
                "Depth coupling as |Uᵀ J V| (ujv) or |Vᵀ J U| (vju: runs computed with --vju).", show=False,
-               needs="coupling"),
+               needs="coupling",
+               commands=(Command("Toggle coupling variant ujv / vju", "needs --vju"),)),
     UserAction("toggle-metric", "m", "toggle_metric", "metric", "m", "Colour the coupling matrix by 1−m² or m.",
-               show=False, needs="coupling"),
+               show=False, needs="coupling",
+               commands=(Command("Coupling metric: 1−m²", "the official notebook's plot", call="set_metric('1-m²')"),
+                         Command("Coupling metric: m", "0 = coupled, ≈1 = unrelated", call="set_metric('m')"))),
     UserAction("previous-length", "comma", "step_length(-1)", "n−", ",",
                "Collapse: the previous length n (runs with collapse data).", footer_group="length",
-               needs="collapse"),
+               needs="collapse",
+               commands=(Command("Collapse: jump to length n = {n}", call="jump_to_length",
+                                 words=("length", "n")),)),
     UserAction("next-length", "full_stop", "step_length(1)", "n+", ".", "Collapse: the next length n.",
                footer_group="length", needs="collapse"),
     UserAction("cycle-family", "f", "cycle_family", "family", "f", "Collapse: the next sequence family.",
-               needs="collapse"),
+               needs="collapse",
+               commands=(Command("Collapse: next family", "ones, digits, commas, …"),)),
     UserAction("toggle-normed", "n", "toggle_normed", "norm", "n",
-               "Collapse: the last states before or after the final norm.", needs="collapse"),
+               "Collapse: the last states before or after the final norm.", needs="collapse",
+               commands=(Command("Collapse: pre-/post-norm states",
+                                 "the last states before or after the final norm"),)),
     UserAction("cycle-measure", "d", "cycle_measure", "L1/L∞/L2", "d",
-               "Collapse: plot the pair difference as L1/d, L∞ or relative L2.", show=False, needs="collapse"),
+               "Collapse: plot the pair difference as L1/d, L∞ or relative L2.", show=False, needs="collapse",
+               commands=(Command("Collapse: next difference measure", "L1/d, L∞, relative L2"),)),
     UserAction("next-prompt", "p", "step_prompt(1)", "next prompt", "p",
                "Prompt sets: the next prompt, then the aggregate over prompts (every pane follows).",
-               footer_group="prompt", needs="prompts"),
+               footer_group="prompt", needs="prompts",
+               commands=(Command("Next prompt", "runs of several prompts (p)"),
+                         Command("Show prompt {n}", call="jump_to_prompt", words=("prompt", "p")))),
     UserAction("previous-prompt", "P", "step_prompt(-1)", "prev prompt", "P",
-               "Prompt sets: the previous prompt (or the aggregate).", footer_group="prompt", needs="prompts"),
+               "Prompt sets: the previous prompt (or the aggregate).", footer_group="prompt", needs="prompts",
+               commands=(Command("Previous prompt", "runs of several prompts (P)"),
+                         Command("Show the aggregate over prompts", "mean ± std of the depth coupling",
+                                 call="show_aggregate"))),
     UserAction("toggle-compare", "c", "toggle_compare", "compare", "c",
                "Two runs side by side: both coupling heatmaps, the run scalar and the trajectories (two results "
                "files, --compare MODEL2, or a run with its random-init baseline), or back to one run.",
-               needs="compare"),
+               needs="compare",
+               commands=(Command("Compare: toggle the side-by-side layout",
+                                 "two models (--compare, view A B) or trained vs random-init (c)"),)),
     UserAction("swap-sides", "x", "swap_sides", "swap A/B", "x",
                "Compare: swap A and B (the one-run layout then shows the other model).", show=False,
-               needs="compare"),
+               needs="compare",
+               commands=(Command("Compare: swap A and B", "B on the left (x)"),)),
     UserAction("focus-coupling", "1", "focus_pane('coupling')", "coupling", "1", "Focus the Coupling pane.",
                show=False),
     UserAction("focus-trajectory", "2", "focus_pane('trajectory')", "trajectory", "2",
@@ -102,9 +158,11 @@ ACTIONS: tuple[UserAction, ...] = (
     UserAction("focus-compare", "6", "focus_pane('compare')", "compare", "6",
                "Focus the Compare pane (the compare layout).", show=False),
     UserAction("export-pane", "e", "export_pane", "export", "e",
-               "Export the focused pane to SVG (<dir>/<run>-<pane>.svg)."),
+               "Export the focused pane to SVG (<dir>/<run>-<pane>.svg).",
+               commands=(Command("Export the focused pane to SVG", "into the export directory"),)),
     UserAction("export-all", "E", "export_all", "export all", "E",
-               "Export every pane and the whole screen to SVG.", show=False),
+               "Export every pane and the whole screen to SVG.", show=False,
+               commands=(Command("Export all panes to SVG", "every pane and the whole screen"),)),
     UserAction("palette", "ctrl+p", "command_palette", "commands", "^p",
                "Command palette: jump to a layer, token or collapse length; switch metric, K, view, collapse family; "
                "export.", show=False),
@@ -136,3 +194,13 @@ def requirement(action: str) -> str:
 def help_rows() -> list[tuple[str, str]]:
     """(keys, what they do) for every registered action, for the help screen's table."""
     return [(a.key_display, a.help) for a in ACTIONS]
+
+
+def palette_entries() -> list[PaletteEntry]:
+    """Every registered command-palette entry, fixed and numbered, in registry order."""
+    entries = []
+    for a in ACTIONS:
+        for c in a.commands:
+            _, method, args = parse(c.call or a.action)
+            entries.append(PaletteEntry(c.title, c.help, method if c.call else f"action_{method}", args, c.words))
+    return entries
