@@ -123,7 +123,7 @@ def test_random_bytes_never_crash_the_reader(tmp_path):
 
 def test_loading_a_results_file_does_not_import_torch(tmp_path):
     path = results.save(full_run(), tmp_path / "run.safetensors")
-    code = ("import sys; from coupling_tui.core import results; r = results.load(sys.argv[1]); "
+    code = ("import sys; from coupling_tui.core.results import run_file as results; r = results.load(sys.argv[1]); "
             "assert r.n_layers == 4; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
