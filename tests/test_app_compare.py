@@ -16,7 +16,7 @@ from coupling_tui.core.engine.compare import stream_compare
 from coupling_tui.core.results.comparison import save_pair
 from coupling_tui.core.results.run import Run
 from coupling_tui.tui.app import CouplingApp
-from coupling_tui.tui.app_compare import NO_PAIR
+from coupling_tui.tui.notices import NO_PAIR
 from coupling_tui.tui.main import view_app
 from coupling_tui.tui.panes.compare import ComparePane
 from coupling_tui.tui.panes.coupling import CouplingPane

@@ -57,7 +57,8 @@ def test_round_trip_keeps_every_prompt_and_the_aggregate(tmp_path):
 
 def test_loading_a_set_does_not_import_torch(tmp_path):
     path = set_results.save(filled(), tmp_path / "set")
-    code = (f"import sys; from coupling_tui.core.results import set_file as set_results; s = set_results.load({str(path)!r}); "
+    code = (f"import sys; from coupling_tui.core.results import set_file as set_results; "
+            f"s = set_results.load({str(path)!r}); "
             "print(s.n_prompts, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["2", "False"]

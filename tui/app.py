@@ -14,7 +14,8 @@ from textual.worker import Worker, get_current_worker
 
 from coupling_tui.core.results.aggregate import is_aggregate
 from coupling_tui.core.results.comparison import Comparison
-from coupling_tui.core.results.events import (BatchStarted, CompareStarted, Event, LayerDone, RunFinished, RunStarted)
+from coupling_tui.core.results.container import RunContainer, container_for
+from coupling_tui.core.results.events import Event, RunStarted
 from coupling_tui.core.results.prompt_set import PromptSet
 from coupling_tui.core.options.prompts import truncation_note
 from coupling_tui.core.results.run import Run
@@ -67,24 +68,19 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
             raise ValueError("CouplingApp needs exactly one of run= (a saved run or prompt set) or job= (an engine "
                              "run)")
         super().__init__()
-        self.comparison: Comparison | None = run if isinstance(run, Comparison) else None
-        """Two models' runs side by side (core.results.comparison): streamed by a --compare job or two saved files."""
+        self.container: RunContainer = run if run is not None else Run()
+        """What is shown (core.results.container): one run, a prompt set (core.results.prompt_set: from a job's BatchStarted,
+        or a saved set) or two models' runs side by side (core.results.comparison: a --compare job or two saved files);
+        replaced when a job's events open another; mutated on the main thread only."""
         self.compare_shown = compare or self.comparison is not None
         """The compare layout (app_compare) is on when there is a pair."""
         self.swapped = False
         """The compare layout shows B on the left (``x``)."""
         self._compare_save_path = Path(compare_save_path) if compare_save_path is not None else None
-        if self.comparison is not None:
-            run = self.comparison.runs[0]
-        self.prompt_set: PromptSet | None = run if isinstance(run, PromptSet) else None
-        """A run over several prompts (core.results.prompt_set): from a job's BatchStarted, or a saved set."""
         self.entry = 0
-        """The prompt set's entry shown: a prompt's index, or ``n_prompts`` for the aggregate."""
+        """The container's entry shown: a prompt's index or ``n_prompts`` for the aggregate, a comparison's side."""
         if self.prompt_set is not None and self.prompt_set.aggregate.header["aggregate"]["n_prompts"]:
             self.entry = self.prompt_set.n_prompts                 # a saved set opens on its aggregate
-        self.results = (self.prompt_set.view(self.entry) if self.prompt_set is not None
-                        else run if run is not None else Run())
-        """The one run every pane reads (a prompt set's shown entry); mutated on the main thread only."""
         self.selected_token = 0
         self.selected_layer = 0
         """The selected block, 0..L-1: the Spectrum pane shows its Jacobian, the Trajectory pane marks its output."""
@@ -128,23 +124,23 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
         self._catch_signals()
         if self._job is not None:
             self.computing = True
-            self._set_state("starting…")
+            self.set_state("starting…")
             self.compute_worker = self._compute()
         elif self.prompt_set is not None:
             pset = self.prompt_set
-            self._set_state(f"saved prompt set · {len(pset.complete_runs())}/{pset.n_prompts} prompts complete · "
+            self.set_state(f"saved prompt set · {len(pset.complete_runs())}/{pset.n_prompts} prompts complete · "
                             "p/P switch prompts")
-            self.selected_token = self._first_token()
+            self.selected_token = self.opening_token()
         else:
             run = self.results
             done = "complete" if run.finished else "partial"
-            self._set_state(f"saved run · {done} · {run.layers_done}/{run.n_layers} layers")
-            self.selected_token = self._first_token()
+            self.set_state(f"saved run · {done} · {run.layers_done}/{run.n_layers} layers")
+            self.selected_token = self.opening_token()
         self.query_one(ProgressBar).display = self.computing
-        self._show_side(self.SIDE_PANES[0])
+        self.show_side(self.SIDE_PANES[0])
         self.query_one(CouplingPane).focus()
-        self._arrange()
-        self._show_run()
+        self.arrange()
+        self.show_run()
 
     # -- compute worker (runs in a thread; only posts messages) --
     @work(thread=True, exclusive=True, exit_on_error=False, group="compute", description="engine run")
@@ -168,52 +164,70 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
         if worker.is_cancelled:
             self.post_message(ComputeCancelled())
 
+    @property
+    def results(self) -> Run:
+        """The one run every pane reads: the container's shown entry."""
+        return self.container.shown(self.entry)
+
+    @property
+    def prompt_set(self) -> PromptSet | None:
+        return self.container if isinstance(self.container, PromptSet) else None
+
+    @property
+    def comparison(self) -> Comparison | None:
+        return self.container if isinstance(self.container, Comparison) else None
+
+    def open_container(self, container: RunContainer) -> None:
+        """Show a container a job's events opened (a prompt set, a comparison: the compare layout) at entry 0."""
+        self.container, self.entry, self.swapped = container, 0, False
+        self.compare_shown = self.compare_shown or self.comparison is not None
+        self.refresh_bindings()
+
     @on(EngineEvent)
     def _apply_event(self, message: EngineEvent) -> None:
+        """Any event of any container: the container folds it in; the run shown, the progress bar (every step of
+        every run the container holds) and the status line follow; the last event saves."""
         if not self.computing:
             return  # queued before a cancel or a failure: the run stays as it was
         event = message.event
-        if self.comparison is not None or isinstance(event, CompareStarted):
-            self._apply_compare_event(event)
-            return
-        if self.prompt_set is not None or isinstance(event, BatchStarted):
-            self._apply_set_event(event)
-            return
-        self.results.apply(event)
-        progress = self.query_one(ProgressBar)
+        if (opened := container_for(event)) is not None:
+            self.open_container(opened)
+        container = self.container
+        container.apply(event)
         if isinstance(event, RunStarted):
-            self.selected_token = self._first_token()
-            self._arrange()
-            if note := truncation_note(self.results.header):
-                self.notify(note, title="prompt cut", severity="warning", timeout=10, markup=False)
-            progress.update(total=self.results.n_steps, progress=0)
-            self._set_state(f"computing {self.results.stage_text}")
-        elif isinstance(event, LayerDone):
-            progress.update(progress=self.results.steps_done)
-            self._set_state(f"computing {self.results.stage_text}")
-        elif isinstance(event, RunFinished):
+            if container.current == self.entry:            # the run starting is the one on screen
+                self.selected_token = self.opening_token()
+                self.arrange()
+            if note := truncation_note(event.header):
+                name = container.current_name()
+                self.notify(f"{name}: {note}" if name else note, title="prompt cut", severity="warning", timeout=10,
+                            markup=False)
+        if container.finished:
             self._stop_computing()
-            self._finished(event.seconds)
-        self._show_run()
+            self.finish(container.seconds)
+        else:
+            self.query_one(ProgressBar).update(total=container.n_steps or None, progress=container.steps_done)
+            self.set_state(f"computing {container.progress_text()}")
+        self.show_run()
 
     @on(RunSaved)
     def _saved(self, message: RunSaved) -> None:
-        seconds = self._seconds()
+        seconds = self.container.seconds
         where = str(message.path) if message.other is None else f"{message.path} and {message.other}"
-        self._set_state(f"done in {seconds:.1f} s · saved to {where}")
+        self.set_state(f"done in {seconds:.1f} s · saved to {where}")
         self.notify(f"computed in {seconds:.1f} s · saved to {where}", markup=False)
 
     @on(SaveFailed)
     def _save_failed(self, message: SaveFailed) -> None:
-        seconds = self._seconds()
-        self._set_state(f"done in {seconds:.1f} s · not saved")
+        seconds = self.container.seconds
+        self.set_state(f"done in {seconds:.1f} s · not saved")
         self.notify(message.message, title="not saved", severity="error", timeout=10, markup=False)
 
     @on(ComputeFailed)
     def _failed(self, message: ComputeFailed) -> None:
         self._stop_computing()
-        kept = self._keep_a()                              # a comparison whose model B failed after A finished
-        self._set_state(f"error: {message.message}{kept}")
+        kept = self.keep_a()                               # a comparison whose model B failed after A finished
+        self.set_state(f"error: {message.message}{kept}")
         self.notify(message.message + kept, title="compute failed", severity="error", timeout=10, markup=False)
 
     @on(ComputeCancelled)
@@ -237,7 +251,7 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
         if needs == "collapse":
             return CollapsePane.available(self.results)
         if needs == "coupling":
-            return self._available(self.coupling) and not self._collapse_zoomed()
+            return self.has_place(self.coupling) and not self.collapse_zoomed()
         return True
 
     def action_cancel_compute(self) -> None:
@@ -249,10 +263,10 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
         if self.prompt_set is not None and self.prompt_set.current >= 0:
             pset = self.prompt_set
             current = pset.runs[pset.current]
-            self._set_state(f"cancelled in prompt {pset.current + 1}/{pset.n_prompts} after {current.layers_done}/"
-                            f"{current.n_layers} layers — nothing saved")
+            self.set_state(f"cancelled in prompt {pset.current + 1}/{pset.n_prompts} after {current.layers_done}/"
+                           f"{current.n_layers} layers — nothing saved")
         else:
-            self._set_state(f"cancelled after {run.layers_done}/{run.n_layers} layers — nothing saved")
+            self.set_state(f"cancelled after {run.layers_done}/{run.n_layers} layers — nothing saved")
 
     def action_step_token(self, delta: int) -> None:
         self._select_token(self.selected_token + delta)
@@ -268,40 +282,40 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
 
     def action_step_column(self, delta: int) -> None:
         self.coupling.step_column(self.results, delta)
-        self._show_run()
+        self.show_run()
 
     def action_cycle_k(self) -> None:
         self.coupling.cycle_k(self.results)
-        self._show_run()
+        self.show_run()
 
     def action_toggle_average(self) -> None:
         self.coupling.toggle_average()
-        self._show_run()
+        self.show_run()
 
     def action_toggle_baseline(self) -> None:
         if not self.coupling.toggle_baseline(self.results):
             self.notify("this run has no random-init baseline: compute it with --random-baseline",
                         severity="warning", markup=False)
-        self._show_run()
+        self.show_run()
 
     def action_toggle_view(self) -> None:
         if not self.coupling.toggle_view(self.results, self.selected_layer) and self.results.coupling_ks:
             self.notify(ONLY_DEPTH, severity="warning", markup=False)
-        self._show_run()
+        self.show_run()
 
     def action_toggle_variant(self) -> None:
         if not self.coupling.toggle_variant(self.results):
             self.notify("this run has only the ujv variant: compute the vju one with --vju", severity="warning",
                         markup=False)
-        self._show_run()
+        self.show_run()
 
     def action_toggle_metric(self) -> None:
         self.coupling.toggle_metric()
-        self._show_run()
+        self.show_run()
 
     def set_metric(self, metric: str) -> None:
         self.coupling.set_metric(metric)
-        self._show_run()
+        self.show_run()
 
     def jump_to_layer(self, layer: int) -> None:
         self._select_layer(layer)
@@ -316,7 +330,7 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
         pane_help = node.HELP if node is not None else self.query_one(TrajectoryPane).HELP
         self.push_screen(HelpScreen(pane_help))
 
-    def _first_token(self) -> int:
+    def opening_token(self) -> int:
         n = self.results.n_tokens
         return n - 1 if self.start_token is None else max(0, min(self.start_token, n - 1))
 
@@ -325,26 +339,26 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
         token = max(0, min(token, self.results.n_tokens - 1))
         if token != self.selected_token:
             self.selected_token = token
-            self._show_run()
+            self.show_run()
 
     def _select_layer(self, layer: int) -> None:
         layer = max(0, min(layer, self.results.n_layers - 1))
         if layer != self.selected_layer:
             self.selected_layer = layer
-            self._show_run()
+            self.show_run()
 
-    def _show_run(self) -> None:
+    def show_run(self) -> None:
         self.selected_token = max(0, min(self.selected_token, self.results.n_tokens - 1))
         self.selected_layer = max(0, min(self.selected_layer, self.results.n_layers - 1))
         comparing = self.comparing()
         if self.screen.has_class("-compare") != comparing:
-            self._arrange()
+            self.arrange()
         for pane in self.query(f".{RUN_PANE_CLASS}"):
             if pane.id in COMPARE_PANES or (comparing and pane.id == "coupling"):
-                continue                                   # drawn by _show_pair, or hidden
+                continue                                   # drawn by draw_pair, or hidden
             pane.show(self.results, self.selected_token, self.selected_layer)  # type: ignore[attr-defined]
         if comparing:
-            self._show_pair(self.selected_token, self.selected_layer)
+            self.draw_pair(self.selected_token, self.selected_layer)
         else:
             self.coupling.border_title = CouplingPane.BORDER_TITLE
         self._show_info()
@@ -364,9 +378,9 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
         if self.prompt_set is not None and self.prompt_set.n_prompts:
             info = f"{self.prompt_set.entry_text(self.entry)} · {info}"
         if self.comparing():
-            info = self._pair_info()
+            info = self.pair_info()
         self.query_one("#run-info", Static).update(info)
 
-    def _set_state(self, text: str) -> None:
+    def set_state(self, text: str) -> None:
         self.state_text = text
         self.query_one("#run-state", Static).update(text)

@@ -7,21 +7,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import ProgressBar
-
 from coupling_tui.core.results.aggregate import is_aggregate
 from coupling_tui.core.results.compare import map_layer, map_token, random_init_run, side_label
 from coupling_tui.core.results.comparison import Comparison, save_a_alone
-from coupling_tui.core.results.events import CompareFinished, CompareStarted, RunStarted
-from coupling_tui.core.options.prompts import truncation_note
 from coupling_tui.core.results.run import Run
 
 from .messages import one_line
+from .notices import NO_PAIR
 from .panes.compare import ComparePane
 from .panes.coupling import CouplingPane
 
-NO_PAIR = ("nothing to compare with: open two results files (coupling-tui view A B), or compute with --compare MODEL2 "
-           "or --compare random-init")
+__all__ = ["CompareMixin", "NO_PAIR"]
 
 
 class CompareMixin:
@@ -30,6 +26,7 @@ class CompareMixin:
     comparison: Comparison | None
     compare_shown: bool
     swapped: bool
+    entry: int
     results: Run
     _save_path: Path | None
 
@@ -61,10 +58,10 @@ class CompareMixin:
             self.notify(NO_PAIR, severity="warning", markup=False)
             return
         self.compare_shown = not self.compare_shown
-        self._arrange()
+        self.arrange()
         self.refresh_bindings()
         self.coupling.focus()
-        self._show_run()
+        self.show_run()
 
     def action_swap_sides(self) -> None:
         if self.pair() is None:
@@ -72,34 +69,12 @@ class CompareMixin:
             return
         self.swapped = not self.swapped
         if self.comparison is not None:
-            self.results = self.comparison.runs[int(self.swapped)]
-            self.selected_token = self._first_token()
-        self._arrange()
-        self._show_run()
+            self.entry = int(self.swapped)                 # the side on the left is the run shown
+            self.selected_token = self.opening_token()
+        self.arrange()
+        self.show_run()
 
-    # -- a streamed comparison (core.engine.compare.stream_compare) --
-    def _apply_compare_event(self, event) -> None:
-        if isinstance(event, CompareStarted):
-            self.comparison, self.compare_shown, self.swapped = Comparison(), True, False
-        comparison = self.comparison
-        comparison.apply(event)
-        self.results = comparison.runs[int(self.swapped)]
-        if isinstance(event, RunStarted):
-            if comparison.current == int(self.swapped):
-                self.selected_token = self._first_token()
-            self._arrange()
-            if note := truncation_note(event.header):
-                self.notify(f"{'AB'[comparison.current]}: {note}", title="prompt cut", severity="warning",
-                            timeout=10, markup=False)
-        if isinstance(event, CompareFinished):
-            self._stop_computing()
-            self._finished(event.seconds)
-        else:
-            self.query_one(ProgressBar).update(total=comparison.n_steps or None, progress=comparison.steps_done)
-            self._set_state(f"computing {comparison.progress_text()}")
-        self._show_run()
-
-    def _keep_a(self) -> str:
+    def keep_a(self) -> str:
         """After a failed compute: when it was a comparison whose model A had finished, save A alone (at the save
         path) and say so (" · A saved to …"); "" otherwise."""
         if self.comparison is None or self._save_path is None:
@@ -111,7 +86,7 @@ class CompareMixin:
         return f" · A saved to {path}" if path is not None else ""
 
     # -- drawing --
-    def _show_pair(self, token: int, layer: int) -> None:
+    def draw_pair(self, token: int, layer: int) -> None:
         """Both heatmaps and the Compare pane: B's pane follows A's view state at B's stand-in token and layer."""
         a, b, labels = self.pair()  # type: ignore[misc]
         lead, other = self.coupling, self.coupling_b
@@ -127,7 +102,7 @@ class CompareMixin:
         self.query_one(ComparePane).show_pair(a, b, labels, token, layer,
                                               lead.current.k if lead.current is not None else None)
 
-    def _pair_info(self) -> str:
+    def pair_info(self) -> str:
         a, b, labels = self.pair()  # type: ignore[misc]
         depth = f"{a.n_layers} layers" if a.n_layers == b.n_layers else f"{a.n_layers} / {b.n_layers} layers"
         return (f"A {labels[0]} · B {labels[1]} · {a.header.get('device', '?')} · {a.n_tokens} tokens · {depth}"

@@ -50,18 +50,18 @@ class ExportMixin:
         written: list[Path] = []
         shown = next((p for p in self.SIDE_PANES if self.query(f"#{p}.-shown")), self.SIDE_PANES[0])
         try:
-            if self._collapse_zoomed():                    # the Coupling pane first needs its place back
-                self._show_side(self.SIDE_PANES[0])
+            if self.collapse_zoomed():                     # the Coupling pane first needs its place back
+                self.show_side(self.SIDE_PANES[0])
                 await self._settle(self.coupling)
             for pane in list(self.query(f".{RUN_PANE_CLASS}")):
-                if not self._available(pane):
+                if not self.has_place(pane):
                     continue
                 if pane.id in self.SIDE_PANES and not pane.region.area:
-                    self._show_side(pane.id)
+                    self.show_side(pane.id)
                     await self._settle(pane)
                 written.append(self._write_pane(pane))
         finally:
-            self._show_side(shown)
+            self.show_side(shown)
             await self._settle()
         written.append(export.write_svg(self.export_dir, self.run_name, "screen",
                                         export.screen_svg(self, self.run_name)))

@@ -8,14 +8,14 @@ from typing import Callable
 
 from coupling_tui.core.results.aggregate import is_aggregate
 
-from .app_compare import NO_PAIR
+from .notices import NO_PAIR
 from .panes.collapse import NO_COLLAPSE, CollapsePane
 from .panes.coupling import NO_COUPLING, CouplingPane
 from coupling_tui.core.results import names
 
 
 class LayoutMixin:
-    """Mixed into CouplingApp (``SIDE_PANES``, ``results``, ``_show_run``)."""
+    """Mixed into CouplingApp (``SIDE_PANES``, ``results``, ``show_run``)."""
 
     _layout: tuple[bool, bool] | None
 
@@ -24,19 +24,19 @@ class LayoutMixin:
         if not panes:
             self.notify(f"no {pane_id} pane in this version", severity="warning", markup=False)
             return
-        if pane_id == "coupling" and self._collapse_zoomed():
-            self._show_side(self.SIDE_PANES[0])            # Coupling back beside the first side pane
-        if not self._available(panes.first()):
+        if pane_id == "coupling" and self.collapse_zoomed():
+            self.show_side(self.SIDE_PANES[0])             # Coupling back beside the first side pane
+        if not self.has_place(panes.first()):
             message = {"collapse": NO_COLLAPSE, "compare": NO_PAIR}.get(pane_id, NO_COUPLING)
             if self.screen.has_class("-compare") and pane_id in self.SIDE_PANES:
                 message = f"the compare layout has no {pane_id} pane: c goes back to the one-run layout"
             self.notify(message, severity="warning", markup=False)
             return
         if pane_id in self.SIDE_PANES:
-            self._show_side(pane_id)
+            self.show_side(pane_id)
         panes.first().focus()
 
-    def _available(self, pane) -> bool:
+    def has_place(self, pane) -> bool:
         """Whether ``pane`` has a place in this run's layout: Collapse needs collapse data; a collapse run without
         Jacobians gives the Coupling pane's place to the side column."""
         if pane.id != "coupling" and self.screen.has_class("-aggregate"):
@@ -51,7 +51,7 @@ class LayoutMixin:
             return not self.query_one("#main").has_class("-collapse-run")
         return True
 
-    def _arrange(self) -> None:
+    def arrange(self) -> None:
         """Lay the panes out for the run: the Collapse pane only with collapse data; when the run has collapse data
         but no Jacobians (``coupling-tui collapse``), Collapse takes the width the empty Coupling pane would and has
         the focus."""
@@ -67,17 +67,17 @@ class LayoutMixin:
         main.set_class(collapse_run, "-collapse-run")
         self.refresh_bindings()
         if collapse_run:
-            self._show_side("collapse")
+            self.show_side("collapse")
             pane.focus()
         elif not has and pane.has_class("-shown"):
-            self._show_side(self.SIDE_PANES[0])
+            self.show_side(self.SIDE_PANES[0])
 
-    def _collapse_zoomed(self) -> bool:
+    def collapse_zoomed(self) -> bool:
         """Whether the Collapse pane has the whole width: a short and narrow screen (app.tcss) that shows it."""
         return (self.screen.has_class("-short") and self.screen.has_class("-narrow")
                 and self.query_one("#main").has_class("-collapse-shown"))
 
-    def _show_side(self, pane_id: str) -> None:
+    def show_side(self, pane_id: str) -> None:
         """Make ``pane_id`` the side pane a short screen shows (a tall one shows them all). On a short and narrow
         screen the Collapse pane, too rich for half the width, then takes the Coupling pane's place too."""
         for other in self.SIDE_PANES:
@@ -103,9 +103,9 @@ class LayoutMixin:
             return
         change(pane)
         if self.screen.has_class("-short") and not pane.has_class("-shown"):
-            self._show_side("collapse")
+            self.show_side("collapse")
             pane.focus()
-        self._show_run()
+        self.show_run()
 
     def action_step_length(self, delta: int) -> None:
         self._collapse_key(lambda pane: pane.step_length(self.results, delta))

@@ -1,14 +1,10 @@
-"""The explorer's prompt sets (core.results.prompt_set): a set's streamed events, and p / P stepping through the prompts and
-the aggregate over prompts."""
+"""The explorer's prompt sets (core.results.prompt_set): p / P stepping through the prompts and the aggregate over prompts
+(the app's one event handler streams a set like any container)."""
 
 from __future__ import annotations
 
-from textual.widgets import ProgressBar
-
 from coupling_tui.core.results.aggregate import is_aggregate
-from coupling_tui.core.results.events import BatchFinished, BatchStarted, RunStarted
 from coupling_tui.core.results.prompt_set import PromptSet
-from coupling_tui.core.options.prompts import truncation_note
 
 from .panes.coupling import CouplingPane
 
@@ -18,31 +14,6 @@ class PromptSetsMixin:
 
     prompt_set: PromptSet | None
     entry: int
-
-    def _apply_set_event(self, event) -> None:
-        """One event of a prompt set (core.engine.batch): it fills its prompt's run; the shown entry is redrawn, the
-        progress bar counts every prompt's steps (prompts × layers)."""
-        if isinstance(event, BatchStarted):
-            self.prompt_set = PromptSet()
-            self.entry = 0
-            self.refresh_bindings()
-        pset = self.prompt_set
-        pset.apply(event)
-        self.results = pset.view(self.entry)
-        progress = self.query_one(ProgressBar)
-        if isinstance(event, RunStarted) and pset.current == self.entry:
-            self.selected_token = self._first_token()
-            self._arrange()
-        if isinstance(event, RunStarted) and (note := truncation_note(event.header)):
-            self.notify(f"{pset.labels[pset.current]}: {note}", title="prompt cut", severity="warning", timeout=10,
-                        markup=False)
-        if isinstance(event, BatchFinished):
-            self._stop_computing()
-            self._finished(event.seconds)
-        else:
-            progress.update(total=pset.n_steps or None, progress=pset.steps_done)
-            self._set_state(f"computing {pset.progress_text()}")
-        self._show_run()
 
     # -- prompt sets: p / P step through the prompts and the aggregate --
     def action_step_prompt(self, delta: int) -> None:
@@ -72,11 +43,10 @@ class PromptSetsMixin:
         assert self.prompt_set is not None
         was_last = self.selected_token >= self.results.n_tokens - 1
         self.entry = entry
-        self.results = self.prompt_set.view(entry)
         if self.results.n_tokens:
             self.selected_token = (self.results.n_tokens - 1 if was_last
                                    else min(self.selected_token, self.results.n_tokens - 1))
-        self._arrange()
+        self.arrange()
         if is_aggregate(self.results):
             self.query_one(CouplingPane).focus()
-        self._show_run()
+        self.show_run()

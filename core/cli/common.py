@@ -181,26 +181,24 @@ def progress_bar(console):
                     TimeRemainingColumn(), console=console, transient=True)
 
 
-def stream_with_progress(events, console, total: int, on_started=None):
-    """Fold engine ``events`` into a Run under a rich progress bar over every stage's steps; ``on_started`` gets
-    the run header when it arrives (to print notes about it)."""
-    from coupling_tui.core.results.events import LayerDone, RunFinished, RunStarted
+def stream_with_progress(events, console, total: int | None = None, on_started=None, container=None):
+    """Fold ``events`` into ``container`` (a RunContainer, core.results.container: a new Run by default, a
+    PromptSet or a Comparison) under one rich progress bar over every step of every run it holds, described by its
+    ``progress_label``; ``total`` is the bar's length until the first run announces its steps, ``on_started`` gets
+    each run's header as it arrives (to print notes about it). Returns the container."""
+    from coupling_tui.core.results.events import RunStarted
     from coupling_tui.core.results.run import Run
 
-    run = Run()
+    container = Run() if container is None else container
     with progress_bar(console) as progress:
-        task = progress.add_task("layers", total=total)
+        task = progress.add_task(container.progress_label(), total=total)
         for event in events:
-            run.apply(event)
-            if isinstance(event, RunStarted):
-                if on_started is not None:
-                    on_started(event.header)
-                progress.update(task, total=run.n_steps)
-            elif isinstance(event, LayerDone):
-                progress.update(task, completed=run.steps_done, description=run.stage_text.rsplit(" ", 1)[0])
-            elif isinstance(event, RunFinished):
-                progress.update(task, completed=run.n_steps)
-    return run
+            container.apply(event)
+            if isinstance(event, RunStarted) and on_started is not None:
+                on_started(event.header)
+            progress.update(task, total=container.n_steps or total, completed=container.steps_done,
+                            description=container.progress_label())
+    return container
 
 
 

@@ -119,28 +119,24 @@ def prepare(args: argparse.Namespace, loaded_a, loaded_b, prompt: str, options: 
 
 def compute_compare(args: argparse.Namespace, prompt: str, output_a: Path, console) -> int:
     """Headless ``compute --compare MODEL2``: both runs under one progress bar, both saved, the table printed."""
-    from coupling_tui.core.cli.common import announce_truncation, load_announced, progress_bar, engine_options
+    from coupling_tui.core.cli.common import (announce_truncation, engine_options, load_announced,
+                                              stream_with_progress)
     from coupling_tui.core.results.compare import table_lines
     from coupling_tui.core.results.comparison import Comparison, save_a_alone, save_pair
-    from coupling_tui.core.results.events import LayerDone, RunStarted
 
     path_b = output_b(args, output_a)
     loaded_a, _ = load_announced(args, console)
     loaded_b = load_b(args, console)
     job = prepare(args, loaded_a, loaded_b, prompt, engine_options(args), console)
     comparison = Comparison()
+
+    def announce(header: dict) -> None:
+        if comparison.current == 0:
+            announce_truncation(header, console)
+
     try:
-        with progress_bar(console) as progress:
-            task = progress.add_task("A", total=2 * loaded_a.info["n_layers"])
-            for event in job():
-                comparison.apply(event)
-                if isinstance(event, RunStarted):
-                    if comparison.current == 0:
-                        announce_truncation(event.header, console)
-                    progress.update(task, total=comparison.n_steps)
-                if isinstance(event, (RunStarted, LayerDone)):
-                    progress.update(task, completed=comparison.steps_done,
-                                    description=comparison.progress_text().rsplit(" ", 1)[0])
+        stream_with_progress(job(), console, 2 * loaded_a.info["n_layers"], on_started=announce,
+                             container=comparison)
     except Exception:                                      # B failed (Ctrl-C is no Exception: nothing is saved)
         kept = save_a_alone(comparison, output_a)
         if kept is not None:

@@ -7,7 +7,6 @@ import argparse
 from pathlib import Path
 
 from coupling_tui.core.results.aggregate import SCALAR_KEYS, prompt_scalars
-from coupling_tui.core.results.events import RunStarted
 from coupling_tui.core.results.prompt_set import PromptSet
 from coupling_tui.core.options.prompts import Prompt, truncation_note
 
@@ -22,19 +21,17 @@ def default_set_output(args: argparse.Namespace) -> Path:
 
 def stream_set_with_progress(events, console) -> PromptSet:
     """Fold a prompt set's events into a PromptSet under one rich progress bar over every prompt's steps, described
-    as "prompt 2/4 · layers 3/30"; a prompt cut to --max-tokens is announced as it starts."""
-    from coupling_tui.core.cli.common import progress_bar
+    as "prompt 2/4 · layers 3/30" (cli.common.stream_with_progress); a prompt cut to --max-tokens is announced as it
+    starts."""
+    from coupling_tui.core.cli.common import stream_with_progress
 
     pset = PromptSet()
-    with progress_bar(console) as progress:
-        task = progress.add_task("prompts", total=None)
-        for event in events:
-            pset.apply(event)
-            if isinstance(event, RunStarted) and (note := truncation_note(event.header)):
-                console.print(f"[yellow]note:[/] {pset.labels[pset.current]}: {note}", highlight=False)
-            progress.update(task, total=pset.n_steps or None, completed=pset.steps_done,
-                            description=pset.progress_text())
-    return pset
+
+    def announce(header: dict) -> None:
+        if note := truncation_note(header):
+            console.print(f"[yellow]note:[/] {pset.current_name()}: {note}", highlight=False)
+
+    return stream_with_progress(events, console, on_started=announce, container=pset)
 
 
 def _fmt(x) -> str:

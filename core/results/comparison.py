@@ -56,6 +56,18 @@ class Comparison:
         return f"{'AB'[side]} {self.labels[side]} · {run.stage_text}" if run.header else f"{'AB'[side]} starting"
 
 
+    # -- the container protocol (core.results.container): entry 0 is model A, 1 model B --
+    def progress_label(self) -> str:
+        """The side and its stage, e.g. "A SmolLM2 · layers" (the bar beside it counts the steps)."""
+        return self.progress_text().rsplit(" ", 1)[0]
+
+    def current_name(self) -> str:
+        """"A" or "B": the side being computed ("" before model A starts)."""
+        return "AB"[self.current] if self.current in (0, 1) else ""
+
+    def shown(self, entry: int) -> Run:
+        return self.runs[entry]
+
 def open_pair(path_a: str | os.PathLike, path_b: str | os.PathLike) -> Comparison:
     """Two saved results files as a comparison (each checked like any results file; prompt sets are refused)."""
     from coupling_tui.core.results import run_file as results

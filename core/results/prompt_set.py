@@ -87,3 +87,15 @@ class PromptSet:
         run = self.runs[self.current]
         stage = f" · {run.stage_text}" if run.header else ""
         return f"prompt {self.current + 1}/{self.n_prompts}{stage}"
+
+    # -- the container protocol (core.results.container) --
+    def progress_label(self) -> str:
+        """The progress text with the prompt's own step count (the bar beside it counts every prompt's steps)."""
+        return self.progress_text() if self.labels else "prompts"
+
+    def current_name(self) -> str:
+        """The label of the prompt being computed ("" before the first starts)."""
+        return self.labels[self.current] if 0 <= self.current < self.n_prompts else ""
+
+    def shown(self, entry: int) -> Run:
+        return self.view(entry)

@@ -126,6 +126,28 @@ class Run:
             left -= steps
         return ""
 
+    # -- the container protocol (core.results.container): a lone run is its one entry --
+    @property
+    def current(self) -> int:
+        return 0
+
+    @property
+    def seconds(self) -> float:
+        return self.header.get("seconds", 0.0)
+
+    def progress_text(self) -> str:
+        return self.stage_text
+
+    def progress_label(self) -> str:
+        """The stage's name ("layers"): the bar beside it counts the steps."""
+        return self.stage_text.rsplit(" ", 1)[0]
+
+    def current_name(self) -> str:
+        return ""
+
+    def shown(self, entry: int) -> Run:
+        return self
+
     @property
     def token_texts(self) -> list[str]:
         return list(self.header.get("tokens", {}).get("text", []))

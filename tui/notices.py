@@ -1,0 +1,7 @@
+"""Warnings the explorer shows from more than one place (a key, the palette, pane focus), kept apart so that any of
+those modules imports them without importing another."""
+
+from __future__ import annotations
+
+NO_PAIR = ("nothing to compare with: open two results files (coupling-tui view A B), or compute with --compare MODEL2 "
+           "or --compare random-init")
