@@ -76,7 +76,9 @@ def test_cost_modules_import_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from coupling_tui.core import cost, cost_check, faults, run_bounds; "
+    code = ("import sys; from coupling_tui.core import cost, faults; "
+            "from coupling_tui.core.cli import cost_check, run_bounds; "
+            "from coupling_tui.core.options import run_options; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
