@@ -126,7 +126,7 @@ async def test_a_run_with_its_random_init_baseline_opens_compared_and_one_withou
     from coupling_tui.core.load.models import ModelRequest, load
 
     baseline = load(ModelRequest(model=str(tiny_dir), random_init=True, seed=3))
-    run = folded(engine.stream(loaded, PROMPT, baseline=baseline, OPTIONS))
+    run = folded(engine.stream(loaded, PROMPT, OPTIONS, baseline=baseline))
     base = compare.random_init_run(run)
     app = CouplingApp(run=run, compare=True)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -197,7 +197,7 @@ async def test_view_run_random_init_opens_the_pair_and_a_run_without_a_baseline_
 
     baseline = load(ModelRequest(model=str(tiny_dir), random_init=True, seed=3))
     with_base, alone = tmp_path / "with.safetensors", tmp_path / "alone.safetensors"
-    results.save(folded(engine.stream(loaded, PROMPT, baseline=baseline, OPTIONS)), with_base)
+    results.save(folded(engine.stream(loaded, PROMPT, OPTIONS, baseline=baseline)), with_base)
     results.save(folded(engine.stream(loaded, PROMPT, OPTIONS)), alone)
     app = view_app(str(with_base), str(tmp_path), "random-init")
     async with app.run_test(size=(120, 40)):

@@ -178,7 +178,7 @@ def test_a_run_random_init_baseline_becomes_a_run_of_its_own(loaded, tiny_dir):
     from coupling_tui.core.load.models import ModelRequest, load
 
     baseline = load(ModelRequest(model=str(tiny_dir), random_init=True, seed=3))
-    run = folded(engine.stream(loaded, PROMPT, baseline=baseline, OPTIONS))
+    run = folded(engine.stream(loaded, PROMPT, OPTIONS, baseline=baseline))
     base = compare.random_init_run(run)
     alone = folded(engine.stream(baseline, PROMPT, OPTIONS))     # the same random weights on their own
     assert base.header["model"]["random_init"] is True and base.finished and base.layers_done == run.n_layers

@@ -190,7 +190,7 @@ def test_concurrent_atomic_writes_never_mix(tmp_path):
 
 WRITER = """
 import sys
-from coupling_tui.core import results
+from coupling_tui.core.results import run_file as results
 from coupling_tui.core.results.run import Run
 from tests.fakes import fake_events
 run = Run()
