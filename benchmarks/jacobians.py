@@ -29,6 +29,7 @@ from coupling_tui.core.engine.jacobians.closed_form import Workspace, block_jaco
 from coupling_tui.core.load.models import LoadedModel, ModelRequest, load
 from coupling_tui.core.linalg.spectra import DEFAULT_REL_TOL
 from coupling_tui.core.engine.trace import trace
+from coupling_tui.core.options.run_options import RunOptions
 
 TOP_K = 32
 
@@ -152,7 +153,7 @@ def bench_autodiff(case: Case, reps: int, peak: Peak, mode: str, chunk: int | No
 def consume(loaded: Any, T: int, layers: tuple[int, ...] = ()) -> dict:
     """Run the engine (J + exact top-K for every layer) on the prompt's first T tokens; return σ of ``layers``."""
     sigma = {}
-    for event in engine.stream(loaded, PROMPT, max_tokens=T, top_k=TOP_K):
+    for event in engine.stream(loaded, PROMPT, RunOptions(max_tokens=T, top_k=TOP_K)):
         if isinstance(event, LayerDone) and event.layer in layers:
             sigma[event.layer] = torch.as_tensor(event.rows["jacobian.singular_values"][1])
     return sigma

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from coupling_tui.core.results.events import LayerDone, RunFinished, RunStarted
+from coupling_tui.core.options.run_options import RunOptions
 
 
 def fake_header(n_layers: int, n_tokens: int, d: int, k: int = 0) -> dict:
@@ -114,4 +115,4 @@ def collapse_events(model_dir, *, families: tuple[str, ...] = ("ones", "digits",
 
     loaded = load(ModelRequest(model=str(model_dir)))
     spec = CollapseSpec(families=families, lengths=lengths, sensitivity=sensitivity, sensitivity_tokens=8)
-    return list(engine.stream(loaded, "1 1 1", top_k=top_k, collapse=spec))
+    return list(engine.stream(loaded, "1 1 1", RunOptions(top_k=top_k, collapse=spec)))

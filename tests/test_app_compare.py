@@ -126,7 +126,7 @@ async def test_a_run_with_its_random_init_baseline_opens_compared_and_one_withou
     from coupling_tui.core.load.models import ModelRequest, load
 
     baseline = load(ModelRequest(model=str(tiny_dir), random_init=True, seed=3))
-    run = folded(engine.stream(loaded, PROMPT, baseline=baseline, **OPTIONS))
+    run = folded(engine.stream(loaded, PROMPT, OPTIONS, baseline=baseline))
     base = compare.random_init_run(run)
     app = CouplingApp(run=run, compare=True)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -140,7 +140,7 @@ async def test_a_run_with_its_random_init_baseline_opens_compared_and_one_withou
         assert table[f"m_{k} off-diag (all)"][1] == \
             f"{run.header['random_init']['coupling_scalar']['offdiag']:.3f}"
 
-    alone = folded(engine.stream(loaded, PROMPT, **OPTIONS))
+    alone = folded(engine.stream(loaded, PROMPT, OPTIONS))
     app = CouplingApp(run=alone)
     async with app.run_test(size=(120, 40)) as pilot:
         notes = []
@@ -197,8 +197,8 @@ async def test_view_run_random_init_opens_the_pair_and_a_run_without_a_baseline_
 
     baseline = load(ModelRequest(model=str(tiny_dir), random_init=True, seed=3))
     with_base, alone = tmp_path / "with.safetensors", tmp_path / "alone.safetensors"
-    results.save(folded(engine.stream(loaded, PROMPT, baseline=baseline, **OPTIONS)), with_base)
-    results.save(folded(engine.stream(loaded, PROMPT, **OPTIONS)), alone)
+    results.save(folded(engine.stream(loaded, PROMPT, OPTIONS, baseline=baseline)), with_base)
+    results.save(folded(engine.stream(loaded, PROMPT, OPTIONS)), alone)
     app = view_app(str(with_base), str(tmp_path), "random-init")
     async with app.run_test(size=(120, 40)):
         assert app.screen.has_class("-compare") and shown(app, "coupling-b")
@@ -250,7 +250,7 @@ def test_compute_compare_keeps_a_when_b_fails(streamed, tmp_path, monkeypatch):
         "info": {"n_layers": n_layers}})(), None))
     monkeypatch.setattr(compare_cli, "load_b", lambda args, console: None)
     monkeypatch.setattr(compare_cli, "prepare", lambda *a, **k: failing_b(events))
-    monkeypatch.setattr(core_cli, "engine_options", lambda args: {})
+    monkeypatch.setattr(core_cli, "run_options", lambda args: None)
     a_path = tmp_path / "a.safetensors"
     args = argparse.Namespace(compare="other", compare_output=str(tmp_path / "b.safetensors"))
     console = Console(file=open(tmp_path / "console.txt", "w"), width=200)

@@ -15,11 +15,12 @@ from coupling_tui.core.results.events import (BatchFinished, BatchStarted, Layer
 from coupling_tui.core.load.models import ModelRequest, load
 from coupling_tui.core.results.prompt_set import PromptSet
 from coupling_tui.core.options.prompts import Prompt
+from coupling_tui.core.options.run_options import RunOptions
 from coupling_tui.core.results.run import Run
 
 PROMPTS = [Prompt("The capital of France is", "capital", "f.jsonl:1", "f.jsonl"),
            Prompt("1 1 1 1 1 1 1 1", "ones", "f.jsonl:2", "f.jsonl")]
-OPTIONS = {"top_k": 8, "token_coupling": False}
+OPTIONS = RunOptions(top_k=8, token_coupling=False)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def loaded(tiny_dir):
 
 @pytest.fixture(scope="module")
 def streamed(loaded):
-    return list(batch.stream_prompts(loaded, PROMPTS, params={"model": "tiny"}, **OPTIONS))
+    return list(batch.stream_prompts(loaded, PROMPTS, OPTIONS.with_params(model="tiny")))
 
 
 def test_events_are_tagged_by_prompt_in_order(streamed):
@@ -65,7 +66,7 @@ def test_each_prompt_is_the_single_run_and_the_aggregate_uses_its_scalar(streame
         pset.apply(event)
     for prompt, run in zip(PROMPTS, pset.runs):
         alone = Run()
-        for event in engine.stream(loaded, prompt.text, **OPTIONS):
+        for event in engine.stream(loaded, prompt.text, OPTIONS):
             alone.apply(event)
         assert run.token_texts == alone.token_texts
         np.testing.assert_array_equal(run.arrays["trajectory.norms"], alone.arrays["trajectory.norms"])
@@ -81,7 +82,7 @@ def test_each_prompt_is_the_single_run_and_the_aggregate_uses_its_scalar(streame
 def test_closing_mid_batch_closes_the_running_prompt_and_starts_no_other():
     closed = []
 
-    def stream(loaded, text, **options):
+    def stream(loaded, text, options=None, **kw):
         try:
             yield RunStarted(header={"prompt": text}, arrays={})
             for layer in range(5):

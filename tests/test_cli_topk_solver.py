@@ -15,14 +15,15 @@ from coupling_tui.core.load.models import ModelRequest, load
 from coupling_tui.core.results.run import Run
 from coupling_tui.core.linalg.spectra import SOLVERS
 from coupling_tui.tui.main import build_explore_parser
+from coupling_tui.core.options.run_options import RunOptions
 
 
 @pytest.mark.parametrize("build", [compute.build_compute_parser, build_explore_parser])
 def test_the_flag_reaches_the_engine_options(build):
     parser = build()
-    assert cli.engine_options(parser.parse_args([]))["topk_solver"] == "auto"
+    assert cli.run_options(parser.parse_args([])).topk_solver == "auto"
     for solver in SOLVERS:
-        assert cli.engine_options(parser.parse_args(["--topk-solver", solver]))["topk_solver"] == solver
+        assert cli.run_options(parser.parse_args(["--topk-solver", solver])).topk_solver == solver
     with pytest.raises(SystemExit):
         parser.parse_args(["--topk-solver", "lobpcg"])
     assert "--topk-solver" in parser.format_help()
@@ -35,7 +36,7 @@ def test_subspace_run_matches_the_default_solver(tiny_dir):
         args = compute.build_compute_parser().parse_args(["--model", str(tiny_dir), "-p", "Hello world, hello tokens!",
                                                       "--top-k", "8", *argv])
         run = Run()
-        for event in engine.stream(loaded, args.prompt[0], **cli.engine_options(args)):
+        for event in engine.stream(loaded, args.prompt[0], cli.run_options(args)):
             run.apply(event)
         runs[tuple(argv)] = run
     default, subspace = runs[()], runs[("--topk-solver", "subspace")]
@@ -50,6 +51,6 @@ def test_subspace_run_matches_the_default_solver(tiny_dir):
 def test_unknown_solver_is_a_user_error(tiny_dir):
     loaded = load(ModelRequest(model=str(tiny_dir)))
     with pytest.raises(UserError, match="unknown --topk-solver 'lobpcg'"):
-        next(engine.stream(loaded, "Hello", top_k=4, topk_solver="lobpcg"))
+        next(engine.stream(loaded, "Hello", RunOptions(top_k=4, topk_solver="lobpcg")))
     with pytest.raises(UserError, match="scipy runs on the CPU only"):
         engine._check_solver("scipy", "cuda:0")                   # LAPACK on numpy arrays: not a GPU model

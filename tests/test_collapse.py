@@ -16,6 +16,7 @@ from coupling_tui.core.results.events import LayerDone, RunFinished, RunStarted
 from coupling_tui.core.load.models import ModelRequest, load
 from coupling_tui.core.results.run import Run
 from tests.tiny_models import tiny_model
+from coupling_tui.core.options.run_options import RunOptions
 
 FINAL_NORM = {"llama": "model.norm", "gpt2": "transformer.ln_f", "gpt_neox": "gpt_neox.final_layer_norm",
               "gemma2": "model.norm"}
@@ -262,7 +263,7 @@ def test_engine_streams_the_collapse_stage_after_the_layers(loaded, tmp_path):
     from coupling_tui.core.results import run_file as results
 
     spec = CollapseSpec(families=("ones", "commas"), lengths=(2, 4), sensitivity_tokens=4)
-    events = list(engine.stream(loaded, "Hello world", top_k=0, collapse=spec))
+    events = list(engine.stream(loaded, "Hello world", RunOptions(top_k=0, collapse=spec)))
     started, finished = events[0], events[-1]
     assert isinstance(started, RunStarted) and isinstance(finished, RunFinished)
     assert started.header["stages"] == [{"name": "layers", "steps": 3}, {"name": "collapse", "steps": 5}]
@@ -285,11 +286,12 @@ def test_engine_streams_the_collapse_stage_after_the_layers(loaded, tmp_path):
 
 
 def test_engine_checks_the_collapse_spec_before_any_work(loaded):
-    stream = engine.stream(loaded, "Hello", top_k=0, collapse=CollapseSpec(families=("ones",), lengths=(999,)))
+    stream = engine.stream(loaded, "Hello", RunOptions(top_k=0, collapse=CollapseSpec(families=("ones",),
+                                                                                   lengths=(999,))))
     with pytest.raises(UserError, match="beyond the model's context"):
         next(stream)
 
 
 def test_without_collapse_nothing_changes(loaded):
-    started = next(engine.stream(loaded, "Hello", top_k=0))
+    started = next(engine.stream(loaded, "Hello", RunOptions(top_k=0)))
     assert "collapse" not in started.header and not [n for n in started.arrays if n.startswith("collapse.")]

@@ -49,9 +49,9 @@ def test_flags_make_the_spec():
 
 def test_compute_takes_collapse_only_when_asked():
     parser = compute.build_compute_parser()
-    assert "collapse" not in cli.engine_options(parser.parse_args([]))
-    options = cli.engine_options(parser.parse_args(["--collapse", "--lengths", "8,16"]))
-    assert options["collapse"] == CollapseSpec(lengths=(8, 16))
+    assert cli.run_options(parser.parse_args([])).collapse is None
+    options = cli.run_options(parser.parse_args(["--collapse", "--lengths", "8,16"]))
+    assert options.collapse == CollapseSpec(lengths=(8, 16))
     with pytest.raises(UserError, match="--lengths tunes the collapse stage, which is off"):
         cli.validated_prompt(parser.parse_args(["--lengths", "8,16"]))
     with pytest.raises(UserError, match="unknown collapse family: twos"):

@@ -13,6 +13,7 @@ from coupling_tui.core.engine.collapse import CollapseSpec
 from coupling_tui.core.errors import ResultsError
 from coupling_tui.core.load.models import ModelRequest, load
 from coupling_tui.core.results.run import Run
+from coupling_tui.core.options.run_options import RunOptions
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def collapse_run(tiny_dir):
     loaded = load(ModelRequest(model=str(tiny_dir)))
     run = Run()
     spec = CollapseSpec(families=("ones", "digits", "bernoulli"), lengths=(2, 3, 5), sensitivity_tokens=5)
-    for event in engine.stream(loaded, "1 1 1", top_k=0, collapse=spec):
+    for event in engine.stream(loaded, "1 1 1", RunOptions(top_k=0, collapse=spec)):
         run.apply(event)
     return run
 
@@ -39,8 +40,8 @@ def test_round_trip_keeps_the_collapse_arrays_and_header(collapse_run, tmp_path)
 def test_a_run_without_sensitivity_round_trips_its_empty_arrays(tiny_dir, tmp_path):
     loaded = load(ModelRequest(model=str(tiny_dir)))
     run = Run()
-    for event in engine.stream(loaded, "1 1", top_k=0, collapse=CollapseSpec(families=("ones",), lengths=(2,),
-                                                                               sensitivity=False)):
+    spec = CollapseSpec(families=("ones",), lengths=(2,), sensitivity=False)
+    for event in engine.stream(loaded, "1 1", RunOptions(top_k=0, collapse=spec)):
         run.apply(event)
     back = results.load(results.save(run, tmp_path / "s.safetensors"))
     assert back.arrays["collapse.sensitivity"].shape == (0,) and back.header["collapse"]["sensitivity"] is None

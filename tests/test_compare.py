@@ -13,6 +13,7 @@ from coupling_tui.core.engine.compare import stream_compare
 from coupling_tui.core.results.comparison import Comparison, compare_output, open_pair, save_pair
 from coupling_tui.core.errors import UserError
 from coupling_tui.core.results.events import CompareFinished, CompareStarted, RunStarted, SideStarted
+from coupling_tui.core.options.run_options import RunOptions
 from coupling_tui.core.results.run import Run
 from tests.fakes import fake_events
 
@@ -94,7 +95,7 @@ def other(other_dir):
     return load(ModelRequest(model=str(other_dir)))
 
 
-OPTIONS = dict(max_tokens=32, top_k=10)
+OPTIONS = RunOptions(max_tokens=32, top_k=10)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_two_models_stream_one_after_the_other_as_two_ordinary_runs(loaded, othe
     assert [events[i].index for i in sides] == [0, 1] and isinstance(events[-1], CompareFinished)
     assert comparison.finished and comparison.steps_done == comparison.n_steps == 3 + 5
     for run, model in zip(comparison.runs, (loaded, other)):
-        alone = folded(engine.stream(model, PROMPT, **OPTIONS))
+        alone = folded(engine.stream(model, PROMPT, OPTIONS))
         assert run.finished and run.n_layers == model.info["n_layers"]
         for name in ("coupling.depth_k", "trajectory.norms", "jacobian.singular_values"):
             np.testing.assert_allclose(run.arrays[name], alone.arrays[name], rtol=1e-5, atol=1e-6)
@@ -177,9 +178,9 @@ def test_a_run_random_init_baseline_becomes_a_run_of_its_own(loaded, tiny_dir):
     from coupling_tui.core.load.models import ModelRequest, load
 
     baseline = load(ModelRequest(model=str(tiny_dir), random_init=True, seed=3))
-    run = folded(engine.stream(loaded, PROMPT, baseline=baseline, **OPTIONS))
+    run = folded(engine.stream(loaded, PROMPT, OPTIONS, baseline=baseline))
     base = compare.random_init_run(run)
-    alone = folded(engine.stream(baseline, PROMPT, **OPTIONS))     # the same random weights on their own
+    alone = folded(engine.stream(baseline, PROMPT, OPTIONS))     # the same random weights on their own
     assert base.header["model"]["random_init"] is True and base.finished and base.layers_done == run.n_layers
     for name in ("coupling.depth_k", "trajectory.norms", "jacobian.singular_values"):
         np.testing.assert_allclose(base.arrays[name], alone.arrays[name], rtol=1e-5, atol=1e-6)

@@ -14,7 +14,7 @@ from coupling_tui.core.cli.common import stream_with_progress
 from coupling_tui.core.results.comparison import Comparison
 from coupling_tui.core.results.container import RunContainer, container_for
 from coupling_tui.core.results.events import (BatchFinished, BatchStarted, CompareFinished, CompareStarted,
-                                              PromptStarted, RunStarted, SideStarted)
+                                              PromptStarted, SideStarted)
 from coupling_tui.core.results.prompt_set import PromptSet
 from coupling_tui.core.results.run import Run
 from tests.fakes import fake_events

@@ -17,6 +17,7 @@ from coupling_tui.core.load.models import ModelRequest, load
 from coupling_tui.core.results.run import Run
 from coupling_tui.core.engine.trace import first_tensor, trace
 from tests.tiny_models import save_tiny
+from coupling_tui.core.options.run_options import RunOptions
 
 PROMPT = "Hello world, hello tokens!"
 
@@ -79,8 +80,8 @@ def test_context_coupling_matrices_match_float64(tiny_dir, history_mb):
     ids = torch.tensor([loaded.tokenizer(PROMPT)["input_ids"]])
     T, layers, t_in, t_out = ids.shape[1], [0, 2], 2, ids.shape[1] - 2
     run, stages = Run(), []
-    for event in engine.stream(loaded, PROMPT, top_k=8, token_coupling=False, context_layers=layers,
-                               context_tokens=(t_in, t_out - T), history_mb=history_mb):
+    for event in engine.stream(loaded, PROMPT, RunOptions(top_k=8, token_coupling=False, context_layers=layers,
+                                                          context_tokens=(t_in, t_out - T), history_mb=history_mb)):
         run.apply(event)
         stages.append(getattr(event, "stage", None))
     assert stages.count("context") == 2 and run.header["stages"][-1] == {"name": "context", "steps": 2}

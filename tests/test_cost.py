@@ -76,7 +76,9 @@ def test_cost_modules_import_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from coupling_tui.core import cost, faults; from coupling_tui.core.cli import cost_check, run_bounds; "
+    code = ("import sys; from coupling_tui.core import cost, faults; "
+            "from coupling_tui.core.cli import cost_check, run_bounds; "
+            "from coupling_tui.core.options import run_options; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -162,7 +164,6 @@ def test_free_memory_is_read():
 # -- through the command line (in process, on the tiny model) --
 
 def _compute(argv, tiny_dir, tmp_path, monkeypatch, capsys, free=None, stdin=None, ask_above_s=None):
-    from coupling_tui.core.cli import common as cli
     from coupling_tui.core.cli import compute
 
     if ask_above_s is not None:

@@ -14,6 +14,7 @@ from coupling_tui.core.results.events import LayerDone
 from coupling_tui.core.load.models import ModelRequest, load
 from coupling_tui.core.results.run import Run
 from tests.test_engine_coupling import PROMPT, _all_J, _run
+from coupling_tui.core.options.run_options import RunOptions
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def test_a_pair_fills_when_its_later_layer_arrives(loaded):
     for history_mb in (4096.0, 0.0):
         run, events = Run(), []
         for event in __import__("coupling_tui.core.engine.stream", fromlist=["stream"]).stream(
-                loaded, PROMPT, token_pairs=PAIRS, history_mb=history_mb):
+                loaded, PROMPT, RunOptions(token_pairs=PAIRS, history_mb=history_mb)):
             run.apply(event)
             if isinstance(event, LayerDone):
                 done = ~np.isnan(run.arrays["coupling.token_pair_k"][0, :, 0, 0])
@@ -125,7 +126,7 @@ def test_context_tokens_out_of_range_is_a_user_error(loaded):
     from coupling_tui.core.engine import stream as engine
 
     with pytest.raises(UserError, match="outside the prompt"):
-        next(engine.stream(loaded, PROMPT, context_layers="0", context_tokens=(0, 99)))
+        next(engine.stream(loaded, PROMPT, RunOptions(context_layers="0", context_tokens=(0, 99))))
     torch.manual_seed(0)
 
 

@@ -11,6 +11,7 @@ from coupling_tui.core.results.events import LayerDone, RunFinished, RunStarted
 from coupling_tui.core.load.models import ModelRequest, load
 from coupling_tui.core.results.run import Run
 from coupling_tui.core.engine.trace import trace
+from coupling_tui.core.options.run_options import RunOptions
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_run_holds_the_trace_and_its_norms(loaded):
 def test_long_prompt_is_cut_and_the_cut_is_recorded(loaded):
     prompt = "1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"
     full = len(loaded.tokenizer(prompt)["input_ids"])
-    started = next(engine.stream(loaded, prompt, max_tokens=5))
+    started = next(engine.stream(loaded, prompt, RunOptions(max_tokens=5)))
     assert started.header["tokens"]["ids"] == loaded.tokenizer(prompt)["input_ids"][:5]
     assert started.header["tokens"]["truncated_from"] == full > 5
     assert started.arrays["trajectory.hidden"].shape[1] == 5
@@ -58,7 +59,7 @@ def test_long_prompt_is_cut_and_the_cut_is_recorded(loaded):
 
 def test_prompt_longer_than_the_context_is_cut_to_it(loaded):
     prompt = " ".join(["1"] * 300)  # the tiny model's context is 256 positions
-    started = next(engine.stream(loaded, prompt, max_tokens=10_000))
+    started = next(engine.stream(loaded, prompt, RunOptions(max_tokens=10_000)))
     assert len(started.header["tokens"]["ids"]) == 256
 
 
@@ -91,7 +92,7 @@ def test_layers_carry_exact_top_k_triplets(tmp_path, monkeypatch, family, method
     loaded = load(ModelRequest(model=str(save_tiny(family, tmp_path / family))))
     prompt = "Hello world, hello tokens!"
     run = Run()
-    for event in engine.stream(loaded, prompt, top_k=5, jacobian_method=method, vector_budget_mb=0.012):
+    for event in engine.stream(loaded, prompt, RunOptions(top_k=5, jacobian_method=method, vector_budget_mb=0.012)):
         run.apply(event)
     S, keep = run.arrays["jacobian.singular_values"], run.arrays["jacobian.vector_tokens"]
     T = run.n_tokens
@@ -109,6 +110,6 @@ def test_layers_carry_exact_top_k_triplets(tmp_path, monkeypatch, family, method
 
 
 def test_top_k_zero_skips_the_jacobians(loaded):
-    started = next(engine.stream(loaded, "Hello", top_k=0))
+    started = next(engine.stream(loaded, "Hello", RunOptions(top_k=0)))
     assert started.header["jacobian"] is None
     assert not [name for name in started.arrays if name.startswith("jacobian.")]

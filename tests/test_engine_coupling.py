@@ -12,6 +12,7 @@ from coupling_tui.core.linalg.coupling import run_scalar
 from coupling_tui.core.engine.coupling_stream import coupling_ks, display_k, m_for_ks
 from coupling_tui.core.results.events import LayerDone, RunStarted
 from coupling_tui.core.load.models import ModelRequest, load
+from coupling_tui.core.options.run_options import RunOptions
 from coupling_tui.core.results.run import Run
 from coupling_tui.core.engine.trace import trace
 from coupling_tui.core.maths import trajectory as tm
@@ -43,9 +44,9 @@ def _m_ref(J1, J2, k, norm="norm"):
     return diff / (np.linalg.norm(s1) if norm == "norm" else s1.sum())
 
 
-def _run(loaded, **kw) -> tuple[Run, list]:
+def _run(loaded, baseline=None, **kw) -> tuple[Run, list]:
     run, events = Run(), []
-    for event in engine.stream(loaded, PROMPT, **kw):
+    for event in engine.stream(loaded, PROMPT, RunOptions(**kw), baseline=baseline):
         run.apply(event)
         events.append(event)
     return run, events
@@ -159,7 +160,7 @@ def test_trajectory_fits_and_linearisation_fidelity(streamed, reference):
 def test_sigma1_fit_on_a_deeper_model(tmp_path):
     deep = load(ModelRequest(model=str(_save_deep(tmp_path))))
     run = Run()
-    for event in engine.stream(deep, PROMPT, top_k=4):
+    for event in engine.stream(deep, PROMPT, RunOptions(top_k=4)):
         run.apply(event)
     assert run.header["fits"]["sigma1_start"] == 9
     fit = tm.sigma1_depth_fit(run.arrays["jacobian.singular_values"][:, :, 0], start=9)

@@ -14,6 +14,7 @@ from coupling_tui.core.results import run_file as results
 from coupling_tui.core.errors import UserError
 from coupling_tui.core.load.models import ModelRequest, load
 from coupling_tui.core.results.run import Run
+from coupling_tui.core.options.run_options import RunOptions
 
 PROMPT = "The capital of France is Paris."
 
@@ -25,7 +26,7 @@ def loaded(tiny_dir):
 
 def run_of(loaded, **kw) -> Run:
     run = Run()
-    for event in engine.stream(loaded, PROMPT, top_k=10, **kw):
+    for event in engine.stream(loaded, PROMPT, RunOptions(top_k=10, **kw)):
         run.apply(event)
     return run
 

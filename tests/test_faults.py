@@ -57,7 +57,6 @@ def _oom_at_layer(monkeypatch, kind: str, layer: int = 1) -> None:
 
 @pytest.mark.parametrize("kind", list(OOM_ERRORS))
 def test_compute_out_of_memory_is_one_message_with_the_estimate(tiny_dir, tmp_path, monkeypatch, capsys, kind):
-    from coupling_tui.core.cli import common as cli
     from coupling_tui.core.cli import compute
 
     _oom_at_layer(monkeypatch, kind)
@@ -129,7 +128,8 @@ async def test_explorer_out_of_memory_shows_the_estimate(tiny_dir, tmp_path, mon
     args = build_explore_parser().parse_args(["--model", str(tiny_dir), "-p", "The capital of France is"])
     console = Console(file=open(os.devnull, "w"))
     loaded, baseline = core_cli.load_with_status(args, console)
-    job = run_job.prepare(args, loaded, baseline, "The capital of France is", core_cli.engine_options(args), console)
+    job = run_job.prepare(core_cli.run_options(args), loaded, baseline, "The capital of France is", console,
+                          yes=args.yes)
     _oom_at_layer(monkeypatch, "cuda")
     save_path = tmp_path / "run.safetensors"
     shown = await _run_app_until_error(CouplingApp(job=job, save_path=save_path), save_path)

@@ -13,6 +13,7 @@ from coupling_tui.core.load.models import ModelRequest, load
 from coupling_tui.core.options.prompts import DEFAULT_PROMPT
 from coupling_tui.core.linalg.spectra import top_k
 from coupling_tui.core.engine.trace import trace
+from coupling_tui.core.options.run_options import RunOptions
 
 pytestmark = pytest.mark.real_model
 K = 8
@@ -50,7 +51,7 @@ def test_engine_streams_the_same_coupling_with_its_random_init_baseline(smollm2)
 
     baseline = load(ModelRequest(random_init=True, seed=0))
     run = Run()
-    for event in engine.stream(smollm2, DEFAULT_PROMPT, max_tokens=16, top_k=K, token_coupling=False,
+    for event in engine.stream(smollm2, DEFAULT_PROMPT, RunOptions(max_tokens=16, top_k=K, token_coupling=False),
                                baseline=baseline):
         run.apply(event)
     trained, random = run.arrays["coupling.depth"], run.arrays["random_init.coupling.depth"]

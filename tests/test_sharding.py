@@ -17,6 +17,7 @@ from coupling_tui.core.errors import UserError
 from coupling_tui.core.load.models import LoadedModel, ModelRequest, load
 from coupling_tui.core.results.run import Run
 from coupling_tui.core.options.sharding import (check_gpus, check_request, parse_device_map, parse_max_memory, placement_summary, placement_text)
+from coupling_tui.core.options.run_options import RunOptions
 
 PROMPT = "The capital of France is Paris."
 GiB = 2 ** 30
@@ -131,7 +132,7 @@ def test_placement_summary_needs_no_torch():
 
 def _run(loaded, **options) -> Run:
     run = Run()
-    for event in engine.stream(loaded, PROMPT, top_k=8, **options):
+    for event in engine.stream(loaded, PROMPT, RunOptions(top_k=8, **options)):
         run.apply(event)
     return run
 
@@ -245,12 +246,14 @@ def test_the_engine_looks_up_each_selected_block_and_moves_its_results(tiny_dir,
 
 def test_the_cost_check_counts_only_the_coupling_devices_weights(plain, disk_offloaded):
     from coupling_tui.core.cli.compute import build_compute_parser
+    from coupling_tui.core.cli.common import run_options
     from coupling_tui.core.cli.cost_check import estimate_for
 
     args = build_compute_parser().parse_args([])
     block = sum(p.numel() * 4 for p in plain.adapter.block_list(plain.model)[1].parameters())
-    whole = estimate_for(args, plain, PROMPT).memory["weights"]
-    assert estimate_for(args, disk_offloaded, PROMPT).memory["weights"] == whole - block   # block 1 is on disk
+    options = run_options(args)
+    whole = estimate_for(options, plain, PROMPT).memory["weights"]
+    assert estimate_for(options, disk_offloaded, PROMPT).memory["weights"] == whole - block   # block 1 is on disk
 
 
 def test_random_init_baseline_is_placed_like_the_model(tiny_dir):
@@ -268,7 +271,7 @@ def test_collapse_refuses_a_dispatched_model(disk_offloaded):
     from coupling_tui.core.options.collapse import CollapseSpec
 
     with pytest.raises(UserError, match="--collapse copies the whole model"):
-        next(engine.stream(disk_offloaded, PROMPT, collapse=CollapseSpec()))
+        next(engine.stream(disk_offloaded, PROMPT, RunOptions(collapse=CollapseSpec())))
 
 
 def test_compute_records_the_placement_and_says_it(tiny_dir, tmp_path):

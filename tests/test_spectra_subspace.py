@@ -13,6 +13,7 @@ from coupling_tui.core.linalg import spectra
 from coupling_tui.core.linalg.spectra import TopKStats, resolve_solver, top_k
 from coupling_tui.core.linalg.subspace import block_size, orthonormalize
 from tests.test_spectra import check_triplets, matrices, principal_sine
+from coupling_tui.core.options.run_options import RunOptions
 
 N = 128
 
@@ -217,8 +218,8 @@ def test_engine_coupling_is_the_same_with_the_subspace_solver(tiny_dir):
     runs = {}
     for solver in ("auto", "subspace"):
         run = Run()
-        for event in engine.stream(loaded, "Hello world, hello tokens!", top_k=8, topk_solver=solver,
-                                   context_layers="0,2"):
+        for event in engine.stream(loaded, "Hello world, hello tokens!",
+                                   RunOptions(top_k=8, topk_solver=solver, context_layers="0,2")):
             run.apply(event)
         runs[solver] = run
     a, b = runs["auto"], runs["subspace"]

@@ -106,9 +106,9 @@ def explore(args: argparse.Namespace) -> int:
         output = Path(args.output).expanduser() if args.output else core_cli.default_output(args)
     loaded, baseline = core_cli.load_with_status(args, console)
     if len(prompts) > 1:
-        job = run_job.prepare_prompts(args, loaded, baseline, prompts, core_cli.engine_options(args), console)
+        job = run_job.prepare_prompts(core_cli.run_options(args), loaded, baseline, prompts, console, yes=args.yes)
     else:
-        job = run_job.prepare(args, loaded, baseline, prompts[0].text, core_cli.engine_options(args), console)
+        job = run_job.prepare(core_cli.run_options(args), loaded, baseline, prompts[0].text, console, yes=args.yes)
 
     from .app import CouplingApp
 
@@ -127,7 +127,7 @@ def explore_compare(args: argparse.Namespace, prompt: str, console) -> int:
     output_b = compare_cli.output_b(args, output)
     loaded_a, _ = core_cli.load_with_status(args, console)
     loaded_b = compare_cli.load_b(args, console)
-    job = compare_cli.prepare(args, loaded_a, loaded_b, prompt, core_cli.engine_options(args), console)
+    job = compare_cli.prepare(args, loaded_a, loaded_b, prompt, core_cli.run_options(args), console)
 
     from .app import CouplingApp
 

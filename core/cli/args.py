@@ -1,6 +1,6 @@
 """The argparse argument groups every front end shares (the explorer, ``compute``, ``collapse``): model, prompt,
 block Jacobians and coupling, collapse, and ``--debug``; with the argparse types that refuse a malformed value before
-any model loads. ``core.cli`` re-exports the builders and reads the flags back (``engine_options``, ``collapse_spec``)."""
+any model loads. ``core.cli`` re-exports the builders and reads the flags back (``run_options``, ``collapse_spec``)."""
 
 from __future__ import annotations
 
@@ -49,14 +49,14 @@ def add_prompt_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_jacobian_args(parser: argparse.ArgumentParser) -> None:
-    from coupling_tui.core.engine.jacobians import DEFAULT_TOP_K, DEFAULT_VECTOR_BUDGET_MB
-    from coupling_tui.core.linalg.spectra import SOLVERS
+    from coupling_tui.core.options.run_options import (DEFAULT_HISTORY_MB, DEFAULT_TOP_K, DEFAULT_VECTOR_BUDGET_MB,
+                                                       JACOBIAN_METHODS, SOLVERS)
 
     g = parser.add_argument_group("block Jacobians")
     g.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, metavar="K",
                    help=f"exact top-K singular triplets of every block Jacobian (default {DEFAULT_TOP_K}); "
                         "0 skips the Jacobians (trajectories only)")
-    g.add_argument("--jacobian-method", default="auto", choices=["auto", "closed-form", "autodiff"],
+    g.add_argument("--jacobian-method", default="auto", choices=list(JACOBIAN_METHODS),
                    help="auto = closed form for llama/mistral/qwen2, generic autodiff for every other family")
     g.add_argument("--topk-solver", default="auto", choices=list(SOLVERS),
                    help="eigensolver of JᵀJ for the top-K (the same exact triplets from each): scipy = LAPACK syevr "
@@ -66,7 +66,6 @@ def add_jacobian_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--vector-budget-mb", type=float, default=DEFAULT_VECTOR_BUDGET_MB, metavar="MB",
                    help="how much of the results file may hold singular vectors; the last token always keeps its "
                         f"vectors, others are added evenly while they fit (default {DEFAULT_VECTOR_BUDGET_MB:g})")
-    from coupling_tui.core.engine.coupling_stream import DEFAULT_HISTORY_MB
 
     g = parser.add_argument_group("coupling")
     g.add_argument("--random-baseline", action="store_true",

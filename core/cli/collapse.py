@@ -44,6 +44,7 @@ def collapse_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from coupling_tui.core.engine import stream as engine
+    from coupling_tui.core.options.run_options import RunOptions
     from coupling_tui.core.results import run_file as results
 
     console = Console(stderr=True)
@@ -55,7 +56,7 @@ def collapse_command(args: argparse.Namespace) -> int:
         for warning in header["collapse"]["warnings"]:
             console.print(f"[yellow]note:[/] {warning}")
 
-    events = engine.stream(loaded, COLLAPSE_PROMPT, top_k=0, collapse=spec, params=run_params(args))
+    events = engine.stream(loaded, COLLAPSE_PROMPT, RunOptions(top_k=0, collapse=spec, params=run_params(args)))
     run = stream_with_progress(events, console, loaded.info["n_layers"], on_started=notes)
     path = results.save(run, output)
     console.print(summary_table(run))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from coupling_tui.core.cli.args import (add_collapse_args, add_common_args, add_
 from coupling_tui.core.atomic import file_slug
 from coupling_tui.core.errors import UserError
 from coupling_tui.core.faults import (interrupt_message, is_out_of_memory, out_of_memory_error, sigterm_as_interrupt)
-from coupling_tui.core.options.prompts import Prompt, check_max_tokens, read_prompts, truncation_note
-from coupling_tui.core.cli.run_bounds import parse_layers
+from coupling_tui.core.options.prompts import Prompt, read_prompts, truncation_note
+from coupling_tui.core.options.run_options import RunOptions
 
 
 def collapse_spec(args: argparse.Namespace):
@@ -62,7 +63,7 @@ def model_request(args: argparse.Namespace):
 
 
 def run_params(args: argparse.Namespace) -> dict:
-    """Every parameter of the run, recorded in the results header."""
+    """The model and prompt flags the results header records besides the run options (``RunOptions.params``)."""
     return {"model": args.model, "revision": args.revision, "dtype": args.dtype, "device": args.device,
             "trust_remote_code": args.trust_remote_code, "random_init": args.random_init, "seed": args.seed,
             "prompt_file": _one_or_all(getattr(args, "prompt_file", None)),
@@ -82,15 +83,11 @@ def validated_prompt(args: argparse.Namespace) -> str:
 def validated_prompts(args: argparse.Namespace) -> list[Prompt]:
     """Check prompts, token budget and the other flags before any model is loaded; every prompt of the run (two or
     more make a prompt set, core.engine.batch)."""
-    check_max_tokens(args.max_tokens)
-    if args.top_k < 0:
-        raise UserError(f"--top-k must be 0 or more (got {args.top_k})")
+    options = run_options(args)                          # every run option, checked before any model loads
     if args.random_baseline and args.random_init:
         raise UserError("--random-baseline compares trained weights with random ones; drop --random-init")
-    if args.random_baseline and args.top_k == 0:
+    if args.random_baseline and options.top_k == 0:
         raise UserError("--random-baseline compares coupling, which needs the Jacobians; drop --top-k 0")
-    collapse_spec(args)                                  # the collapse flags, checked before any model loads
-    parse_layers(getattr(args, "layers", None))          # --layers syntax, likewise
     prompts = read_prompts(args.prompt, args.prompt_file, per_line=getattr(args, "prompts_per_line", False))
     if len(prompts) > 1 and getattr(args, "collapse", False):
         raise UserError(f"--collapse measures fixed sequence families, not your {len(prompts)} prompts",
@@ -98,17 +95,18 @@ def validated_prompts(args: argparse.Namespace) -> list[Prompt]:
     return prompts
 
 
-def engine_options(args: argparse.Namespace) -> dict:
-    """Keyword arguments of ``engine.stream`` taken from the flags."""
-    options = {"max_tokens": args.max_tokens, "top_k": args.top_k, "jacobian_method": args.jacobian_method,
-               "vector_budget_mb": args.vector_budget_mb, "history_mb": args.history_mb,
-               "token_coupling": not args.no_token_coupling, "vju": args.vju, "token_pairs": args.token_pairs,
-               "context_layers": args.context_layers, "context_tokens": args.context_tokens,
-               "topk_solver": getattr(args, "topk_solver", "auto"), "params": run_params(args)}
-    spec = collapse_spec(args)
-    if spec is not None:
-        options["collapse"] = spec
-    return options
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The run the flags ask for, as the one ``RunOptions`` that the engine runs, the cost estimate sizes and the
+    results header records; checked as it is built (a one-line UserError for a bad value). The only reader of the
+    run flags: nothing below ``core.cli`` sees the Namespace."""
+    options = RunOptions(max_tokens=args.max_tokens, top_k=args.top_k, jacobian_method=args.jacobian_method,
+                         vector_budget_mb=args.vector_budget_mb, history_mb=args.history_mb,
+                         token_coupling=not args.no_token_coupling, vju=args.vju, token_pairs=args.token_pairs,
+                         context_layers=args.context_layers, context_tokens=args.context_tokens,
+                         layers=getattr(args, "layers", None), topk_solver=getattr(args, "topk_solver", "auto"),
+                         params=run_params(args))
+    spec = collapse_spec(args)                           # after the options above, as the flags were checked before
+    return options if spec is None else replace(options, collapse=spec)
 
 
 def default_output(args: argparse.Namespace) -> Path:
@@ -124,8 +122,6 @@ def default_output(args: argparse.Namespace) -> Path:
 def load_with_status(args: argparse.Namespace, console):
     """Load the model (and, with --random-baseline, its random-init twin) while a rich status line tells what is
     happening (before any full-screen UI starts). Returns (model, baseline or None)."""
-    from dataclasses import replace
-
     from coupling_tui.core.load.models import load
 
     with console.status("loading model…") as status:

@@ -10,8 +10,9 @@ from pathlib import Path
 from coupling_tui.core.cli import run_job
 from coupling_tui.core.cli.args import (add_collapse_args, add_common_args, add_jacobian_args, add_model_args,
                                         add_prompt_args)
-from coupling_tui.core.cli.common import (announce_truncation, default_output, engine_options, guarded,
-                                          load_announced, scalar_lines, stream_with_progress, validated_prompts)
+from coupling_tui.core.cli.common import (announce_truncation, default_output, guarded,
+                                          load_announced, run_options, scalar_lines, stream_with_progress,
+                                          validated_prompts)
 from coupling_tui.core.cli.compute_compare import add_compare_args, compare_mode, compute_compare
 from coupling_tui.core.cli.compute_set import compute_set
 from coupling_tui.core.cli.run_bounds import add_run_size_args
@@ -45,7 +46,7 @@ def compute(args: argparse.Namespace) -> int:
     prompt = prompts[0].text
     output = Path(args.output).expanduser() if args.output else default_output(args)
     loaded, baseline = load_announced(args, console)
-    job = run_job.prepare(args, loaded, baseline, prompt, engine_options(args), console)
+    job = run_job.prepare(run_options(args), loaded, baseline, prompt, console, yes=args.yes)
     run = stream_with_progress(job(), console, loaded.info["n_layers"],
                                on_started=lambda header: announce_truncation(header, console))
     path = results.save(run, output)

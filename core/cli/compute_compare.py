@@ -65,7 +65,7 @@ def output_b(args: argparse.Namespace, output_a: Path) -> Path:
     return path
 
 
-def params_b(args: argparse.Namespace, params_a: dict) -> dict:
+def params_b(args: argparse.Namespace, params_a) -> dict:
     """Model B's recorded parameters: A's with B's model, no revision and trained weights, plus who it was compared
     with."""
     return {**params_a, "model": args.compare, "revision": None, "random_init": False,
@@ -87,24 +87,21 @@ def load_b(args: argparse.Namespace, console):
     return loaded
 
 
-def prepare(args: argparse.Namespace, loaded_a, loaded_b, prompt: str, options: dict, console):
+def prepare(args: argparse.Namespace, loaded_a, loaded_b, prompt: str, options, console):
     """Check both runs' cost together (may ask, or refuse), then return the job yielding
-    core.engine.compare.stream_compare's events."""
-    from coupling_tui.core.engine import stream as engine
+    core.engine.compare.stream_compare's events: A runs ``options`` (core.options.run_options.RunOptions), B the
+    same with its own recorded parameters (``params_b``)."""
     from coupling_tui.core.engine.compare import stream_compare
     from coupling_tui.core.results.compare import side_label
     from coupling_tui.core.cli.cost_check import available_memory, confirm, estimate_for, set_cost
     from coupling_tui.core.faults import memory_guarded
-    from coupling_tui.core.cli.run_bounds import layers_option
     from coupling_tui.core.results.run import Run
     import sys
 
     from rich.text import Text
 
-    sides = []
-    for loaded, params in ((loaded_a, options["params"]), (loaded_b, params_b(args, options["params"]))):
-        sides.append({**options, "params": params, **layers_option(args, loaded.info["n_layers"], engine.stream)})
-    cost = set_cost([estimate_for(args, loaded_a, prompt), estimate_for(args, loaded_b, prompt)])
+    sides = (options, replace(options, params=params_b(args, options.params)))
+    cost = set_cost([estimate_for(options, loaded_a, prompt), estimate_for(options, loaded_b, prompt)])
     interactive = sys.stdin is not None and sys.stdin.isatty()
     confirm(cost, available_memory(loaded_a.device), yes=getattr(args, "yes", False), interactive=interactive,
             ask=lambda q: console.input(Text(q)),
@@ -112,22 +109,21 @@ def prepare(args: argparse.Namespace, loaded_a, loaded_b, prompt: str, options: 
     labels = tuple(side_label(Run(header={"model": dict(loaded.info)})) for loaded in (loaded_a, loaded_b))
 
     def job():
-        return memory_guarded(stream_compare(loaded_a, loaded_b, prompt, labels=labels, options=tuple(sides)), cost)
+        return memory_guarded(stream_compare(loaded_a, loaded_b, prompt, labels=labels, options=sides), cost)
 
     return job
 
 
 def compute_compare(args: argparse.Namespace, prompt: str, output_a: Path, console) -> int:
     """Headless ``compute --compare MODEL2``: both runs under one progress bar, both saved, the table printed."""
-    from coupling_tui.core.cli.common import (announce_truncation, engine_options, load_announced,
-                                              stream_with_progress)
+    from coupling_tui.core.cli.common import announce_truncation, load_announced, run_options, stream_with_progress
     from coupling_tui.core.results.compare import table_lines
     from coupling_tui.core.results.comparison import Comparison, save_a_alone, save_pair
 
     path_b = output_b(args, output_a)
     loaded_a, _ = load_announced(args, console)
     loaded_b = load_b(args, console)
-    job = prepare(args, loaded_a, loaded_b, prompt, engine_options(args), console)
+    job = prepare(args, loaded_a, loaded_b, prompt, run_options(args), console)
     comparison = Comparison()
 
     def announce(header: dict) -> None:

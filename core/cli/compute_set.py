@@ -87,12 +87,12 @@ def scalar_summary(pset: PromptSet) -> list[str]:
 def compute_set(args: argparse.Namespace, prompts: list[Prompt], console) -> int:
     from coupling_tui.core.cli import run_job
     from coupling_tui.core.results import set_file as set_results
-    from coupling_tui.core.cli.common import engine_options, load_announced
+    from coupling_tui.core.cli.common import load_announced, run_options
 
     output = set_results.check_target(args.output or default_set_output(args), len(prompts))
     console.print(f"{len(prompts)} prompts: {', '.join(p.label for p in prompts)}", markup=False, highlight=False)
     loaded, baseline = load_announced(args, console)
-    job = run_job.prepare_prompts(args, loaded, baseline, prompts, engine_options(args), console)
+    job = run_job.prepare_prompts(run_options(args), loaded, baseline, prompts, console, yes=args.yes)
     pset = stream_set_with_progress(job(), console)
     path = set_results.save(pset, output)
     console.print(f"computed {pset.n_prompts} prompts × {pset.runs[0].n_layers} layers in {pset.seconds:.1f} s")

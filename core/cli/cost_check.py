@@ -3,14 +3,14 @@ one that cannot fit when no one is (``--yes`` starts it anyway). Torch is only i
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import Callable
 
 from coupling_tui.core.cost import REDUCE_FLAGS, RunCost, estimate, fmt_bytes, fmt_seconds
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.cli.run_bounds import parse_layers, select_layers
+from coupling_tui.core.options import coupling as coupling_options
+from coupling_tui.core.options.run_options import RunOptions
 
 ASK_SECONDS = 600.0
 """Above 10 minutes an interactive run asks first."""
@@ -79,24 +79,24 @@ def confirm(cost: RunCost, available: float | None, *, yes: bool, interactive: b
                         f"make it smaller with {REDUCE_FLAGS}, or add --yes to start it anyway")
 
 
-def estimate_for(args: argparse.Namespace, loaded, prompt: str, *, baseline: bool = False) -> RunCost:
-    """The estimate of the run the flags ask for on ``loaded`` (its real token count, depth, width, weights)."""
+def estimate_for(options: RunOptions, loaded, prompt: str, *, baseline: bool = False) -> RunCost:
+    """The estimate of the run ``options`` asks for on ``loaded`` (its real token count, depth, width, weights).
+    Blocks that ``options.layers`` names outside the model are a UserError here, before anything runs."""
     import torch
 
-    from coupling_tui.core.options.coupling import context_layers, token_pairs
     from coupling_tui.core.engine.stream import tokenize
 
-    ids, _ = tokenize(loaded, prompt, args.max_tokens)
-    layers = select_layers(parse_layers(getattr(args, "layers", None)), loaded.info["n_layers"])
+    n_layers = loaded.info["n_layers"]
+    ids, _ = tokenize(loaded, prompt, options.max_tokens)
+    layers = options.blocks(n_layers)
     weights = resident_weights(loaded)
-    return estimate(n_layers=loaded.info["n_layers"], d=loaded.info["d_model"], tokens=len(ids), top_k=args.top_k,
-                    history_mb=args.history_mb, dtype=loaded.dtype, token_coupling=not args.no_token_coupling,
-                    weights_bytes=weights, family=loaded.info.get("family"), jacobian_method=args.jacobian_method,
-                    layers=layers, baseline=baseline, vector_budget_mb=args.vector_budget_mb, device=loaded.device,
-                    threads=torch.get_num_threads(), vju=getattr(args, "vju", False),
-                    token_pairs=len(token_pairs(getattr(args, "token_pairs", None), loaded.info["n_layers"])),
-                    context_layers=len(context_layers(getattr(args, "context_layers", None),
-                                                      loaded.info["n_layers"])))
+    return estimate(n_layers=n_layers, d=loaded.info["d_model"], tokens=len(ids), top_k=options.top_k,
+                    history_mb=options.history_mb, dtype=loaded.dtype, token_coupling=options.token_coupling,
+                    weights_bytes=weights, family=loaded.info.get("family"), jacobian_method=options.jacobian_method,
+                    layers=layers, baseline=baseline, vector_budget_mb=options.vector_budget_mb, device=loaded.device,
+                    threads=torch.get_num_threads(), vju=options.vju,
+                    token_pairs=len(coupling_options.token_pairs(options.token_pairs, n_layers)),
+                    context_layers=len(options.context_blocks(n_layers)))
 
 
 def resident_weights(loaded) -> float:
@@ -124,19 +124,19 @@ def set_cost(costs: list[RunCost]) -> RunCost:
     return RunCost(memory=memory, seconds=seconds, device=peak.device)
 
 
-def check_run_cost(args: argparse.Namespace, loaded, prompt: str | list[str], console, *,
-                   baseline: bool = False) -> RunCost:
+def check_run_cost(options: RunOptions, loaded, prompt: str | list[str], console, *, baseline: bool = False,
+                   yes: bool = False) -> RunCost:
     """``confirm`` for the CLI and the explorer: the estimate goes to ``console`` (stderr), the question to the
     terminal when stdin is one. ``prompt`` may be a prompt set's texts (``set_cost``). Returns the estimate (for an
-    out-of-memory message later)."""
+    out-of-memory message later). ``yes`` (--yes) starts a large run without asking."""
     from rich.text import Text
 
     if isinstance(prompt, str):
-        cost = estimate_for(args, loaded, prompt, baseline=baseline)
+        cost = estimate_for(options, loaded, prompt, baseline=baseline)
     else:
-        cost = set_cost([estimate_for(args, loaded, text, baseline=baseline) for text in prompt])
+        cost = set_cost([estimate_for(options, loaded, text, baseline=baseline) for text in prompt])
     interactive = sys.stdin is not None and sys.stdin.isatty()
-    confirm(cost, available_memory(loaded.device), yes=getattr(args, "yes", False), interactive=interactive,
+    confirm(cost, available_memory(loaded.device), yes=yes, interactive=interactive,
             ask=lambda q: console.input(Text(q)),
             say=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
     return cost

@@ -1,69 +1,12 @@
 """``--layers`` and ``--yes``: bound a run to some of the model's blocks, and accept a large run without asking.
-
-``--layers`` takes Python-style half-open ranges and single blocks, comma-separated: ``0:12`` (blocks 0..11),
-``3,7,12``, ``20:`` (block 20 to the last), ``:6``, or mixes (``0:4,10,28:``). Its syntax is checked before any
-model loads (``parse_layers``); the block numbers are checked against the model once its depth is known
-(``select_layers``). Torch-free.
-"""
+The flags' argument group; the ``--layers`` syntax and its blocks live in ``core.options.layers`` (``parse_layers``,
+``select_layers``, re-exported here) and reach the engine through ``RunOptions.layers``. Torch-free."""
 
 from __future__ import annotations
 
 import argparse
-import re
-from dataclasses import dataclass
 
-from coupling_tui.core.errors import UserError
-
-_PART = re.compile(r"^\s*(?:(?P<single>\d+)|(?P<start>\d*)\s*:\s*(?P<stop>\d*))\s*$")
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """A parsed ``--layers`` value: single blocks and half-open ranges (None = open end)."""
-
-    text: str
-    parts: tuple[tuple[int, int | None], ...]
-    """(start, stop) per comma-separated part; a single block b is (b, b + 1); stop None = to the last block."""
-
-
-def parse_layers(text: str | None) -> LayerSpec | None:
-    """The ``--layers`` value, syntax checked (no model needed); None when the flag is absent."""
-    if text is None:
-        return None
-    parts: list[tuple[int, int | None]] = []
-    for raw in text.split(","):
-        m = _PART.match(raw)
-        if not raw.strip() or m is None:
-            raise UserError(f"--layers {text}: cannot read {raw.strip()!r}",
-                            "give blocks and half-open ranges, e.g. --layers 0:12 or --layers 3,7,12")
-        if m["single"] is not None:
-            b = int(m["single"])
-            parts.append((b, b + 1))
-            continue
-        start = int(m["start"]) if m["start"] else 0
-        stop = int(m["stop"]) if m["stop"] else None
-        if stop is not None and stop <= start:
-            raise UserError(f"--layers {text}: the range {raw.strip()} is empty",
-                            "a range A:B holds blocks A..B-1, so B must be larger than A")
-        parts.append((start, stop))
-    return LayerSpec(text=text, parts=tuple(parts))
-
-
-def select_layers(spec: LayerSpec | None, n_layers: int) -> list[int] | None:
-    """The sorted block indices ``spec`` names in a model of ``n_layers`` blocks; None = every block (also when
-    ``spec`` names them all). Blocks past the last are a UserError naming the model's depth."""
-    if spec is None:
-        return None
-    chosen: set[int] = set()
-    for start, stop in spec.parts:
-        end = n_layers if stop is None else stop
-        if start >= n_layers or end > n_layers:
-            block = start if start >= n_layers else end - 1
-            raise UserError(f"--layers {spec.text} names block {block}, and the model has {n_layers} blocks "
-                            f"(0..{n_layers - 1})")
-        chosen.update(range(start, end))
-    layers = sorted(chosen)
-    return None if len(layers) == n_layers else layers
+from coupling_tui.core.options.layers import LayerSpec, parse_layers, select_layers  # noqa: F401 (their old home)
 
 
 def add_run_size_args(parser: argparse.ArgumentParser) -> None:
@@ -73,16 +16,3 @@ def add_run_size_args(parser: argparse.ArgumentParser) -> None:
                         "comma-separated (0:12 = blocks 0..11; 3,7,12; 20: = block 20 to the last)")
     g.add_argument("-y", "--yes", action="store_true",
                    help="start a large run without asking (the memory and time estimate is still printed)")
-
-
-def layers_option(args: argparse.Namespace, n_layers: int, stream) -> dict:
-    """``{"layers": [...]}`` for ``engine.stream`` when ``--layers`` picks some blocks, else ``{}``; refuses the
-    flag when ``stream`` (the engine) has no ``layers`` parameter."""
-    import inspect
-
-    layers = select_layers(parse_layers(getattr(args, "layers", None)), n_layers)
-    if layers is None:
-        return {}
-    if "layers" not in inspect.signature(stream).parameters:
-        raise UserError("--layers is not supported by this engine yet", "drop --layers (or use --max-tokens/--top-k)")
-    return {"layers": layers}

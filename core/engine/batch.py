@@ -10,13 +10,15 @@ from typing import Callable, Iterator
 
 from coupling_tui.core.results.events import BatchEvent, BatchFinished, BatchStarted, PromptStarted
 from coupling_tui.core.options.prompts import Prompt
+from coupling_tui.core.options.run_options import RunOptions
 
 
-def stream_prompts(loaded, prompts: list[Prompt], *, params: dict | None = None, stream: Callable | None = None,
-                   **options) -> Iterator[BatchEvent]:
-    """Yield BatchStarted, then for each prompt PromptStarted(i, N) and ``stream(loaded, text, **options)``'s events,
-    then BatchFinished. Each prompt's run header records ``params.prompt_file`` (its file) and ``params.prompt_set``
-    (index, n_prompts, label, source). ``stream`` defaults to ``core.engine.stream``."""
+def stream_prompts(loaded, prompts: list[Prompt], options: RunOptions | None = None, *, baseline=None,
+                   stream: Callable | None = None) -> Iterator[BatchEvent]:
+    """Yield BatchStarted, then for each prompt PromptStarted(i, N) and ``stream(loaded, text, options,
+    baseline=baseline)``'s events, then BatchFinished. Each prompt's run header records ``params.prompt_file`` (its
+    file) and ``params.prompt_set`` (index, n_prompts, label, source) besides ``options.params``. ``stream`` defaults
+    to ``core.engine.stream``."""
     if stream is None:
         from coupling_tui.core.engine.stream import stream
     started = time.perf_counter()
@@ -24,7 +26,8 @@ def stream_prompts(loaded, prompts: list[Prompt], *, params: dict | None = None,
     yield BatchStarted(labels=tuple(p.label for p in prompts), texts=tuple(p.text for p in prompts))
     for index, prompt in enumerate(prompts):
         yield PromptStarted(index=index, n_prompts=n)
-        own = {**(params or {}), "prompt_file": prompt.file,
-               "prompt_set": {"index": index, "n_prompts": n, "label": prompt.label, "source": prompt.source}}
-        yield from stream(loaded, prompt.text, params=own, **options)
+        own = (options or RunOptions()).with_params(
+            prompt_file=prompt.file,
+            prompt_set={"index": index, "n_prompts": n, "label": prompt.label, "source": prompt.source})
+        yield from stream(loaded, prompt.text, own, baseline=baseline)
     yield BatchFinished(seconds=time.perf_counter() - started)

@@ -29,12 +29,12 @@ import warnings
 import numpy as np
 import torch
 
+from coupling_tui.core.options.run_options import DEFAULT_HISTORY_MB
+
 COUPLING_KS = (8, 10, 30, 50)
 """K values stored: the official code's (10, 30, 50) and the K = 8 of the research measurements."""
 DEFAULT_COUPLING_K = 50
 """K shown first and stored as ``coupling.depth``: the official notebook's plot uses K = 50."""
-DEFAULT_HISTORY_MB = 4096.0
-"""Dense-J history budget: above it the upper triangle comes from a second pass instead."""
 _J_CHUNK = 8
 """Blocks j multiplied against one J_i at once (bounds the [j, T, d, K] intermediate)."""
 

@@ -16,13 +16,10 @@ from coupling_tui.core.results.events import Event, RunFinished, RunStarted
 from coupling_tui.core.load.models import LoadedModel
 from coupling_tui.core.engine.model_pass import ModelPass
 from coupling_tui.core.load.placement import is_dispatched
-from coupling_tui.core.engine.jacobians import DEFAULT_TOP_K, DEFAULT_VECTOR_BUDGET_MB
-from coupling_tui.core.options.prompts import DEFAULT_MAX_TOKENS
-from coupling_tui.core.options import coupling as coupling_options
+from coupling_tui.core.options.run_options import RunOptions
 from coupling_tui.core.engine.collapse import CollapsePass, CollapseSpec
 from coupling_tui.core.engine.context import ContextPass
-from coupling_tui.core.engine.coupling_stream import DEFAULT_HISTORY_MB
-from coupling_tui.core.linalg.spectra import SOLVERS, resolve_solver
+from coupling_tui.core.linalg.spectra import resolve_solver
 from coupling_tui.core.results import names
 
 
@@ -46,14 +43,11 @@ def token_texts(tokenizer: Any, ids: list[int]) -> list[str]:
     return [tokenizer.decode([i]) for i in ids]
 
 
-def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TOKENS, top_k: int = DEFAULT_TOP_K,
-           jacobian_method: str = "auto", vector_budget_mb: float = DEFAULT_VECTOR_BUDGET_MB,
-           history_mb: float = DEFAULT_HISTORY_MB, token_coupling: bool = True, vju: bool = False,
-           token_pairs: str | list | None = None, context_layers: str | list | None = None,
-           context_tokens: tuple[int, int] = (0, -1), baseline: LoadedModel | None = None,
-           params: dict | None = None, collapse: CollapseSpec | None = None,
-           layers: list[int] | None = None, topk_solver: str = "auto") -> Iterator[Event]:
-    """Yield RunStarted, one LayerDone per block and stage, then RunFinished.
+def stream(loaded: LoadedModel, prompt: str, options: RunOptions | None = None, *,
+           baseline: LoadedModel | None = None) -> Iterator[Event]:
+    """Yield RunStarted, one LayerDone per block and stage, then RunFinished, for the run ``options``
+    (core.options.run_options; None = the defaults) asks for. Its header's ``params`` are
+    ``options.header_params``.
 
     Stage "layers" carries, per block, the residual stream leaving it, its norms, the trajectory fits so far and,
     when ``top_k`` > 0, the block's Jacobian summary (top-K singular values and Frobenius norm of every token's J,
@@ -72,26 +66,25 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
     the 1/σ₁ fit, which need every block, are left NaN. ``topk_solver`` is ``core.linalg.spectra.top_k``'s solver
     ("auto": scipy on the CPU, subspace iteration on CUDA)."""
     started = time.perf_counter()
-    _check_collapse_placement(loaded, collapse)
-    _check_solver(topk_solver, loaded.device)
-    layers = _checked_layers(layers, len(loaded.adapter.block_list(loaded.model)))
-    ids, truncated_from = tokenize(loaded, prompt, max_tokens)
-    collapse_pass = CollapsePass(loaded, collapse) if collapse is not None else None   # checks the spec first
+    o = RunOptions() if options is None else options
+    _check_collapse_placement(loaded, o.collapse)
+    _check_solver(o.topk_solver, loaded.device)
+    layers = o.blocks(len(loaded.adapter.block_list(loaded.model)))
+    ids, truncated_from = tokenize(loaded, prompt, o.max_tokens)
+    collapse_pass = CollapsePass(loaded, o.collapse) if o.collapse is not None else None   # checks the spec first
     n_layers = int(loaded.info["n_layers"])
-    pairs = coupling_options.token_pairs(token_pairs, n_layers)
-    if layers is not None:                      # --layers: pairs of two selected blocks only
-        pairs = [(r, c) for r, c in pairs if r in layers and c in layers]
-    opts = {"top_k": top_k, "jacobian_method": jacobian_method, "history_mb": history_mb, "vju": vju,
-            "layers": layers, "topk_solver": topk_solver}
-    passes = [ModelPass(loaded, ids, stage="layers", prefix="", vector_budget_mb=vector_budget_mb,
-                        token_coupling=token_coupling, keep_hidden=True, pairs=pairs, **opts)]
+    pairs = o.pairs(n_layers)
+    opts = {"top_k": o.top_k, "jacobian_method": o.jacobian_method, "history_mb": o.history_mb, "vju": o.vju,
+            "layers": layers, "topk_solver": o.topk_solver}
+    passes = [ModelPass(loaded, ids, stage="layers", prefix="", vector_budget_mb=o.vector_budget_mb,
+                        token_coupling=o.token_coupling, keep_hidden=True, pairs=pairs, **opts)]
     if baseline is not None:
         passes.append(ModelPass(baseline, ids, stage="random-init", prefix=names.RANDOM_INIT_PREFIX,
                                 vector_budget_mb=None,
                                 token_coupling=False, keep_hidden=False, pairs=[], **opts))
-    layers_c = coupling_options.context_layers(context_layers, n_layers)
-    context = ContextPass(loaded, ids, layers_c, context_tokens, top_k=passes[0].k,
-                          history_mb=history_mb, topk_solver=topk_solver) if layers_c and passes[0].k > 0 else None
+    layers_c = o.context_blocks(n_layers)
+    context = ContextPass(loaded, ids, layers_c, o.context_tokens, top_k=passes[0].k, history_mb=o.history_mb,
+                          topk_solver=o.topk_solver) if layers_c and passes[0].k > 0 else None
     main = passes[0]
     header = {
         "tool": {"name": "coupling-tui", "version": __version__},
@@ -102,14 +95,10 @@ def stream(loaded: LoadedModel, prompt: str, *, max_tokens: int = DEFAULT_MAX_TO
         "placement": loaded.placement,
         "prompt": prompt,
         "tokens": {"ids": ids, "text": token_texts(loaded.tokenizer, ids), "truncated_from": truncated_from},
-        "params": {"max_tokens": max_tokens, "top_k": main.k, "jacobian_method": jacobian_method,
-                   "vector_budget_mb": vector_budget_mb, "history_mb": history_mb, "token_coupling": token_coupling,
-                   "vju": vju, "token_pairs": [list(p) for p in pairs], "context_layers": layers_c,
-                   "baseline": "random-init" if baseline is not None else None, "layers": layers,
-                   **(params or {})},
+        "params": o.header_params(n_layers, top_k=main.k, baseline=baseline is not None),
         "jacobian": None if main.jac is None else {
             "method": main.jac.method, "compute_dtype": str(main.jac.dtype).replace("torch.", ""), "top_k": main.k,
-            "topk_solver": resolve_solver(topk_solver, loaded.device)},
+            "topk_solver": resolve_solver(o.topk_solver, loaded.device)},
         "coupling": main.coupling_header(),
         "fits": main.fits_header(),
         "stages": [stage for p in passes for stage in p.stages()],
@@ -153,24 +142,12 @@ def _check_collapse_placement(loaded: LoadedModel, collapse: CollapseSpec | None
 
 
 def _check_solver(solver: str, device: str) -> None:
-    """``core.linalg.spectra``'s solver names, and scipy (LAPACK on numpy arrays) only for a model on the CPU."""
+    """scipy (LAPACK on numpy arrays) only for a model on the CPU (RunOptions has checked the solver's name)."""
     try:
         resolve_solver(solver, device)
     except ValueError:
-        if solver == "scipy":
-            raise UserError(f"--topk-solver scipy runs on the CPU only, and this model is on {device}",
-                            "use auto, torch or subspace") from None
-        raise UserError(f"unknown --topk-solver {solver!r}", "use one of " + ", ".join(SOLVERS)) from None
-
-
-def _checked_layers(layers, n_layers: int) -> list[int] | None:
-    """``layers`` as sorted unique block indices (None = every block)."""
-    if layers is None:
-        return None
-    chosen = sorted({int(b) for b in layers})
-    if not chosen or chosen[0] < 0 or chosen[-1] >= n_layers:
-        raise UserError(f"layers {chosen} outside the model's blocks 0..{n_layers - 1}")
-    return None if len(chosen) == n_layers else chosen
+        raise UserError(f"--topk-solver scipy runs on the CPU only, and this model is on {device}",
+                        "use auto, torch or subspace") from None
 
 
 def _transformers_version() -> str:

@@ -21,8 +21,8 @@ import scipy.linalg
 import torch
 
 from coupling_tui.core.linalg.subspace import subspace_eigenpairs
+from coupling_tui.core.options.run_options import SOLVERS
 
-SOLVERS = ("auto", "scipy", "torch", "subspace")
 DEFAULT_REL_TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 """Target relative accuracy of σ_K per compute dtype; decides when a matrix falls back to a full SVD, and is the
 subspace solver's residual tolerance (relative to σ_1)."""

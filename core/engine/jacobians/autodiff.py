@@ -26,8 +26,7 @@ from coupling_tui.core.engine.trace import first_tensor
 from coupling_tui.core.engine.jacobians.selection import token_index
 from coupling_tui.core.engine.jacobians import frozen_attention
 
-METHODS = ("auto", "closed-form", "autodiff")
-"""Values of ``--jacobian-method``."""
+from coupling_tui.core.options.run_options import JACOBIAN_METHODS as METHODS  # noqa: F401 (``--jacobian-method``)
 CHUNK_BYTES = 24 << 20
 """Default bytes of one [chunk, T, widest layer] gradient tensor (fastest on a 2-core CPU: 16-40 MB)."""
 
