@@ -11,7 +11,7 @@ from coupling_tui.core.cli import cost_check
 from coupling_tui.core.cost import estimate
 from coupling_tui.core.cli.cost_check import confirm, verdict
 from coupling_tui.core.errors import UserError
-from coupling_tui.core.cli.run_bounds import parse_layers, select_layers
+from coupling_tui.core.options.layers import parse_layers, select_layers
 
 GB = 1e9
 DEFAULT_RUN = dict(n_layers=30, d=576, tokens=52, top_k=50, history_mb=4096.0, dtype="float32", token_coupling=True,

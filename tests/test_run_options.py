@@ -13,7 +13,7 @@ from coupling_tui.core.options.collapse import CollapseSpec
 from coupling_tui.core.options.layers import LayerSpec
 from coupling_tui.core.options.prompts import DEFAULT_MAX_TOKENS
 from coupling_tui.core.options.run_options import (DEFAULT_HISTORY_MB, DEFAULT_TOP_K, DEFAULT_VECTOR_BUDGET_MB,
-                                                   SOLVERS, RunOptions)
+                                                   RunOptions)
 
 
 def options_of(*argv: str) -> RunOptions:
@@ -29,15 +29,6 @@ def test_the_defaults_are_the_flags_defaults():
     assert (o.token_pairs, o.context_layers, o.context_tokens, o.collapse, o.layers) == (None, None, (0, -1), None,
                                                                                          None)
     assert dict(o.params) == {}
-
-
-def test_the_old_homes_of_the_defaults_still_import_them():
-    from coupling_tui.core.engine.coupling_stream import DEFAULT_HISTORY_MB as history
-    from coupling_tui.core.engine.jacobians import DEFAULT_TOP_K as top_k
-    from coupling_tui.core.engine.jacobians import DEFAULT_VECTOR_BUDGET_MB as budget
-    from coupling_tui.core.linalg.spectra import SOLVERS as solvers
-
-    assert (history, top_k, budget, solvers) == (DEFAULT_HISTORY_MB, DEFAULT_TOP_K, DEFAULT_VECTOR_BUDGET_MB, SOLVERS)
 
 
 def test_the_builder_reads_every_flag():

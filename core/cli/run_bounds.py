@@ -1,12 +1,10 @@
 """``--layers`` and ``--yes``: bound a run to some of the model's blocks, and accept a large run without asking.
 The flags' argument group; the ``--layers`` syntax and its blocks live in ``core.options.layers`` (``parse_layers``,
-``select_layers``, re-exported here) and reach the engine through ``RunOptions.layers``. Torch-free."""
+``select_layers``) and reach the engine through ``RunOptions.layers``. Torch-free."""
 
 from __future__ import annotations
 
 import argparse
-
-from coupling_tui.core.options.layers import LayerSpec, parse_layers, select_layers  # noqa: F401 (their old home)
 
 
 def add_run_size_args(parser: argparse.ArgumentParser) -> None:
