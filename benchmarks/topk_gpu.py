@@ -1,5 +1,6 @@
-"""Exact top-K of real block Jacobians: batched dense eigh of JᵀJ (the baseline, timed in the same run) against the
-subspace-iteration solver, cold and warm-started from the previous layer's V, on whatever device is present.
+"""Exact top-K of real block Jacobians: batched dense eigh of JᵀJ (the baseline, timed in the same run; also a full
+batched SVD) against the subspace-iteration solver, cold and warm-started from the previous layer's V, on whatever
+device is present.
 
 Jacobians: every token of ``--layers`` consecutive blocks of a random Qwen2-0.5B-shaped model built from its config
 (no download; d = ``--hidden``, GQA 14/2 heads scaled with d) or, with ``--model smollm2``, of the real
@@ -72,8 +73,15 @@ def errors(J: torch.Tensor, U: torch.Tensor, S: torch.Tensor, V: torch.Tensor) -
 def run_solver(J: torch.Tensor, k: int, solver: str, start: torch.Tensor | None, reps: int, device: str):
     """Best time of ``reps`` calls (after one untimed warm-up), the triplets and the stats of the last call."""
     stats = TopKStats()
-    out = top_k(J, k, solver=solver, start=start, stats=stats)
-    best = min(timed(lambda: top_k(J, k, solver=solver, start=start, stats=stats), device) for _ in range(reps))
+    if solver == "full-svd":                         # the baseline: every triplet by a batched SVD, then the top k
+        def call():
+            U, S, Vh = torch.linalg.svd(J, full_matrices=False)
+            return U[..., :k], S[..., :k], Vh.mT[..., :k]
+    else:
+        def call():
+            return top_k(J, k, solver=solver, start=start, stats=stats)
+    out = call()
+    best = min(timed(call, device) for _ in range(reps))
     return best, out, stats
 
 
@@ -95,7 +103,7 @@ def main() -> None:
     T, d = Js[0].shape[0], Js[0].shape[-1]
     print(f"== exact top-{args.K} of {args.model} block Jacobians, d = {d}, T = {T}, float32, on {name}; "
           f"torch {torch.__version__}; TF32 matmul allowed: {torch.backends.cuda.matmul.allow_tf32} ==")
-    solvers = ["torch"] + (["scipy"] if device == "cpu" and not args.no_scipy else []) + ["subspace"]
+    solvers = ["torch", "full-svd"] + (["scipy"] if device == "cpu" and not args.no_scipy else []) + ["subspace"]
     prev_V = None
     for layer, J in enumerate(Js):
         rows = []
