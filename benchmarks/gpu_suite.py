@@ -14,7 +14,8 @@ time budget (subprocesses are killed at it; in-process parts are interrupted by 
    shares (``collapse.identical_low``) must be equal.
 
 Run: ``python benchmarks/gpu_suite.py --out benchmarks/out/`` on the GPU machine. ``--smoke`` runs the same code
-paths at tiny sizes (CPU-friendly; tests/test_gpu_suite.py runs it). Writes ``summary.md``, ``summary.json`` and
+paths at tiny sizes (CPU-friendly; tests/test_gpu_suite.py runs it); ``--only 'e2e bfloat16,collapse bf16'`` reruns
+some parts after a fix. Writes ``summary.md``, ``summary.json`` and
 ``gpu_suite.log`` under ``--out``; the exit status is 1 when any part failed.
 """
 
@@ -273,7 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "out", help="where summary.md/.json and the log go")
     parser.add_argument("--smoke", action="store_true", help="the same code paths at tiny sizes (a CPU check)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--only", default=None, help="comma-separated parts to run (a rerun after a fix), e.g. "
+                        "'e2e bfloat16,collapse bf16'; default all: " + ", ".join(BUDGET_S))
     args = parser.parse_args(argv)
+    only = None if args.only is None else [p.strip() for p in args.only.split(",") if p.strip()]
+    if only is not None and (not only or set(only) - set(BUDGET_S)):
+        parser.error(f"--only takes some of: {', '.join(BUDGET_S)}")
     args.out.mkdir(parents=True, exist_ok=True)
     log = Log(args.out / "gpu_suite.log")
     started = time.perf_counter()
@@ -284,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="gpu-suite-") as tmp:
         for name, fn in parts(args, Path(tmp), log):
-            rows.append(run_part(Row(part=name, budget_s=budgets[name]), fn, log))
+            if only is None or name in only:
+                rows.append(run_part(Row(part=name, budget_s=budgets[name]), fn, log))
     total = time.perf_counter() - started
     failed = [r.part for r in rows if r.status == "FAIL"]
     text = f"# {head}\n\n{table(rows)}\n\nTotal {total:.1f} s; {len(failed)} part(s) failed" + (

@@ -70,3 +70,8 @@ def test_a_failing_part_is_a_fail_row_and_the_suite_goes_on(tmp_path, monkeypatc
                               lambda r: __import__("time").sleep(3), log)
     assert slow.status == "FAIL" and "budget" in slow.result and slow.seconds < 2.5
     assert "ZeroDivisionError" in (tmp_path / "log").read_text()
+
+    assert gpu_suite.main(["--smoke", "--device", "cpu", "--only", "collapse bf16", "--out", str(tmp_path)]) == 0
+    assert [r["part"] for r in json.loads((tmp_path / "summary.json").read_text())["rows"]] == ["collapse bf16"]
+    with pytest.raises(SystemExit):
+        gpu_suite.main(["--only", "nope", "--out", str(tmp_path)])
