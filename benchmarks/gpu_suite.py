@@ -15,9 +15,8 @@ time budget (subprocesses are killed at it; in-process parts are interrupted by 
 
 Run: ``python benchmarks/gpu_suite.py --out benchmarks/out/`` on the GPU machine. ``--smoke`` runs the same code
 paths at tiny sizes (CPU-friendly; tests/test_gpu_suite.py runs it); ``--only 'e2e bfloat16,collapse bf16'`` reruns
-some parts after a fix. Writes ``summary.md``, ``summary.json`` and
-``gpu_suite.log`` under ``--out``; the exit status is 1 when any part failed.
-"""
+some parts after a fix. Writes ``summary.md``, ``summary.json`` and ``gpu_suite.log`` under ``--out``; the exit
+status is 1 when any part failed. benchmarks/RESULTS.md ("GPU suite") says what the GPU machine needs."""
 
 from __future__ import annotations
 
