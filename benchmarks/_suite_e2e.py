@@ -24,7 +24,7 @@ from coupling_tui.core.engine.jacobians.layers import LayerJacobians
 from coupling_tui.core.engine.trace import trace
 from coupling_tui.core.load.models import ModelRequest, load
 from coupling_tui.core.options.collapse import CollapseSpec
-from coupling_tui.core.options.run_options import RunOptions
+from coupling_tui.core.options.run_options import DEFAULT_HISTORY_MB, RunOptions
 from coupling_tui.core.results import names
 from coupling_tui.core.results.events import LayerDone, RunFinished, RunStarted
 
@@ -41,12 +41,15 @@ class Shape:
     vocab: int
     T: int
     K: int
+    history_mb: float = DEFAULT_HISTORY_MB
 
 
 ANCHOR = Shape(layers=24, hidden=896, heads=14, kv_heads=2, intermediate=4864, vocab=151936, T=256, K=32)
-"""Qwen2-0.5B's shape (tied embeddings), at the issue's T = 256 and top-32."""
-SMOKE = Shape(layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, vocab=320, T=16, K=8)
-"""The same code paths at a CPU-smoke size (the tiny tokenizer's vocabulary; 14 heads do not divide d = 64)."""
+"""Qwen2-0.5B's shape (tied embeddings), at the issue's T = 256 and top-32 (its 19.7 GB dense-J history exceeds the
+default budget, so the default compute recomputes the upper triangle in a second pass)."""
+SMOKE = Shape(layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, vocab=320, T=16, K=8, history_mb=0.0)
+"""The same code paths at a CPU-smoke size (the tiny tokenizer's vocabulary; 14 heads do not divide d = 64), with
+no history budget so that the smoke too runs the anchor's second coupling pass."""
 
 STAGES = ("trace", "jacobians", "top-K", "depth coupling", "token coupling", "other")
 STAGE_NOTES = {
@@ -148,7 +151,7 @@ def e2e(model_dir: Path, dtype: str, shape: Shape, device: str) -> dict:
     t0 = time.perf_counter()
     loaded = load(ModelRequest(model=str(model_dir), dtype=dtype, device=device))
     load_s = time.perf_counter() - t0
-    options = RunOptions(max_tokens=shape.T, top_k=shape.K,
+    options = RunOptions(max_tokens=shape.T, top_k=shape.K, history_mb=shape.history_mb,
                          topk_solver="auto" if loaded.device.startswith("cuda") else "subspace")
     prompt = long_prompt(shape.T)
     cuda = loaded.device.startswith("cuda")

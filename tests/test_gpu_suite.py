@@ -48,6 +48,7 @@ def test_each_part_measured_what_it_should(smoke):
         assert e2e["dtype"] == dtype and e2e["T"] == 16 and e2e["K"] == 8 and e2e["compute_dtype"] == "float32"
         assert set(e2e["stages_s"]) == {"trace", "jacobians", "top-K", "depth coupling", "token coupling", "other"}
         assert all(v >= 0 for v in e2e["stages_s"].values()) and e2e["stages_s"]["jacobians"] > 0
+        assert e2e["history"] is False and e2e["stages"] == ["layers", "layers · coupling pass"]   # as at the anchor
         assert e2e["sigma_rel_err"] < 1e-4 and e2e["residual"] < 1e-4 and len(e2e["checked"]) >= 4
         if e2e["device"] == "cpu":
             assert e2e["peak_gpu_memory"] == "n/a"
