@@ -139,7 +139,7 @@ def official_one_token(block: Any, call: Any, t: int, n_chunks: int) -> torch.Te
     with torch.enable_grad():
         y = _first(block(*args, **kwargs))[0, t]
         d = y.shape[0]
-        eye = torch.eye(d, dtype=X.dtype)
+        eye = torch.eye(d, dtype=X.dtype, device=X.device)
         rows = []
         for part in eye.chunk(n_chunks):
             (g,) = torch.autograd.grad(y, X, part, retain_graph=True, is_grads_batched=True)

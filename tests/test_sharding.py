@@ -291,6 +291,7 @@ def test_compute_records_the_placement_and_says_it(tiny_dir, tmp_path):
 
 # -- a real split across two GPUs (skips here) --
 
+@pytest.mark.cuda
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
 def test_blocks_split_across_two_gpus_match_one_gpu(tiny_dir):
     split = {"model.embed_tokens": 0, "model.rotary_emb": 0, "model.layers.0": 0, "model.layers.1": 1,

@@ -126,6 +126,7 @@ def test_unbatched_other_dtypes_and_signs():
         top_k(J, 2, solver="arpack")
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_gpu_tensors_use_batched_torch_eigh():
     J = torch.from_numpy(matrices()["flat"]).cuda()

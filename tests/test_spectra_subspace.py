@@ -231,6 +231,7 @@ def test_engine_coupling_is_the_same_with_the_subspace_solver(tiny_dir):
         np.testing.assert_allclose(y, x, atol=2e-5, rtol=1e-4, equal_nan=True, err_msg=name)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_gpu_subspace_matches_numpy_and_auto_uses_it():
     J = matrices()["flat"]
