@@ -20,6 +20,13 @@ from coupling_tui.core.results.run import Run
 from tests.fakes import fake_events
 
 
+def _signals_as_in_a_terminal() -> None:
+    """In a child: SIGINT and SIGTERM back to their defaults. A suite started in the background (`nohup pytest &`)
+    inherits SIGINT as ignored, and an ignored signal stays ignored across exec; a user's terminal does not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 # -- the explorer, in process --
 
 @pytest.mark.parametrize("how, status", [("SIGTERM", 143), ("SIGINT", 130), ("ctrl+c", 130)])
@@ -91,7 +98,8 @@ def test_a_signal_mid_compute_exits_cleanly_and_keeps_the_previous_file(slow_dir
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "coupling_tui.tui.main", "compute", "--model", str(slow_dir),
                              "-p", LONG_PROMPT, "--max-tokens", "200", "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_signals_as_in_a_terminal)
     try:
         err_lines = []
         for line in proc.stderr:                                       # wait until the run is about to stream
@@ -137,6 +145,7 @@ def _explore_in_a_terminal(slow_dir, out: Path, stop) -> tuple[int, bytes, int]:
     pid, fd = pty.fork()
     if pid == 0:                                                       # the child: the explorer, as a user runs it
         os.environ["TERM"] = "xterm-256color"
+        _signals_as_in_a_terminal()
         os.execv(sys.executable, [sys.executable, "-m", "coupling_tui.tui.main", "--model", str(slow_dir), "-p",
                                   LONG_PROMPT, "--max-tokens", "200", "--yes", "-o", str(out)])
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
