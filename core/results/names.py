@@ -84,3 +84,7 @@ def context_name(side: str, what: str) -> str:
 def aggregate_name(name: str, stat: str, prefix: str = "") -> str:
     """``[random_init.]aggregate.<name>.<stat>``: ``stat`` is ``mean`` or ``std``."""
     return f"{prefix}aggregate.{name}.{stat}"
+
+# Header keys of a run file's progress (checked by core/results/schema.py).
+HEADER_LAYERS_DONE = "layers_done"
+HEADER_STEPS_DONE = "steps_done"
