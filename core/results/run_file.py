@@ -63,6 +63,7 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> Run:
     version = header.get("schema_version")
     if version != SCHEMA_VERSION:
         raise fail(f"schema version {version!r}, this coupling-tui reads version {SCHEMA_VERSION}")
+    schema.check_run_header(header, fail)
     try:
         arrays = st_load(data)
     except (SafetensorError, ValueError, TypeError) as exc:
@@ -72,6 +73,7 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> Run:
         raise fail(f"missing arrays {', '.join(missing)}")
     _check_shapes(header, arrays, fail)
     n_layers = int(header["model"]["n_layers"])
+    schema.check_arrays(arrays, n_layers, len(header["tokens"]["text"]), fail)
     schema.check_run_counters(header, n_layers, schema.count_steps(header, n_layers), fail)
     layers_done = header.get(names.HEADER_LAYERS_DONE, 0)
     return Run(header=header, arrays=arrays, layers_done=layers_done, steps_done=header.get(names.HEADER_STEPS_DONE, 0),
