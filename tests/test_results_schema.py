@@ -127,8 +127,8 @@ def test_defect3_collapse_next_text_not_an_object_of_strings(value):
     _assert_run_refused(_set_key("collapse", "next_text", value), "next_text")
 
 
-@pytest.mark.parametrize("name", ["trajectory.lss", "coupling.depth_k", "jacobian.singular_values",
-                                  "collapse.diff"])
+@pytest.mark.parametrize("name", ["trajectory.fidelity", "coupling.depth_k", "jacobian.singular_values",
+                                  "jacobian.frobenius", "context.out_k", "collapse.diff"])
 def test_defect3_infinite_values_refused(name):
     def edit(header, arrays):
         a = arrays[name].copy()

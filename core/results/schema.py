@@ -5,7 +5,7 @@ that opens is a file every pane can draw; anything else is one ResultsError nami
 range; optional keys stay optional, unknown keys are left alone). ``INT_ARRAYS`` / ``per-token`` tables declare the
 arrays' dtype and the lengths that must match the header (the other shapes are checked in run_file). NaN is a
 valid float value (rows not computed yet, fits that are undefined); ±inf is not, except in the raw activations
-(``MAY_BE_INFINITE``), where a low-precision model can overflow. Torch-free, Textual-free.
+and the per-token fits (``MAY_BE_INFINITE``), where a low-precision model can overflow. Torch-free, Textual-free.
 """
 from __future__ import annotations
 
@@ -154,11 +154,14 @@ INT_ARRAYS = frozenset({n.TOKENS_IDS, n.COUPLING_KS, n.COUPLING_TOKEN_PAIRS, n.C
                         n.COLLAPSE_NEXT_IDS_LOW})
 """Arrays of integers (indices, counts, Ks; with or without the random-init prefix); every other array is float."""
 NON_NEGATIVE = frozenset({n.TOKENS_IDS, n.COUPLING_KS, n.COLLAPSE_LENGTHS, n.COLLAPSE_N_TOKENS})
-MAY_BE_INFINITE = frozenset({n.TRAJECTORY_HIDDEN, n.TRAJECTORY_NORMS, n.COLLAPSE_FINAL, n.COLLAPSE_FINAL_NORMED})
 PER_TOKEN = (n.TRAJECTORY_LSS, n.TRAJECTORY_GROWTH_FACTOR, n.TRAJECTORY_GROWTH_R2, n.TRAJECTORY_EXPODISTANCE_CV,
              n.TRAJECTORY_EXPODISTANCE_FACTOR, n.TRAJECTORY_EXPODISTANCE_R2, n.JACOBIAN_SIGMA1_FIT_INTERCEPT,
              n.JACOBIAN_SIGMA1_FIT_R2, n.JACOBIAN_SIGMA1_FIT_SLOPE)
 """(T,): one value per token."""
+MAY_BE_INFINITE = frozenset({n.TRAJECTORY_HIDDEN, n.TRAJECTORY_NORMS, n.COLLAPSE_FINAL, n.COLLAPSE_FINAL_NORMED,
+                             *PER_TOKEN})
+"""Arrays where ±inf is a value, not damage: activations of a low-precision model can overflow, and a per-token fit
+of such norms (growth factor e^b, R²) can be infinite; every pane draws them (tests/test_results_fuzz.py)."""
 PER_DEPTH_TOKEN = (n.TRAJECTORY_FIDELITY, n.TRAJECTORY_NORMS)
 """(L + 1, T): one per depth 0..L and token."""
 PER_LAYER_TOKEN = (n.JACOBIAN_FROBENIUS,)
