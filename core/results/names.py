@@ -84,3 +84,21 @@ def context_name(side: str, what: str) -> str:
 def aggregate_name(name: str, stat: str, prefix: str = "") -> str:
     """``[random_init.]aggregate.<name>.<stat>``: ``stat`` is ``mean`` or ``std``."""
     return f"{prefix}aggregate.{name}.{stat}"
+
+# Header keys of a run file's progress (checked by core/results/schema.py).
+HEADER_LAYERS_DONE = "layers_done"
+HEADER_STEPS_DONE = "steps_done"
+
+# -- Header keys (the run header and a prompt set's index; their types are declared in core/results/schema.py).
+H_MODEL, H_N_LAYERS, H_D_MODEL = "model", "n_layers", "d_model"
+H_TOKENS, H_TEXT, H_IDS, H_ID = "tokens", "text", "ids", "id"
+H_STAGES, H_NAME, H_STEPS = "stages", "name", "steps"
+H_COUPLING, H_JACOBIAN, H_CONTEXT, H_COLLAPSE, H_FITS = "coupling", "jacobian", "context", "collapse", "fits"
+H_RANDOM_INIT, H_NEXT_TOKEN, H_PARAMS, H_SECONDS, H_COMPLETE = "random_init", "next_token", "params", "seconds", "complete"
+H_KS, H_K, H_TOP_K, H_LAYERS = "ks", "k", "top_k", "layers"
+H_FAMILIES, H_NEXT_TEXT, H_SENSITIVITY, H_TOKENIZER, H_LENGTHS = "families", "next_text", "sensitivity", "tokenizer", "lengths"
+H_GROWTH_START, H_EXPODISTANCE_START, H_LSS_START, H_SIGMA1_START = (
+    "growth_start", "expodistance_start", "lss_start", "sigma1_start")
+H_PROMPTS, H_AGGREGATE, H_LABEL, H_FILE, H_N_TOKENS, H_N_PROMPTS = (
+    "prompts", "aggregate", "label", "file", "n_tokens", "n_prompts")
+H_SCALAR = "scalar"

@@ -15,7 +15,7 @@ import numpy as np
 from coupling_tui.core.atomic import atomic_write_bytes
 from coupling_tui.core.errors import ResultsError
 from coupling_tui.core.results.run import Run
-from coupling_tui.core.results import names
+from coupling_tui.core.results import names, schema
 
 FORMAT_NAME = "coupling-tui"
 SCHEMA_VERSION = 1
@@ -63,6 +63,7 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> Run:
     version = header.get("schema_version")
     if version != SCHEMA_VERSION:
         raise fail(f"schema version {version!r}, this coupling-tui reads version {SCHEMA_VERSION}")
+    schema.check_run_header(header, fail)
     try:
         arrays = st_load(data)
     except (SafetensorError, ValueError, TypeError) as exc:
@@ -71,8 +72,11 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> Run:
     if missing:
         raise fail(f"missing arrays {', '.join(missing)}")
     _check_shapes(header, arrays, fail)
-    layers_done = header.get("layers_done", 0)
-    return Run(header=header, arrays=arrays, layers_done=int(layers_done), steps_done=int(header.get("steps_done", 0)),
+    n_layers = int(header["model"]["n_layers"])
+    schema.check_arrays(arrays, n_layers, len(header["tokens"]["text"]), fail)
+    schema.check_run_counters(header, n_layers, schema.count_steps(header, n_layers), fail)
+    layers_done = header.get(names.HEADER_LAYERS_DONE, 0)
+    return Run(header=header, arrays=arrays, layers_done=layers_done, steps_done=header.get(names.HEADER_STEPS_DONE, 0),
                finished=bool(header.get("complete")))
 
 
@@ -82,6 +86,8 @@ def read_header(data: bytes, fail, format_name: str, not_ours: str) -> dict:
     meta = _read_metadata(data, fail)
     if meta.get("format") != format_name or "header" not in meta:
         raise fail(not_ours)
+    if not isinstance(meta["header"], str):
+        raise fail(f"its header is a JSON {type(meta['header']).__name__}, not a string of JSON")
     try:
         header = json.loads(meta["header"])
     except json.JSONDecodeError as exc:

@@ -20,7 +20,7 @@ from coupling_tui.core.atomic import atomic_write_bytes, file_slug
 from coupling_tui.core.errors import ResultsError, UserError
 from coupling_tui.core.results.prompt_set import PromptSet
 from coupling_tui.core.results.run import Run
-from coupling_tui.core.results import names
+from coupling_tui.core.results import names, schema
 
 SET_FORMAT = "coupling-tui-set"
 SET_SCHEMA_VERSION = 1
@@ -160,6 +160,7 @@ def load(path: str | os.PathLike) -> PromptSet:
     if header.get("schema_version") != SET_SCHEMA_VERSION:
         version = header.get("schema_version")
         raise fail(f"schema version {version!r}, this coupling-tui reads prompt sets of version {SET_SCHEMA_VERSION}")
+    schema.check_set_header(header, fail)
     prompts = header.get("prompts")
     if not isinstance(prompts, list) or not prompts or not all(
             isinstance(e, dict) and isinstance(e.get("file"), str) for e in prompts):
