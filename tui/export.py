@@ -46,4 +46,5 @@ def svg_name(run_name: str, part: str) -> str:
 
 def write_svg(directory: Path, run_name: str, part: str, svg: str) -> Path:
     """Write one SVG atomically into ``directory``; an unwritable place raises UserError("cannot write …")."""
-    return atomic_write_bytes(Path(directory).expanduser() / svg_name(run_name, part), svg.encode("utf-8"))
+    return atomic_write_bytes(Path(directory).expanduser() / svg_name(run_name, part), svg.encode("utf-8"),
+                              hint="choose a writable directory with --svg")

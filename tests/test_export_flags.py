@@ -1,0 +1,29 @@
+"""Issue 17, export flags: messages that name export's real flags, refused out-of-range selections."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data" / "v0.1.0"
+
+
+def _export(*args, cwd=ROOT):
+    cmd = [sys.executable, "-m", "coupling_tui.tui.main", "export", str(DATA / "run.safetensors"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+@pytest.mark.parametrize("where", ["a_file", "under_a_file"])
+def test_defect9_export_unwritable_svg_names_the_svg_flag(tmp_path, where):
+    """Every unwritable --svg target (a file, a path under a file) says --svg, never -o/--output (export has no -o)."""
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    target = afile if where == "a_file" else afile / "figs"
+    out = _export("--svg", str(target))
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("coupling-tui: error:"), out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    assert "--svg" in out.stderr and "-o/--output" not in out.stderr, out.stderr
+    assert afile.read_text() == "keep me"
