@@ -27,3 +27,22 @@ def test_defect9_export_unwritable_svg_names_the_svg_flag(tmp_path, where):
     assert "Traceback" not in out.stderr
     assert "--svg" in out.stderr and "-o/--output" not in out.stderr, out.stderr
     assert afile.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("flag,value", [("--token", "999"), ("--token", "11"), ("--token", "-1"),
+                                        ("--layer", "-5"), ("--layer", "3"), ("--layer", "-1")])
+def test_defect10_export_refuses_out_of_range_token_and_layer(tmp_path, flag, value):
+    """Out-of-range --token/--layer (past the end, negative) exit 2 naming the valid range; nothing is written."""
+    out = _export("--svg", str(tmp_path / "svg"), flag, value)
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("coupling-tui: error:") and flag in last and "0 to" in last, out.stderr
+    assert "Traceback" not in out.stderr
+    assert not list((tmp_path / "svg").glob("*.svg")) if (tmp_path / "svg").exists() else True
+
+
+def test_defect10_export_in_range_edges_still_work(tmp_path):
+    """The last token and the last layer of the 11-token, 3-layer fixture are accepted."""
+    out = _export("--svg", str(tmp_path), "--token", "10", "--layer", "2")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "run-screen.svg").exists()

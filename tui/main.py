@@ -182,6 +182,7 @@ def export_svgs(args: argparse.Namespace) -> int:
     app = view_app(args.results, args.svg, args.compare)
     app.start_token = args.token
     app.selected_layer = args.layer
+    app.requested_token, app.requested_layer = args.token, args.layer
     app.call_after_refresh(app.export_and_exit)
     written = app.run(headless=True, size=args.size)
     if isinstance(written, UserError):
