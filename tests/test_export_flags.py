@@ -46,3 +46,20 @@ def test_defect10_export_in_range_edges_still_work(tmp_path):
     out = _export("--svg", str(tmp_path), "--token", "10", "--layer", "2")
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "run-screen.svg").exists()
+
+
+@pytest.mark.parametrize("build", ["build_explore_parser", "build_view_parser", "build_export_parser"])
+@pytest.mark.parametrize("flag", ["--svg", "--svg-dir"])
+def test_defect11_svg_flag_has_one_name_everywhere(build, flag):
+    """--svg-dir and --svg are accepted by explore, view and export alike."""
+    from coupling_tui.tui import main as tui_main
+
+    argv = ([] if build == "build_explore_parser" else ["r.safetensors"]) + [flag, "D"]
+    args = getattr(tui_main, build)().parse_args(argv)
+    assert (args.svg if build == "build_export_parser" else args.svg_dir) == "D"
+
+
+def test_defect11_export_help_mentions_set_directory():
+    from coupling_tui.tui.main import build_export_parser
+
+    assert "prompt-set directory" in build_export_parser().format_help()

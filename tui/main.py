@@ -44,7 +44,7 @@ def build_explore_parser() -> argparse.ArgumentParser:
 
 
 def add_svg_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--svg-dir", default=".", metavar="DIR",
+    p.add_argument("--svg-dir", "--svg", dest="svg_dir", default=".", metavar="DIR",
                    help="where e / E write SVG exports, as <run>-<pane>.svg (default: the current directory)")
 
 
@@ -74,11 +74,12 @@ def build_export_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coupling-tui export",
                                 description="Render a saved run in a virtual terminal and write every pane and the "
                                             "whole screen as SVG: <DIR>/<run>-<pane>.svg. No terminal or torch needed.")
-    p.add_argument("results", help="a .safetensors results file written by coupling-tui")
+    p.add_argument("results", help="a .safetensors results file or a prompt-set directory written by coupling-tui")
     p.add_argument("compare", nargs="?", default=None, metavar="results_b",
                    help="a second results file: export the compare layout (both runs side by side); 'random-init': "
                         "the run beside its random-init baseline")
-    p.add_argument("--svg", required=True, metavar="DIR", help="directory to write the SVGs into (created)")
+    p.add_argument("--svg-dir", "--svg", dest="svg", required=True, metavar="DIR",
+                   help="directory to write the SVGs into (created)")
     p.add_argument("--size", type=_size, default=(200, 60), metavar="WxH",
                    help="virtual terminal size in cells (default 200x60: every pane visible)")
     p.add_argument("--token", type=int, default=None, help="token to select (default: the last)")
