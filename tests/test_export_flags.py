@@ -63,3 +63,47 @@ def test_defect11_export_help_mentions_set_directory():
     from coupling_tui.tui.main import build_export_parser
 
     assert "prompt-set directory" in build_export_parser().format_help()
+
+
+def _xml_char(code: int) -> bool:
+    """The XML 1.0 ``Char`` production."""
+    return code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
+
+
+def test_defect8_safe_text_leaves_only_xml_characters():
+    """Every code point (all of C0 but tab/newline, DEL, C1, lone surrogates, U+FFFE/F) comes out XML-safe and
+    UTF-8-encodable; tab, newline and everything printable is kept as it is."""
+    from coupling_tui.tui.export import safe_text
+
+    everything = "".join(map(chr, range(0x110000)))
+    out = safe_text(everything)
+    out.encode("utf-8")                                                 # no lone surrogate is left
+    assert all(_xml_char(ord(c)) and not (0x7F <= ord(c) <= 0x9F) and ord(c) not in (0xD,) for c in out)
+    assert safe_text("a\tb\nc é → 日本 😀 &<>") == "a\tb\nc é → 日本 😀 &<>"
+    assert safe_text("\x00\x1b\x7f\x85\ud800") == "\u2400\u241b\u2421\ufffd\ufffd"
+
+
+@pytest.mark.parametrize("bad,shown", [("\x00", "\u2400"), ("\x1b", "\u241b"), ("\x0c", None),
+                                       ("\x7f", "\u2421"), ("\x85", "\ufffd"), ("\ud800", "\ufffd"),
+                                       ("\ufffe", "\ufffd")])
+async def test_defect8_control_characters_in_the_prompt_make_valid_svgs(tmp_path, bad, shown):
+    """Tokens/prompt/run name holding a C0 control (NUL, ESC, FF), DEL, a C1 control, a lone surrogate or a
+    non-character: every exported SVG (each pane and the screen) is written, parses as XML, never holds the raw
+    character, and the tokens pane shows its stand-in."""
+    import xml.etree.ElementTree as ET
+
+    from coupling_tui.tui.app import CouplingApp
+    from tests.test_coupling_pane import coupled_run, svg_text
+
+    run = coupled_run()
+    run.header["tokens"]["text"] = [f"{bad}w{i}" for i in range(len(run.header["tokens"]["text"]))]
+    run.header["prompt"] = "".join(run.header["tokens"]["text"])
+    app = CouplingApp(run=run, export_dir=tmp_path, run_name=f"r{bad}un")
+    async with app.run_test(size=(100, 30)):
+        written = await app.export_all()
+    assert len(written) >= 5
+    for path in written:
+        assert bad not in path.read_text(errors="surrogateescape")
+        ET.fromstring(path.read_bytes())
+    tokens = svg_text(next(p for p in written if p.name.endswith("-tokens.svg")).read_text())
+    assert shown is None or f"{shown}w" in tokens                     # (the pane turns a form feed into a space)
