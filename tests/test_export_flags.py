@@ -107,3 +107,23 @@ async def test_defect8_control_characters_in_the_prompt_make_valid_svgs(tmp_path
         ET.fromstring(path.read_bytes())
     tokens = svg_text(next(p for p in written if p.name.endswith("-tokens.svg")).read_text())
     assert shown is None or f"{shown}w" in tokens                     # (the pane turns a form feed into a space)
+
+
+@pytest.mark.parametrize("command", [[], ["compute"], ["collapse"], ["view"], ["export"]])
+def test_defect11_version_on_every_subcommand(command):
+    """--version works at the top level and after every subcommand (it was top-level only: exit 2 elsewhere)."""
+    from coupling_tui.core import __version__
+
+    out = subprocess.run([sys.executable, "-m", "coupling_tui.tui.main", *command, "--version"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == f"coupling-tui {__version__}", (out.returncode, out.stderr)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--top-k", "x"]])
+def test_defect11_python_m_core_names_itself(args):
+    """``python -m coupling_tui.core`` names itself in its usage line (help and errors), not ``coupling-tui compute``."""
+    out = subprocess.run([sys.executable, "-m", "coupling_tui.core", *args], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    text = out.stdout + out.stderr
+    assert "usage: python -m coupling_tui.core" in text and "coupling-tui compute" not in text, text[:500]
+    assert out.returncode == (0 if args == ["--help"] else 2)

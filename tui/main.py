@@ -7,7 +7,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from coupling_tui.core import __version__
 from coupling_tui.core.cli import common as core_cli
 from coupling_tui.core.cli import compute as core_compute
 from coupling_tui.core.cli.compute_compare import add_compare_args, compare_mode
@@ -38,8 +37,7 @@ def build_explore_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, metavar="PATH",
                    help="where to save the run (default: a new file under the user data dir)")
     add_svg_dir_arg(p)
-    core_cli.add_common_args(p)
-    p.add_argument("--version", action="version", version=f"coupling-tui {__version__}")
+    core_cli.add_common_args(p)                                          # --debug, --version
     return p
 
 

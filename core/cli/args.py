@@ -162,4 +162,7 @@ def add_collapse_args(parser: argparse.ArgumentParser, *, switch: bool = True) -
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
+    from coupling_tui.core import __version__
+
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"coupling-tui {__version__}")
