@@ -127,3 +127,22 @@ def test_defect11_python_m_core_names_itself(args):
     text = out.stdout + out.stderr
     assert "usage: python -m coupling_tui.core" in text and "coupling-tui compute" not in text, text[:500]
     assert out.returncode == (0 if args == ["--help"] else 2)
+
+
+@pytest.mark.parametrize("command", ["compute", "collapse"])
+@pytest.mark.parametrize("flag,value", [("--vector-budget-mb", "-1"), ("--history-mb", "-0.5"), ("--top-k", "-1"),
+                                        ("--max-tokens", "-3"), ("--probes", "-2"), ("--sensitivity-tokens", "-1"),
+                                        ("--history-mb", "nan"), ("--vector-budget-mb", "inf")])
+def test_smaller_negative_size_and_count_flags_are_refused(command, flag, value, capsys):
+    """Every size/count flag refuses a negative (or NaN/inf) value before any model loads: exit 2, naming it."""
+    from coupling_tui.core.cli import collapse as collapse_cli
+    from coupling_tui.core.cli import compute as compute_cli
+
+    parser = (compute_cli.build_compute_parser() if command == "compute" else collapse_cli.build_collapse_parser())
+    if not any(flag in a.option_strings for a in parser._actions):
+        pytest.skip(f"{command} has no {flag}")
+    with pytest.raises(SystemExit) as done:
+        parser.parse_args([f"{flag}={value}"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and ("out of range" in err), err
