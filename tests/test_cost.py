@@ -223,6 +223,19 @@ def test_compute_prints_the_estimate_and_refuses_when_it_cannot_fit(tiny_dir, tm
     assert "Traceback" not in out.err
 
 
+@pytest.mark.parametrize("k,noted", [(33, True), (10_000, True), (32, False), (8, False)])
+def test_smaller_top_k_above_d_is_announced(tiny_dir, tmp_path, monkeypatch, capsys, k, noted):
+    """--top-k above the model's width (d = 32 here) says, on one stderr line, that K = d is used; K ≤ d says
+    nothing. The run itself is not started (stopped at the estimate)."""
+    def stop(*a, **kw):
+        raise UserError("stopped by the test")
+
+    monkeypatch.setattr(cost_check, "confirm", stop)
+    _status, out, _path = _compute(["--top-k", str(k)], tiny_dir, tmp_path, monkeypatch, capsys)
+    lines = [line for line in out.err.splitlines() if "--top-k" in line and "width" in line]
+    assert lines == ([f"note: --top-k {k} is more than the model's width d = 32: using K = 32"] if noted else []), out.err
+
+
 def test_compute_with_yes_runs_what_it_would_refuse(tiny_dir, tmp_path, monkeypatch, capsys):
     status, out, path = _compute(["--yes"], tiny_dir, tmp_path, monkeypatch, capsys, free=1e5)
     assert status == 0 and path.exists() and "estimate: about " in out.err
