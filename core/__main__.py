@@ -4,4 +4,4 @@ import sys
 
 from coupling_tui.core.cli.compute import main
 
-sys.exit(main())
+sys.exit(main(prog="python -m coupling_tui.core"))

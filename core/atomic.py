@@ -22,14 +22,15 @@ def file_slug(text: str, fallback: str, max_len: int | None = None) -> str:
     return slug or fallback
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes,
+                       hint: str = "choose a writable path with -o/--output") -> Path:
     target = Path(path).expanduser()
     parent = target.parent if str(target.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     except OSError as exc:
-        raise UserError(f"cannot write {target}: {exc.strerror or exc}", "choose a writable path with -o/--output") from exc
+        raise UserError(f"cannot write {target}: {exc.strerror or exc}", hint) from exc
     try:
         umask = os.umask(0)
         os.umask(umask)

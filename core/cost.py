@@ -4,7 +4,8 @@ The model follows the engine's data structures (core/engine/, core/engine/coupli
 measured runs on the reference 2-core CPU (docs/metrics.md "measured cost", benchmarks/RESULTS.md): the default
 run (SmolLM2, 30 layers × 52 tokens, d = 576, K = 50, float32) takes 114 s — Jacobians 21.7 s, top-50 triplets
 33.9 s, depth coupling 21.5 s, token coupling 33.7 s — and keeps 2.07 GB of dense-J history. Times scale with the
-CPU threads torch uses (GEMM-bound); on a GPU they are a rough guess. The collapse stage is not included.
+CPU threads torch uses (GEMM-bound); on a GPU they are a rough guess. Every stage of ``engine.stream`` is
+estimated, the forward trace included (its attention is O(T²)); the separate collapse command is not.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ COUPLING_FLOPS = 85e9
 ENTRY_OVERHEAD)."""
 ENTRY_OVERHEAD = 1000
 """FLOP-equivalents per K_max² of one m_K entry: the cumulative sums and copies, which dominate at small d."""
+FORWARD_FLOPS = 31e9
+"""Effective FLOP/s of the forward trace (eager attention, every hidden state kept), from the --top-k 0 run over
+8,192 tokens of SmolLM2 that took 214 s on the reference CPU (issue 17): FORWARD_LINEAR·d² per token and block
+(the projections and the MLP) plus 4·T·d (attention scores and their product with V: O(T²) per block)."""
+FORWARD_LINEAR = 24
+"""FLOPs per token and block of a decoder block's matrix products, in units of d² (2 × 12 d² parameters)."""
 REFERENCE_D = 576
 GPU_SPEEDUP = 50.0
 """A rough factor for CUDA devices; nothing here is calibrated on a GPU."""
@@ -104,7 +111,7 @@ def estimate(*, n_layers: int, d: int, tokens: int, top_k: int, history_mb: floa
     chunk = max(1, min(T, DENSE_BUDGET_BYTES // (d * d * jb)))
     mem: dict[str, float] = {"weights": weights_bytes * passes,
                              "trajectories": (L + 1) * T * d * (4 + 8 + jb)}    # hidden, norms' float64, inputs
-    sec: dict[str, float] = {}
+    sec: dict[str, float] = {"forward trace": passes * L * T * (FORWARD_LINEAR * d * d + 4 * T * d) / FORWARD_FLOPS}
     if k > 0:
         one_token_coupling = token_coupling and chunk == T
         history = n * T * d * d * jb

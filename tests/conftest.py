@@ -39,3 +39,21 @@ def smollm2():
     from coupling_tui.core.load.models import ModelRequest, load
 
     return load(ModelRequest())
+
+
+@pytest.fixture(autouse=True)
+def every_svg_parses(request):
+    """After every test that has a ``tmp_path``: each ``*.svg`` written under it parses as XML (issue 17 defect 8:
+    a control character in a prompt must never make an invalid SVG). Covers in-process and subprocess exports."""
+    yield
+    tmp = getattr(request.node, "funcargs", {}).get("tmp_path")
+    if tmp is None:
+        return
+    import xml.etree.ElementTree as ET
+
+    for path in sorted(tmp.rglob("*.svg")):
+        if path.is_file():
+            try:
+                ET.parse(path)
+            except ET.ParseError as exc:
+                pytest.fail(f"{path} is not well-formed XML: {exc}")

@@ -48,10 +48,39 @@ def test_what_the_flags_save():
     assert twelve.seconds["depth coupling"] == pytest.approx(base.seconds["depth coupling"] * (12 / 30) ** 2)
     longer = estimate(**{**DEFAULT_RUN, "tokens": 104})
     assert longer.seconds["token coupling"] == pytest.approx(4 * base.seconds["token coupling"])
-    assert estimate(**{**DEFAULT_RUN, "top_k": 0}).total_seconds == 0
+    assert list(estimate(**{**DEFAULT_RUN, "top_k": 0}).seconds) == ["forward trace"]   # only the forward pass
     baseline = estimate(**{**DEFAULT_RUN, "baseline": True})
     assert baseline.memory["dense-J history"] == 2 * base.memory["dense-J history"]   # both passes are built first
     assert estimate(**{**DEFAULT_RUN, "family": "gpt2"}).seconds["Jacobians"] > 2 * base.seconds["Jacobians"]
+
+
+def test_defect6_a_long_top_k_0_run_is_estimated_with_its_forward_pass():
+    """The --top-k 0 run over 8,192 tokens that took 214 s (issue 17) was estimated "about 1 s": the forward trace
+    is estimated now, so its estimate is near 214 s, and longer prompts (attention is O(T²)) reach the ask and
+    refuse thresholds, for one prompt and for a prompt set."""
+    run = {**DEFAULT_RUN, "top_k": 0, "tokens": 8192}
+    assert 214 / 2 < estimate(**run).total_seconds < 214 * 2
+    assert cost_check.verdict(estimate(**{**run, "tokens": 32768}), None)[0] == "ask"
+    assert estimate(**{**run, "tokens": 32768}).total_seconds > cost_check.ASK_SECONDS
+    assert cost_check.verdict(estimate(**{**run, "tokens": 131072}), None)[0] == "refuse"
+    four = cost_check.set_cost([estimate(**{**run, "tokens": 16384})] * 4)
+    assert cost_check.verdict(four, None)[0] == "ask"
+    assert estimate(**{**run, "baseline": True}).total_seconds == pytest.approx(2 * estimate(**run).total_seconds)
+
+
+@pytest.mark.parametrize("extra", [{}, {"vju": True, "token_pairs": 2, "context_layers": 2},
+                                   {"history_mb": 1.0}, {"family": "gpt2", "baseline": True}, {"top_k": 0}])
+def test_defect6_every_stage_is_estimated_and_grows_with_the_tokens(extra):
+    """Every stage the run has (forward trace, Jacobians, top-K, depth/token coupling, vju, token pairs, context)
+    has an estimate, and each grows with T; the forward pass's attention makes it superlinear in T."""
+    short, long = (estimate(**{**DEFAULT_RUN, **extra, "tokens": t}) for t in (52, 208))
+    assert "forward trace" in short.seconds and short.seconds.keys() == long.seconds.keys()
+    for stage, seconds in short.seconds.items():
+        assert 0 < seconds < long.seconds[stage], stage
+    if extra.get("context_layers"):
+        assert {"vju coupling", "token pairs", "context coupling"} <= short.seconds.keys()
+    f = [estimate(**{**DEFAULT_RUN, **extra, "tokens": t}).seconds["forward trace"] for t in (1024, 2048, 4096)]
+    assert f[2] - f[1] > 2 * (f[1] - f[0]) * 0.99                      # the O(T²) attention term
 
 
 def test_more_threads_and_a_gpu_are_faster():
@@ -192,6 +221,19 @@ def test_compute_prints_the_estimate_and_refuses_when_it_cannot_fit(tiny_dir, tm
     assert "estimate: about " in out.err
     assert "coupling-tui: error: refusing a run this large without --yes: it needs " in out.err
     assert "Traceback" not in out.err
+
+
+@pytest.mark.parametrize("k,noted", [(33, True), (10_000, True), (32, False), (8, False)])
+def test_smaller_top_k_above_d_is_announced(tiny_dir, tmp_path, monkeypatch, capsys, k, noted):
+    """--top-k above the model's width (d = 32 here) says, on one stderr line, that K = d is used; K ≤ d says
+    nothing. The run itself is not started (stopped at the estimate)."""
+    def stop(*a, **kw):
+        raise UserError("stopped by the test")
+
+    monkeypatch.setattr(cost_check, "confirm", stop)
+    _status, out, _path = _compute(["--top-k", str(k)], tiny_dir, tmp_path, monkeypatch, capsys)
+    lines = [line for line in out.err.splitlines() if "--top-k" in line and "width" in line]
+    assert lines == ([f"note: --top-k {k} is more than the model's width d = 32: using K = 32"] if noted else []), out.err
 
 
 def test_compute_with_yes_runs_what_it_would_refuse(tiny_dir, tmp_path, monkeypatch, capsys):

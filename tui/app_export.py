@@ -69,11 +69,24 @@ class ExportMixin:
 
     async def export_and_exit(self) -> None:
         """Headless ``coupling-tui export``: write every SVG, then exit with the paths (or the error) as result."""
+        try:
+            self._check_requested_selection()
+        except UserError as exc:
+            self.exit(exc, return_code=2)
+            return
         await self._settle()
         try:
             self.exit(await self.export_all())
         except (UserError, ValueError) as exc:
             self.exit(UserError(one_line(exc)), return_code=2)
+
+    def _check_requested_selection(self) -> None:
+        """Refuse an out-of-range ``--token``/``--layer`` (set as ``requested_token``/``requested_layer``)."""
+        for flag, what, value, n in (
+                ("--token", "tokens", getattr(self, "requested_token", None), self.results.n_tokens),
+                ("--layer", "layers", getattr(self, "requested_layer", None), self.results.n_layers)):
+            if value is not None and not 0 <= value < n:
+                raise UserError(f"{flag} {value} is out of range: this run has {n} {what}, so use 0 to {n - 1}")
 
     async def _settle(self, pane=None) -> None:
         """Let a layout change be laid out and painted (and ``pane`` get a place on screen), at most ~1 s."""

@@ -8,6 +8,7 @@ screen's compositor); the crop below uses that same compositor.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from rich.console import Console
@@ -39,11 +40,31 @@ def screen_svg(app: App, title: str) -> str:
     return app.export_screenshot(title=title)
 
 
+_UNSAFE_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+"""Characters that may not appear in exported text: C0 controls but tab and newline (also CR, which a terminal
+cell never holds), DEL and C1, lone surrogates, and the XML non-characters U+FFFE/U+FFFF."""
+
+
+def _visible(match: re.Match) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)                  # the control picture: NUL -> "␀", ESC -> "␛"
+    return "\u2421" if code == 0x7F else "\ufffd"  # DEL -> "␡"; C1, surrogates, non-characters -> "�"
+
+
+def safe_text(text: str) -> str:
+    """``text`` with every control character, lone surrogate and XML non-character replaced by a visible stand-in,
+    so an SVG that holds it is well-formed XML and encodes as UTF-8 (a prompt may hold any of them)."""
+    return _UNSAFE_TEXT.sub(_visible, text)
+
+
 def svg_name(run_name: str, part: str) -> str:
     """``<run>-<part>.svg`` with anything unsafe in a file name replaced."""
     return f"{file_slug(f'{run_name}-{part}', 'coupling-tui')}.svg"
 
 
 def write_svg(directory: Path, run_name: str, part: str, svg: str) -> Path:
-    """Write one SVG atomically into ``directory``; an unwritable place raises UserError("cannot write …")."""
-    return atomic_write_bytes(Path(directory).expanduser() / svg_name(run_name, part), svg.encode("utf-8"))
+    """Write one SVG atomically into ``directory`` (its text made XML-safe: ``safe_text``); an unwritable place
+    raises UserError("cannot write …")."""
+    return atomic_write_bytes(Path(directory).expanduser() / svg_name(run_name, part), safe_text(svg).encode("utf-8"),
+                              hint="choose a writable directory with --svg")

@@ -7,7 +7,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from coupling_tui.core import __version__
 from coupling_tui.core.cli import common as core_cli
 from coupling_tui.core.cli import compute as core_compute
 from coupling_tui.core.cli.compute_compare import add_compare_args, compare_mode
@@ -38,13 +37,12 @@ def build_explore_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, metavar="PATH",
                    help="where to save the run (default: a new file under the user data dir)")
     add_svg_dir_arg(p)
-    core_cli.add_common_args(p)
-    p.add_argument("--version", action="version", version=f"coupling-tui {__version__}")
+    core_cli.add_common_args(p)                                          # --debug, --version
     return p
 
 
 def add_svg_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--svg-dir", default=".", metavar="DIR",
+    p.add_argument("--svg-dir", "--svg", dest="svg_dir", default=".", metavar="DIR",
                    help="where e / E write SVG exports, as <run>-<pane>.svg (default: the current directory)")
 
 
@@ -74,11 +72,12 @@ def build_export_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coupling-tui export",
                                 description="Render a saved run in a virtual terminal and write every pane and the "
                                             "whole screen as SVG: <DIR>/<run>-<pane>.svg. No terminal or torch needed.")
-    p.add_argument("results", help="a .safetensors results file written by coupling-tui")
+    p.add_argument("results", help="a .safetensors results file or a prompt-set directory written by coupling-tui")
     p.add_argument("compare", nargs="?", default=None, metavar="results_b",
                    help="a second results file: export the compare layout (both runs side by side); 'random-init': "
                         "the run beside its random-init baseline")
-    p.add_argument("--svg", required=True, metavar="DIR", help="directory to write the SVGs into (created)")
+    p.add_argument("--svg-dir", "--svg", dest="svg", required=True, metavar="DIR",
+                   help="directory to write the SVGs into (created)")
     p.add_argument("--size", type=_size, default=(200, 60), metavar="WxH",
                    help="virtual terminal size in cells (default 200x60: every pane visible)")
     p.add_argument("--token", type=int, default=None, help="token to select (default: the last)")
@@ -182,6 +181,7 @@ def export_svgs(args: argparse.Namespace) -> int:
     app = view_app(args.results, args.svg, args.compare)
     app.start_token = args.token
     app.selected_layer = args.layer
+    app.requested_token, app.requested_layer = args.token, args.layer
     app.call_after_refresh(app.export_and_exit)
     written = app.run(headless=True, size=args.size)
     if isinstance(written, UserError):

@@ -43,7 +43,7 @@ def add_prompt_args(parser: argparse.ArgumentParser) -> None:
                         "plus the aggregate over prompts (mean ± std)")
     g.add_argument("--prompts-per-line", action="store_true",
                    help="a --prompt-file that is not .jsonl holds one prompt per line (blank and # lines skipped)")
-    g.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
+    g.add_argument("--max-tokens", type=_non_negative(int), default=DEFAULT_MAX_TOKENS,
                    help=f"analyse at most this many tokens of the prompt (default {DEFAULT_MAX_TOKENS}); "
                         "longer prompts are cut, and the cut is announced")
 
@@ -53,7 +53,7 @@ def add_jacobian_args(parser: argparse.ArgumentParser) -> None:
                                                        JACOBIAN_METHODS, SOLVERS)
 
     g = parser.add_argument_group("block Jacobians")
-    g.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, metavar="K",
+    g.add_argument("--top-k", type=_non_negative(int), default=DEFAULT_TOP_K, metavar="K",
                    help=f"exact top-K singular triplets of every block Jacobian (default {DEFAULT_TOP_K}); "
                         "0 skips the Jacobians (trajectories only)")
     g.add_argument("--jacobian-method", default="auto", choices=list(JACOBIAN_METHODS),
@@ -63,7 +63,7 @@ def add_jacobian_args(parser: argparse.ArgumentParser) -> None:
                         "on the top-K subset, per matrix (CPU only); torch = batched torch.linalg.eigh; subspace = "
                         "block subspace iteration (batched GEMMs, warm-started from the previous block); auto = "
                         "scipy on a CPU, subspace on CUDA, torch elsewhere (default)")
-    g.add_argument("--vector-budget-mb", type=float, default=DEFAULT_VECTOR_BUDGET_MB, metavar="MB",
+    g.add_argument("--vector-budget-mb", type=_non_negative(float), default=DEFAULT_VECTOR_BUDGET_MB, metavar="MB",
                    help="how much of the results file may hold singular vectors; the last token always keeps its "
                         f"vectors, others are added evenly while they fit (default {DEFAULT_VECTOR_BUDGET_MB:g})")
 
@@ -71,7 +71,7 @@ def add_jacobian_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--random-baseline", action="store_true",
                    help="also run the same prompt through the same architecture with random weights (seed "
                         "--seed) and store it beside the trained model: doubles the compute")
-    g.add_argument("--history-mb", type=float, default=DEFAULT_HISTORY_MB, metavar="MB",
+    g.add_argument("--history-mb", type=_non_negative(float), default=DEFAULT_HISTORY_MB, metavar="MB",
                    help="memory for keeping every layer's dense Jacobians so depth coupling fills in as layers "
                         "arrive; above it a second pass recomputes them (default %(default)g)")
     g.add_argument("--no-token-coupling", action="store_true",
@@ -102,6 +102,20 @@ def _checked(flag: str):
         except UserError as e:
             raise argparse.ArgumentTypeError(str(e.message) + (f"; {e.hint}" if e.hint else "")) from None
         return text
+    return parse
+
+
+def _non_negative(kind: type):
+    """An argparse type for a size or count flag: a finite number ≥ 0 (a negative one was accepted, issue 17)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if not value >= 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: use 0 or more")
+        return value
     return parse
 
 
@@ -152,9 +166,9 @@ def add_collapse_args(parser: argparse.ArgumentParser, *, switch: bool = True) -
     g.add_argument("--sensitivity-method", default="auto", metavar="M",
                    help=f"{', '.join(SENSITIVITY_METHODS)}: exact takes d backward passes, hutchinson --probes "
                         "(auto: exact when d ≤ --probes)")
-    g.add_argument("--probes", type=int, default=DEFAULT_PROBES, metavar="R",
+    g.add_argument("--probes", type=_non_negative(int), default=DEFAULT_PROBES, metavar="R",
                    help="random orthogonal probes of the Hutchinson estimate (default %(default)s)")
-    g.add_argument("--sensitivity-tokens", type=int, default=DEFAULT_SENSITIVITY_TOKENS, metavar="T",
+    g.add_argument("--sensitivity-tokens", type=_non_negative(int), default=DEFAULT_SENSITIVITY_TOKENS, metavar="T",
                    help="measure the sensitivity on the longest ones sequence of at most T tokens (default "
                         "%(default)s)")
     g.add_argument("--collapse-seed", type=int, default=0, metavar="S",
@@ -162,4 +176,7 @@ def add_collapse_args(parser: argparse.ArgumentParser, *, switch: bool = True) -
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
+    from coupling_tui.core import __version__
+
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"coupling-tui {__version__}")

@@ -18,8 +18,8 @@ from coupling_tui.core.cli.compute_set import compute_set
 from coupling_tui.core.cli.run_bounds import add_run_size_args
 from coupling_tui.core.results import run_file as results
 
-def build_compute_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="coupling-tui compute",
+def build_compute_parser(prog: str = "coupling-tui compute") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog,
                                 description="Compute a run headless and save it as a results file.")
     add_model_args(p)
     add_prompt_args(p)
@@ -62,7 +62,7 @@ def compute(args: argparse.Namespace) -> int:
             console.print(line, markup=False, highlight=False, soft_wrap=True)
     print(path)
     return 0
-def main(argv: list[str] | None = None) -> int:
-    """``python -m coupling_tui.core`` — the headless engine alone (same flags as ``coupling-tui compute``)."""
-    args = build_compute_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "coupling-tui compute") -> int:
+    """``coupling-tui compute``, and ``python -m coupling_tui.core`` (``prog`` names it in usage and errors)."""
+    args = build_compute_parser(prog).parse_args(argv)
     return guarded(lambda: compute(args), debug=args.debug)

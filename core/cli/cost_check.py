@@ -131,6 +131,10 @@ def check_run_cost(options: RunOptions, loaded, prompt: str | list[str], console
     out-of-memory message later). ``yes`` (--yes) starts a large run without asking."""
     from rich.text import Text
 
+    d = loaded.info["d_model"]
+    if options.top_k > d:                       # the engine takes at most d triplets: say so instead of silently
+        console.print(f"note: --top-k {options.top_k} is more than the model's width d = {d}: using K = {d}",
+                      markup=False, highlight=False, soft_wrap=True)
     if isinstance(prompt, str):
         cost = estimate_for(options, loaded, prompt, baseline=baseline)
     else:
