@@ -49,7 +49,6 @@ def test_the_builder_reads_every_flag():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--top-k", "-1"], "--top-k must be 0 or more (got -1)"),
     (["--max-tokens", "0"], "--max-tokens must be at least 1 (got 0)"),
     (["--layers", "3:1"], "--layers 3:1: the range 3:1 is empty"),
     (["--lengths", "8"], "--lengths tunes the collapse stage, which is off"),
@@ -58,6 +57,14 @@ def test_bad_flags_are_one_line_user_errors(argv, message):
     with pytest.raises(UserError) as err:
         options_of(*argv)
     assert message in err.value.message and "\n" not in err.value.message
+
+
+def test_a_negative_top_k_is_refused_by_the_parser_in_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        options_of("--top-k", "-1")
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith("argument --top-k: -1 is out of range: use 0 or more"), err
 
 
 @pytest.mark.parametrize("kw, message", [
