@@ -80,9 +80,16 @@ def converted_dir(gguf: Path, on_stage: Callable[[str], None] | None = None) -> 
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with _quiet_gguf_progress():  # our own status line says what is happening; a raw tqdm bar would tear it
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    try:
+        with _quiet_gguf_progress():  # our own status line says what is happening; a raw tqdm bar would tear it
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except MemoryError:
+        raise
+    except Exception as exc:  # random bytes, empty or truncated: the GGUF reader raises many kinds
+        raise UserError(f"{gguf} is not a readable GGUF model file (empty, truncated or corrupt: "
+                        f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else 'no detail'})",
+                        "check the file, or download it again") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:

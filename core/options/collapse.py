@@ -118,6 +118,8 @@ def parse_lengths(text: str) -> tuple[int, ...]:
         if ":" not in part:
             if not part.isdigit():
                 raise UserError(f"bad --lengths item {part!r}", "use a list like 8,16,32 or a range like 8:256:x2")
+            if int(part) > MAX_LENGTH:
+                raise UserError(f"bad --lengths item {part!r}: above the longest allowed length {MAX_LENGTH}")
             out.append(int(part))
             continue
         m = _RANGE.match(part)
@@ -127,6 +129,9 @@ def parse_lengths(text: str) -> tuple[int, ...]:
         start, stop, geometric, step = int(m[1]), int(m[2]), bool(m[3]), float(m[4])
         if start < 1 or stop < start:
             raise UserError(f"bad --lengths range {part!r}: needs 1 ≤ start ≤ stop")
+        if stop > MAX_LENGTH:
+            raise UserError(f"bad --lengths range {part!r}: the stop {stop} is above the longest allowed length "
+                            f"{MAX_LENGTH}")
         if geometric:
             if step <= 1:
                 raise UserError(f"bad --lengths range {part!r}: the factor must be above 1")
