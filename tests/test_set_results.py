@@ -155,3 +155,19 @@ def test_defect1_set_resave_keeps_foreign_files(tmp_path, monkeypatch, fail_at):
     assert (target / ".hidden").read_text() == "hidden"
     assert (target / "figs" / "f.svg").read_text() == "<svg/>"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+
+
+def test_defect9_full_disk_during_set_save_names_the_target_not_the_temp_dir(tmp_path, monkeypatch):
+    from coupling_tui.core import atomic
+
+    target = tmp_path / "set"
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full)                 # the disk fills while a member file is flushed
+    with pytest.raises(UserError) as info:
+        set_results.save(filled(), target)
+    monkeypatch.undo()
+    assert "No space left on device" in str(info.value) and str(target) in str(info.value)
+    assert ".tmp" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []

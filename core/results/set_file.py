@@ -114,6 +114,8 @@ def save(pset: PromptSet, path: str | os.PathLike) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+        if isinstance(exc, UserError) and isinstance(exc.__cause__, OSError):
+            exc = exc.__cause__                           # name the user's target, not the internal temp path
         if isinstance(exc, OSError):
             raise UserError(f"cannot write {target}: {exc.strerror or exc}", "check free space and permissions") from exc
         raise
