@@ -49,3 +49,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes,
             raise UserError(f"cannot write {target}: {exc.strerror or exc}", "check free space and permissions") from exc
         raise
     return target
+
+
+def check_file_target(path: str | os.PathLike) -> Path:
+    """Refuse, before any model loads, a results-file target that cannot be written: a directory, a parent that is
+    a file, or a parent that is not writable (a missing parent is created on save, if its nearest ancestor is)."""
+    target = Path(path).expanduser()
+    hint = "choose a writable path with -o/--output"
+    if target.is_dir():
+        raise UserError(f"cannot write {target}: it is a directory", hint)
+    anc = target.parent if str(target.parent) else Path(".")
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise UserError(f"cannot write {target}: {anc} is not a directory", hint)
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {target}: {anc} is not writable", hint)
+    return target

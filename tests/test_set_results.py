@@ -124,3 +124,50 @@ def test_a_wrongly_shaped_aggregate_is_refused(tmp_path):
     index.write_bytes(st_save(arrays, metadata=header))
     with pytest.raises(ResultsError, match=r"aggregate.depth_last_k.std has shape \(2, 3, 4\), expected \(2, 4, 4\)"):
         set_results.load(path)
+
+
+@pytest.mark.parametrize("fail_at", [None, "swap"])
+def test_defect1_set_resave_keeps_foreign_files(tmp_path, monkeypatch, fail_at):
+    target = set_results.save(filled(batch_events(tokens=(3, 4, 6), labels=("a", "b", "c"))), tmp_path / "set")
+    (target / "notes.txt").write_text("keep me")
+    (target / ".hidden").write_text("hidden")
+    (target / "figs").mkdir()
+    (target / "figs" / "f.svg").write_text("<svg/>")
+    before = {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()}
+    if fail_at == "swap":
+        real_replace = os.replace
+
+        def failing(src, dst):
+            if str(dst) == str(target) and str(src).endswith(".tmp"):   # the new set swapped in
+                raise OSError(28, "No space left on device")
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(set_results.os, "replace", failing)
+        with pytest.raises(UserError, match="No space left on device"):
+            set_results.save(filled(), target)
+        assert {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()} == before
+        set_results.load(target)                                                  # the old set still reads
+    else:
+        set_results.save(filled(), target)                                        # 2 prompts replace 3
+        assert not (target / "03-c.safetensors").exists()                         # the set's own stale member
+        assert len(set_results.load(target).runs) == 2
+    assert (target / "notes.txt").read_text() == "keep me"
+    assert (target / ".hidden").read_text() == "hidden"
+    assert (target / "figs" / "f.svg").read_text() == "<svg/>"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+
+
+def test_defect9_full_disk_during_set_save_names_the_target_not_the_temp_dir(tmp_path, monkeypatch):
+    from coupling_tui.core import atomic
+
+    target = tmp_path / "set"
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full)                 # the disk fills while a member file is flushed
+    with pytest.raises(UserError) as info:
+        set_results.save(filled(), target)
+    monkeypatch.undo()
+    assert "No space left on device" in str(info.value) and str(target) in str(info.value)
+    assert ".tmp" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []

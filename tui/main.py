@@ -86,6 +86,18 @@ def build_export_parser() -> argparse.ArgumentParser:
     return p
 
 
+def run_app(app, **kw):
+    """``app.run(**kw)``; an exception that escaped the app (a pane that crashed) is re-raised here, after the
+    terminal is restored, for main() to turn into one line and a status (defect 2 of #17). Textual's own printout
+    of it is dropped: main() prints the traceback with --debug."""
+    app._print_error_renderables = app._exit_renderables.clear
+    result = app.run(**kw)
+    app.raise_signal_exit()
+    if app._exception is not None:
+        raise app._exception
+    return result
+
+
 def explore(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -112,8 +124,7 @@ def explore(args: argparse.Namespace) -> int:
     from .app import CouplingApp
 
     app = CouplingApp(job=job, save_path=output, export_dir=Path(args.svg_dir).expanduser(), compare=mode is not None)
-    app.run()
-    app.raise_signal_exit()        # stopped by SIGINT/SIGTERM: the same one line and status as the CLI
+    run_app(app)                   # stopped by SIGINT/SIGTERM: the same one line and status as the CLI
     return 0
 
 
@@ -132,8 +143,7 @@ def explore_compare(args: argparse.Namespace, prompt: str, console) -> int:
 
     app = CouplingApp(job=job, save_path=output, compare_save_path=output_b,
                       export_dir=Path(args.svg_dir).expanduser(), compare=True)
-    app.run()
-    app.raise_signal_exit()
+    run_app(app)
     return 0
 
 
@@ -169,8 +179,7 @@ def view_app(path: str, svg_dir: str = ".", compare: str | None = None):
 
 def view(args: argparse.Namespace) -> int:
     app = view_app(args.results, args.svg_dir, args.compare)
-    app.run()
-    app.raise_signal_exit()
+    run_app(app)
     return 0
 
 
@@ -183,7 +192,7 @@ def export_svgs(args: argparse.Namespace) -> int:
     app.selected_layer = args.layer
     app.requested_token, app.requested_layer = args.token, args.layer
     app.call_after_refresh(app.export_and_exit)
-    written = app.run(headless=True, size=args.size)
+    written = run_app(app, headless=True, size=args.size)
     if isinstance(written, UserError):
         raise written
     for path in written or []:
@@ -210,7 +219,20 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = build_explore_parser().parse_args(argv)
         action = lambda: explore(args)  # noqa: E731
-    return core_cli.guarded(action, debug=args.debug)
+    try:
+        return core_cli.guarded(action, debug=args.debug)
+    except Exception as exc:       # a bug (status 1), or with --debug any error (2 for bad data): one line last
+        from coupling_tui.core.errors import UserError
+
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+            print(file=sys.stderr)
+        print(f"coupling-tui: error: {exc}" if isinstance(exc, UserError)
+              else f"coupling-tui: error: internal error ({type(exc).__name__}: {exc}); rerun with --debug for the "
+                   "traceback and please report it", file=sys.stderr)
+        return 2 if isinstance(exc, UserError) else 1
 
 
 if __name__ == "__main__":

@@ -31,6 +31,9 @@ def build_compute_parser(prog: str = "coupling-tui compute") -> argparse.Argumen
                    help="results file to write (default: a new file under the user data dir)")
     add_common_args(p)
     return p
+from coupling_tui.core.atomic import check_file_target
+
+
 def compute(args: argparse.Namespace) -> int:
     """Headless compute: rich progress for loading and layers, atomic save, a one-line summary."""
     from rich.console import Console
@@ -39,12 +42,12 @@ def compute(args: argparse.Namespace) -> int:
     prompts = validated_prompts(args)
     mode = compare_mode(args, len(prompts))
     if mode == "model":
-        return compute_compare(args, prompts[0].text, Path(args.output).expanduser() if args.output
+        return compute_compare(args, prompts[0].text, check_file_target(args.output) if args.output
                                else default_output(args), console)
     if len(prompts) > 1:
         return compute_set(args, prompts, console)
     prompt = prompts[0].text
-    output = Path(args.output).expanduser() if args.output else default_output(args)
+    output = check_file_target(args.output) if args.output else default_output(args)   # before the model loads
     loaded, baseline = load_announced(args, console)
     job = run_job.prepare(run_options(args), loaded, baseline, prompt, console, yes=args.yes)
     run = stream_with_progress(job(), console, loaded.info["n_layers"],

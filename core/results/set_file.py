@@ -83,6 +83,7 @@ def save(pset: PromptSet, path: str | os.PathLike) -> Path:
     _, arrays = aggregate(pset.complete_runs())
     index = _index_bytes(set_header(pset, names), arrays)
     old: Path | None = None
+    moved: list[str] = []
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
@@ -96,21 +97,42 @@ def save(pset: PromptSet, path: str | os.PathLike) -> Path:
             atomic_write_bytes(tmp / name, results.to_bytes(run))
         atomic_write_bytes(tmp / INDEX_NAME, index)
         if target.is_dir() and any(target.iterdir()):   # a previous set (check_target): swap it out
+            own = {INDEX_NAME, *names, *_old_members(target)}
+            for entry in list(target.iterdir()):         # foreign files and dirs travel into the new set
+                if entry.name not in own:
+                    os.replace(entry, tmp / entry.name)
+                    moved.append(entry.name)
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
             os.replace(target, old / "set")
         os.replace(tmp, target)
     except BaseException as exc:
         if old is not None and not target.exists():
             os.replace(old / "set", target)              # put the previous set back
+        for name in moved:                                # and the foreign entries back into it
+            if (tmp / name).exists() or (tmp / name).is_symlink():
+                os.replace(tmp / name, target / name)
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+        if isinstance(exc, UserError) and isinstance(exc.__cause__, OSError):
+            exc = exc.__cause__                           # name the user's target, not the internal temp path
         if isinstance(exc, OSError):
             raise UserError(f"cannot write {target}: {exc.strerror or exc}", "check free space and permissions") from exc
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def _old_members(target: Path) -> list[str]:
+    """The member files the previous set's index lists (only these, the index and the new members are the set's)."""
+    try:
+        from safetensors import safe_open
+        with safe_open(str(target / INDEX_NAME), framework="numpy") as f:
+            header = json.loads((f.metadata() or {}).get("header") or "{}")
+        return [str(p.get("file")) for p in header.get("prompts") or [] if isinstance(p, dict) and p.get("file")]
+    except Exception:
+        return []
 
 
 def _index_bytes(header: dict, arrays: dict[str, np.ndarray]) -> bytes:
