@@ -30,7 +30,7 @@ from .app_sets import PromptSetsMixin
 from .app_signals import SignalsMixin
 from .commands import ExplorerCommands
 from .help_screen import HelpScreen
-from .messages import ComputeCancelled, ComputeFailed, EngineEvent, RunSaved, SaveFailed, one_line
+from .messages import ComputeCancelled, ComputeFailed, EngineEvent, Failure, RunSaved, SaveFailed, one_line
 from .panes import RUN_PANE_CLASS
 from .panes.collapse import CollapsePane
 from .panes.compare import ComparePane
@@ -100,6 +100,8 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
         """The <run> part of exported file names."""
         self._layout: tuple[bool, bool] | None = None
         """(the run has collapse data, it is a collapse run without Jacobians) as last laid out."""
+        self.failure: Failure | None = None
+        """A compute or a save that failed: the command prints it and exits non-zero once the app has quit."""
         self.stopped_by: int | None = None
         """SIGINT or SIGTERM when a signal (or Ctrl-C) ended the app; ``raise_signal_exit`` reports it."""
         self._previous_handlers: dict[int, object] = {}
@@ -156,7 +158,7 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
                 self.post_message(EngineEvent(event))
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line on screen
             if not worker.is_cancelled:
-                self.post_message(ComputeFailed(one_line(exc)))
+                self.post_message(ComputeFailed(Failure.of(exc)))
         finally:
             close = getattr(events, "close", None)
             if callable(close):
@@ -221,14 +223,16 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
     def _save_failed(self, message: SaveFailed) -> None:
         seconds = self.container.seconds
         self.set_state(f"done in {seconds:.1f} s · not saved")
-        self.notify(message.message, title="not saved", severity="error", timeout=10, markup=False)
+        self.failure = message.failure
+        self.notify(message.failure.message, title="not saved", severity="error", timeout=10, markup=False)
 
     @on(ComputeFailed)
     def _failed(self, message: ComputeFailed) -> None:
         self._stop_computing()
         kept = self.keep_a()                               # a comparison whose model B failed after A finished
-        self.set_state(f"error: {message.message}{kept}")
-        self.notify(message.message + kept, title="compute failed", severity="error", timeout=10, markup=False)
+        self.failure = Failure(message.failure.message + kept, message.failure.status)
+        self.set_state(f"error: {self.failure.message}")
+        self.notify(self.failure.message, title="compute failed", severity="error", timeout=10, markup=False)
 
     @on(ComputeCancelled)
     def _cancelled(self, message: ComputeCancelled) -> None:

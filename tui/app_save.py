@@ -13,7 +13,7 @@ from coupling_tui.core.results.comparison import Comparison, compare_output, sav
 from coupling_tui.core.results.container import RunContainer
 from coupling_tui.core.results.prompt_set import PromptSet
 
-from .messages import RunSaved, SaveFailed, one_line
+from .messages import Failure, RunSaved, SaveFailed
 
 
 def save_container(container: RunContainer, path: Path, compare_path: Path | None = None) -> tuple[Path, Path | None]:
@@ -47,6 +47,6 @@ class SaveMixin:
         try:
             written, other = save_container(self.container, path, self._compare_save_path)
         except Exception as exc:  # noqa: BLE001 - shown as a notification, never a traceback
-            self.post_message(SaveFailed(one_line(exc)))
+            self.post_message(SaveFailed(Failure.of(exc, "not saved: ")))
         else:
             self.post_message(RunSaved(written, other))

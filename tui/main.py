@@ -125,7 +125,16 @@ def explore(args: argparse.Namespace) -> int:
 
     app = CouplingApp(job=job, save_path=output, export_dir=Path(args.svg_dir).expanduser(), compare=mode is not None)
     run_app(app)                   # stopped by SIGINT/SIGTERM: the same one line and status as the CLI
-    return 0
+    return reported(app)
+
+
+def reported(app) -> int:
+    """After the explorer quit: a compute or save that failed is printed as one line and ends the command with its
+    status (issue 17 defect 7: a failed save was a toast and status 0); 0 otherwise."""
+    if app.failure is None:
+        return 0
+    print(f"coupling-tui: error: {app.failure.message}", file=sys.stderr)
+    return app.failure.status
 
 
 def explore_compare(args: argparse.Namespace, prompt: str, console) -> int:
@@ -144,7 +153,7 @@ def explore_compare(args: argparse.Namespace, prompt: str, console) -> int:
     app = CouplingApp(job=job, save_path=output, compare_save_path=output_b,
                       export_dir=Path(args.svg_dir).expanduser(), compare=True)
     run_app(app)
-    return 0
+    return reported(app)
 
 
 def view_app(path: str, svg_dir: str = ".", compare: str | None = None):

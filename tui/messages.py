@@ -20,6 +20,25 @@ def one_line(exc: BaseException) -> str:
     return " — ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
+def exit_status(exc: BaseException) -> int:
+    """The status the command ends with after ``exc`` failed a compute or a save: 2 for the user's input or
+    environment (a UserError, running out of memory), 1 for a bug — the statuses ``coupling-tui compute`` uses."""
+    return 2 if isinstance(exc, UserError) or is_out_of_memory(exc) else 1
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What went wrong in the explorer that its exit must still report (issue 17 defect 7): the one line printed
+    after the terminal is restored, and the exit status."""
+
+    message: str
+    status: int
+
+    @classmethod
+    def of(cls, exc: BaseException, prefix: str = "") -> "Failure":
+        return cls(prefix + one_line(exc), exit_status(exc))
+
+
 @dataclass
 class EngineEvent(Message):
     """One engine event (RunStarted, LayerDone or RunFinished), forwarded from the compute worker."""
@@ -29,9 +48,9 @@ class EngineEvent(Message):
 
 @dataclass
 class ComputeFailed(Message):
-    """The compute job raised; ``message`` is the one line to show the user."""
+    """The compute job raised; ``failure`` is the one line to show the user and the exit status it means."""
 
-    message: str
+    failure: Failure
 
 
 @dataclass
@@ -49,6 +68,6 @@ class RunSaved(Message):
 
 @dataclass
 class SaveFailed(Message):
-    """Writing the finished run failed; ``message`` is the one line to show the user."""
+    """Writing the finished run failed; ``failure`` is the one line to show the user and the exit status it means."""
 
-    message: str
+    failure: Failure
