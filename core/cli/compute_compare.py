@@ -50,9 +50,9 @@ def compare_mode(args: argparse.Namespace, n_prompts: int) -> str | None:
     if getattr(args, "random_baseline", False):
         raise UserError("--random-baseline with --compare MODEL2: one comparison at a time",
                         "use --compare random-init for trained vs random-init, or --compare MODEL2 without it")
-    from coupling_tui.core.load.models import check_local
+    from coupling_tui.core.load.models import check_model
 
-    check_local(other)                                     # a bad local MODEL2 fails before model A loads
+    check_model(other, args.trust_remote_code)             # a bad local MODEL2 fails before model A loads
     return "model"
 
 

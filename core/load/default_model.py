@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -69,15 +70,36 @@ def _quiet_gguf_progress():
             gguf_utils.tqdm = original
 
 
+COMPLETE_MARKER = "coupling-tui-complete.json"
+"""Written last into a converted entry: every file's size. An entry without it, or whose files differ from it, is
+incomplete (an interrupted copy, a truncated file) and is converted again."""
+CACHE_HINT = "set COUPLING_TUI_CACHE_DIR to a writable directory with room for it"
+
+
 def converted_dir(gguf: Path, on_stage: Callable[[str], None] | None = None) -> Path:
-    """A directory with config, tokenizer and fp32 safetensors weights dequantised from ``gguf`` (cached)."""
+    """A directory with config, tokenizer and fp32 safetensors weights dequantised from ``gguf`` (cached). A cached
+    entry is used only when it is complete (``COMPLETE_MARKER``); an incomplete one is discarded, saying so."""
     target = cache_root() / "models" / f"{gguf.stem}-{_gguf_key(gguf)}"
-    if (target / "model.safetensors").is_file():
+    problem = entry_problem(target)
+    if problem is None:
         return target
+    if target.exists():
+        discard(target, problem, on_stage)
+    check_cache_room(target.parent, gguf)
     if on_stage:
         on_stage(f"dequantising {gguf.name} once (about 25 s on a 2-core CPU; cached afterwards)")
+    model, tokenizer = dequantise(gguf)
+    try:
+        _write_entry(model, tokenizer, gguf, target)
+    except OSError as exc:              # a disk that filled up, a directory made read-only meanwhile
+        raise UserError(f"cannot write the converted model into the cache {target.parent}: {exc.strerror or exc}",
+                        CACHE_HINT) from None
+    return target
+
+
+def dequantise(gguf: Path):
+    """The fp32 model and the tokenizer in ``gguf``; UserError naming the file when it cannot be read."""
     import torch
-    from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
@@ -90,7 +112,14 @@ def converted_dir(gguf: Path, on_stage: Callable[[str], None] | None = None) -> 
         raise UserError(f"{gguf} is not a readable GGUF model file (empty, truncated or corrupt: "
                         f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else 'no detail'})",
                         "check the file, or download it again") from None
-    target.parent.mkdir(parents=True, exist_ok=True)
+    return model, tokenizer
+
+
+def _write_entry(model, tokenizer, gguf: Path, target: Path) -> None:
+    """Save the converted model into a private temp dir beside ``target``, the completeness marker last, then
+    rename it into place; an interrupted or failed write leaves nothing behind."""
+    from safetensors.torch import save_file
+
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         model.config.__dict__.pop("quantization_config", None)  # the weights are plain fp32 now
@@ -100,6 +129,8 @@ def converted_dir(gguf: Path, on_stage: Callable[[str], None] | None = None) -> 
         if model.config.tie_word_embeddings:
             state.pop("lm_head.weight", None)
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt", "source_gguf": gguf.name})
+        sizes = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
+        (tmp / COMPLETE_MARKER).write_text(json.dumps({"source_gguf": gguf.name, "files": sizes}, indent=1))
         try:
             os.replace(tmp, target)
         except OSError:  # another process converted it first: keep theirs
@@ -107,4 +138,64 @@ def converted_dir(gguf: Path, on_stage: Callable[[str], None] | None = None) -> 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return target
+
+
+def entry_problem(entry: Path) -> str | None:
+    """Why the cached conversion ``entry`` cannot be used as it is (None when it is complete): missing, no
+    completeness marker (written by an older version, or a copy cut short), or a file missing or of another size."""
+    if not entry.is_dir():
+        return "not converted yet"
+    try:
+        files = json.loads((entry / COMPLETE_MARKER).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "no completeness marker"
+    if not isinstance(files, dict) or not files:
+        return "an unreadable completeness marker"
+    for name, size in files.items():
+        path = entry / str(name)
+        if not path.is_file() or path.stat().st_size != size:
+            return f"{name} is missing or truncated"
+    return None
+
+
+def discard(entry: Path, reason: str, on_stage: Callable[[str], None] | None = None) -> None:
+    """Remove the cached conversion ``entry`` (never anything outside the cache's models folder), saying why."""
+    if entry.parent != cache_root() / "models" or not entry.is_dir():
+        return
+    if on_stage:
+        on_stage(f"the cached conversion {entry} is unusable ({reason}): discarding it and converting again")
+    aside = entry.with_name(f".{entry.name}.discarded-{os.getpid()}")
+    try:
+        os.replace(entry, aside)        # readers never see a half-removed entry
+    except OSError:
+        aside = entry
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def gguf_fp32_bytes(gguf: Path) -> int | None:
+    """What the dequantised fp32 weights of ``gguf`` take on disk (its tensors' elements × 4), None when the file
+    cannot be read (the conversion then says what is wrong with it)."""
+    try:
+        from gguf import GGUFReader
+
+        return 4 * sum(int(t.n_elements) for t in GGUFReader(str(gguf)).tensors)
+    except Exception:  # noqa: BLE001 - random bytes, truncated: reported by the conversion itself
+        return None
+
+
+def check_cache_room(folder: Path, gguf: Path) -> None:
+    """Before a conversion (about 25 s of dequantising): the cache folder can be written and has room for the
+    fp32 weights; otherwise one UserError naming the folder and how to choose another."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"the model cache {folder} is not writable ({exc.strerror or exc}); converting "
+                        f"{gguf.name} needs it", CACHE_HINT) from None
+    need = gguf_fp32_bytes(gguf)
+    free = shutil.disk_usage(folder).free
+    if need is not None and free < need * 1.05 + (64 << 20):
+        raise UserError(f"the model cache {folder} has {free / 2**20:,.0f} MiB free; converting {gguf.name} writes "
+                        f"about {need / 2**20:,.0f} MiB", CACHE_HINT)

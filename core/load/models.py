@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -13,6 +12,8 @@ from typing import Any, Callable
 from coupling_tui.core.load.adapters import Adapter, adapter_for
 from coupling_tui.core.cost import weights_bytes
 from coupling_tui.core.errors import UserError
+from coupling_tui.core.load.load_errors import UnreadableModel, explain
+from coupling_tui.core.load.local_model import check_local, check_weights
 from coupling_tui.core.faults import is_out_of_memory, load_out_of_memory_error
 from coupling_tui.core.options.sharding import check_gpus, check_request
 
@@ -57,10 +58,6 @@ class LoadedModel:
         if self.placement is not None:
             return list(self.placement["execution"])
         return [self.device] * int(self.info.get("n_layers", 0))
-
-
-def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def resolve_device(name: str) -> str:
@@ -123,23 +120,16 @@ def _source(request: ModelRequest, on_stage: Callable[[str], None] | None) -> tu
     return spec, {"source": spec}
 
 
-def check_local(spec: str) -> Path | None:
-    """The resolved local model a ``--model`` names (a .gguf file or a saved model directory), None for a hub id;
-    UserError when it names a local path that is not a loadable model. Cheap: reads no weights (so a second model can
-    be checked before the first one loads)."""
-    path = Path(spec).expanduser()
-    if spec.lower().endswith(".gguf"):
-        if not path.is_file():
-            raise UserError(f"model not found: {spec} (no such .gguf file)")
-        return path.resolve()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise UserError(f"model not found: {spec} is a directory without config.json",
-                            "point --model at a saved Hugging Face model directory")
-        return path.resolve()
-    if path.exists() or spec.startswith((".", "/", "~")):
-        raise UserError(f"model not found: {spec} (no such directory)")
-    return None
+def check_model(spec: str, trust_remote_code: bool = False) -> None:
+    """Everything about a local ``--model`` that can be checked without reading its weights: the path, its config
+    and architecture, and its weight files' headers (a hub id or a .gguf: only that it exists). ``--compare`` runs it
+    on model B before model A loads."""
+    path = check_local(spec)
+    if path is None or not path.is_dir():
+        return
+    config = _load_config(str(path), ModelRequest(model=spec, trust_remote_code=trust_remote_code))
+    adapter_for(getattr(config, "model_type", None))
+    check_weights(path, spec)
 
 
 def _load_config(src: str, request: ModelRequest) -> Any:
@@ -148,52 +138,13 @@ def _load_config(src: str, request: ModelRequest) -> Any:
     try:
         return AutoConfig.from_pretrained(src, revision=request.revision, trust_remote_code=request.trust_remote_code)
     except Exception as exc:  # transformers raises OSError/ValueError/hub errors with long texts
-        raise _explain_load_error(src, exc) from exc
-
-
-LOGIN_HINT = ("run `hf auth login` (`huggingface-cli login` with an older huggingface_hub) or set HF_TOKEN, with an "
-              "account that has access")
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """``exc`` and the exceptions it was raised from (transformers wraps hub errors in an OSError)."""
-    chain: list[BaseException] = []
-    while exc is not None and exc not in chain:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return chain
-
-
-def _http_status(exc: BaseException) -> int | None:
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    return status if isinstance(status, int) else None
-
-
-def _explain_load_error(src: str, exc: Exception) -> UserError:
-    text = str(exc)
-    name = type(exc).__name__
-    chain = _causes(exc)
-    names = {type(e).__name__ for e in chain}
-    if "trust_remote_code" in text:
-        return UserError(f"{src} needs custom code from its repository",
-                         "re-run with --trust-remote-code if you trust it (it is never enabled silently)")
-    if "GatedRepoError" in names or "gated repo" in text.lower() or any(_http_status(e) in (401, 403) for e in chain):
-        return UserError(f"{src} is gated or private and no access token with access to it was found", LOGIN_HINT)
-    if "RepositoryNotFoundError" in names:
-        return UserError(f"model not found: {src} (no such model on the hub, or a private one)",
-                         f"check the id; if it is private, {LOGIN_HINT}")
-    if "model_type" in text or "Unrecognized model" in text:
-        return UserError(f"unsupported architecture: {src} has no recognised model_type")
-    where = "offline (HF_HUB_OFFLINE is set): only models already in the local cache can load" if offline() else \
-        "check the id or path, and your network"
-    return UserError(f"model not found: {src}; {where}", f"({name}: {text.splitlines()[0][:160] if text else ''})")
+        raise explain(src, exc, "config", local=Path(src).is_dir()) from exc
 
 
 def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -> LoadedModel:
     """Load the model in eval mode with gradients off, on the resolved device and dtype."""
     import torch
     import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -204,36 +155,17 @@ def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -
     else:
         device = resolve_device(request.device)
     src, info = _source(request, on_stage)
-    if on_stage:
-        on_stage(f"reading config of {info['source']}")
-    config = _load_config(src, request)
-    adapter = adapter_for(getattr(config, "model_type", None))
-    dtype = resolve_dtype(request.dtype, device, config)
-    torch_dtype = getattr(torch, dtype)
-    common = dict(revision=request.revision, trust_remote_code=request.trust_remote_code)
     try:
-        if on_stage:
-            on_stage(f"loading tokenizer and {'random-init' if request.random_init else 'trained'} weights")
-        tokenizer = AutoTokenizer.from_pretrained(src, **common)
-        if device_map is not None:
-            model = _load_sharded(src, config, request, device_map, torch_dtype, common)
-        elif request.random_init:
-            torch.manual_seed(request.seed)
-            model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype,
-                                                     trust_remote_code=request.trust_remote_code)
-        else:
-            model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype, **common)
-        if device_map is None:           # weights are already in dtype; buffers such as RoPE's inv_freq stay
-            model = model.to(device=device)   # float32, as HF (and a sharded load) keep them
-        model = model.eval()
-    except UserError:
-        raise
-    except Exception as exc:
-        if is_out_of_memory(exc):
-            raise load_out_of_memory_error(info["source"], dtype, device, weights_bytes(config, dtype)) from exc
-        if isinstance(exc, (OSError, ValueError)):
-            raise _explain_load_error(src, exc) from exc
-        raise
+        config, adapter, dtype, tokenizer, model = _read(src, info, request, device, device_map, on_stage)
+    except UnreadableModel as exc:
+        if "gguf_file" not in info:
+            raise
+        from coupling_tui.core.load import default_model
+
+        # A cached conversion that does not load (a file damaged after it was written): convert again, once.
+        default_model.discard(Path(src), exc.message, on_stage)
+        src = str(default_model.converted_dir(Path(info["gguf_file"]), on_stage))
+        config, adapter, dtype, tokenizer, model = _read(src, info, request, device, device_map, on_stage)
     for p in model.parameters():
         p.requires_grad_(False)
     blocks = adapter.block_list(model)
@@ -259,6 +191,50 @@ def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -
         notes += offload_notes(where)
     return LoadedModel(model=model, tokenizer=tokenizer, adapter=adapter, device=device, dtype=dtype, info=info,
                        notes=notes, placement=where)
+
+
+def _read(src: str, info: dict, request: ModelRequest, device: str, device_map, on_stage) -> tuple:
+    """Config, adapter, dtype, tokenizer and model from ``src``; a part that fails to read is one UserError naming
+    it (an UnreadableModel for a local directory)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    local = Path(src).is_dir()
+    if on_stage:
+        on_stage(f"reading config of {info['source']}")
+    config = _load_config(src, request)
+    adapter = adapter_for(getattr(config, "model_type", None))
+    if local and not request.random_init:
+        check_weights(Path(src), info["source"])
+    dtype = resolve_dtype(request.dtype, device, config)
+    torch_dtype = getattr(torch, dtype)
+    common = dict(revision=request.revision, trust_remote_code=request.trust_remote_code)
+    part = "tokenizer"
+    try:
+        if on_stage:
+            on_stage(f"loading tokenizer and {'random-init' if request.random_init else 'trained'} weights")
+        tokenizer = AutoTokenizer.from_pretrained(src, **common)
+        part = "weights"
+        if device_map is not None:
+            model = _load_sharded(src, config, request, device_map, torch_dtype, common)
+        elif request.random_init:
+            torch.manual_seed(request.seed)
+            model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype,
+                                                     trust_remote_code=request.trust_remote_code)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype, **common)
+        if device_map is None:           # weights are already in dtype; buffers such as RoPE's inv_freq stay
+            model = model.to(device=device)   # float32, as HF (and a sharded load) keep them
+        model = model.eval()
+    except UserError:
+        raise
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise load_out_of_memory_error(info["source"], dtype, device, weights_bytes(config, dtype)) from exc
+        if local or isinstance(exc, (OSError, ValueError)):   # a local file's reader raises many kinds
+            raise explain(src, exc, part, local) from exc
+        raise
+    return config, adapter, dtype, tokenizer, model
 
 
 def _load_sharded(src: str, config: Any, request: ModelRequest, device_map, torch_dtype, common: dict) -> Any:
