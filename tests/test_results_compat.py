@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from coupling_tui.core.results import names
 from coupling_tui.core.results import run_file as results
 from coupling_tui.core.results import set_file
 from tests.tiny_models import save_tiny
@@ -38,16 +39,39 @@ def comparable(header: dict, model_dir: str) -> dict:
     return out
 
 
+SINGULAR_VECTORS = {names.JACOBIAN_U, names.JACOBIAN_V}
+"""Singular vectors move by float32 rounding / the singular-value gap: the fixture's closest gap (σ₂ − σ₃ = 0.018 at
+block 0, token 2, with σ₁ = 1.84) turns 1.2e-7 relative rounding into ~1.2e-5."""
+
+
+def float_tolerant(value):
+    """A header value with every float wrapped in pytest.approx: float32 resolution (2e-7 on values of order 1;
+    a std of two close values, 1e-4, is only as exact as that), relative 1e-6 beyond."""
+    if isinstance(value, dict):
+        return {k: float_tolerant(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [float_tolerant(v) for v in value]
+    if isinstance(value, float):
+        return pytest.approx(value, rel=1e-6, abs=2e-7, nan_ok=True)
+    return value
+
+
 def assert_same_run(old, new, old_dir: str, new_dir: str) -> None:
+    """Same arrays and header up to float32 rounding. The library versions are among what varies (transformers
+    5.24 wrote the fixture; 5.25 moves the least-conditioned numbers by ~1e-6): any change of convention, token,
+    layer or K moves them by orders of magnitude more."""
     assert sorted(old.arrays) == sorted(new.arrays)
     for name, a in old.arrays.items():
         b = new.arrays[name]
         assert a.shape == b.shape and a.dtype == b.dtype, name
         if a.dtype.kind == "f":
-            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=name)
+            base = name.removeprefix(names.RANDOM_INIT_PREFIX)
+            # an R² of a 3-point fit amplifies rounding (1 − SS_res/SS_tot with SS_res ≈ SS_tot): compared absolutely
+            atol = 5e-5 if base in SINGULAR_VECTORS else 1e-5 if base.endswith("r2") else 2e-6
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=atol, equal_nan=True, err_msg=name)
         else:
             np.testing.assert_array_equal(b, a, err_msg=name)
-    assert comparable(new.header, new_dir) == comparable(old.header, old_dir)
+    assert comparable(new.header, new_dir) == float_tolerant(comparable(old.header, old_dir))
 
 
 @pytest.fixture(scope="module")
