@@ -26,12 +26,12 @@ def ols(x, Y) -> dict:
     x, Y = _f64(x), _f64(Y)
     xc = x - x.mean()
     shape = (-1,) + (1,) * (Y.ndim - 1)
-    yc = Y - Y.mean(axis=0)
-    slope = (xc.reshape(shape) * yc).sum(axis=0) / (xc @ xc)
-    intercept = Y.mean(axis=0) - slope * x.mean()
-    ss_res = ((yc - slope * xc.reshape(shape)) ** 2).sum(axis=0)
-    ss_tot = (yc ** 2).sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):   # a column with ±inf (log of a zero norm) fits to NaN
+        yc = Y - Y.mean(axis=0)
+        slope = (xc.reshape(shape) * yc).sum(axis=0) / (xc @ xc)
+        intercept = Y.mean(axis=0) - slope * x.mean()
+        ss_res = ((yc - slope * xc.reshape(shape)) ** 2).sum(axis=0)
+        ss_tot = (yc ** 2).sum(axis=0)
         r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), np.nan)
     return {"slope": slope, "intercept": intercept, "r2": r2}
 
@@ -86,7 +86,8 @@ def linearisation_fidelity(jacobians: Iterable | Callable[[int], object], x0, x_
     for J in jacobians:
         x = x + np.einsum("...ij,...j->...i", _f64(J), x)
     y = _f64(x_target)
-    return (x * y).sum(-1) / (np.linalg.norm(x, axis=-1) * np.linalg.norm(y, axis=-1))
+    with np.errstate(divide="ignore", invalid="ignore"):      # a zero vector has no direction: NaN
+        return (x * y).sum(-1) / (np.linalg.norm(x, axis=-1) * np.linalg.norm(y, axis=-1))
 
 
 def sigma1_depth_fit(sigma1, start: int = 9) -> dict:
