@@ -27,7 +27,8 @@ def test_compute_a_prompt_set_prints_each_prompt_and_the_aggregate(tiny_dir, tmp
     mean_row = next(line for line in lines if line.startswith("mean (2 prompts)"))
     std_row = next(line for line in lines if line.startswith("std (ddof 1)"))
     assert f"{offdiag['mean']:.3f}" in mean_row and f"{offdiag['std']:.3f}" in std_row
-    assert f"off-diagonal m_8 = {offdiag['mean']:.3f} ± {offdiag['std']:.3f}" in out.stderr
+    assert "off-diagonal m_8: last token " in out.stderr                    # the papers' first (issue 18)
+    assert f", all-token mean {offdiag['mean']:.3f} ± {offdiag['std']:.3f}; adjacent" in out.stderr
     first = results.load(out_dir / "01-capital.safetensors")
     assert "".join(first.token_texts) == "The capital of France is"
     assert first.header["params"]["prompt_set"]["label"] == "capital"

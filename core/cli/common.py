@@ -142,18 +142,21 @@ def announce_truncation(header: dict, console) -> None:
         console.print(f"[yellow]note:[/] {note}")
 
 
-def scalar_lines(header: dict) -> list[str]:
-    """The run scalar (mean off-diagonal depth coupling) of the model and of its random-init baseline."""
+def scalar_lines(run) -> list[str]:
+    """The run's headline (core.results.headline) for the model and for its random-init baseline: the mean
+    off-diagonal depth coupling of the last token (the papers') first, the all-token mean beside it, each named;
+    then the same for adjacent blocks."""
+    from coupling_tui.core.results.headline import headline_text, run_headline, values_text
+
     out = []
-    for label, scalar in (("trained", header.get("coupling_scalar")),
-                          ("random-init", (header.get("random_init") or {}).get("coupling_scalar"))):
-        if scalar and scalar.get("offdiag") is not None:
-            out.append(f"{label}: mean off-diagonal depth coupling m_{scalar['k']} = {scalar['offdiag']:.3f} "
-                       f"(adjacent {scalar['adjacent']:.3f}; {scalar['matrices']} tokens, {scalar['layers']} layers;"
-                       f" 0 = coupled, ≈1 = unrelated)")
+    for label, baseline in (("trained", False), ("random-init", True)):
+        h = run_headline(run, baseline=baseline) if run.has_baseline or not baseline else None
+        if h is None or (h.last is None and h.all is None):
+            continue
+        out.append(f"{label}: depth coupling {headline_text(h)}; adjacent |i−j|=1: "
+                   f"{values_text(h, 'adjacent', detail=False)} ({run.n_layers} "
+                   f"layers; 0 = coupled, ≈1 = unrelated)")
     return out
-
-
 
 
 def load_announced(args: argparse.Namespace, console):

@@ -56,8 +56,8 @@ def compute(args: argparse.Namespace) -> int:
     nxt = run.header.get("next_token", {}).get("text")
     console.print(f"computed {run.n_layers} layers × {run.n_tokens} tokens in {run.header['seconds']:.1f} s; "
                   f"greedy next token {nxt!r}")
-    for line in scalar_lines(run.header):
-        console.print(line)
+    for line in scalar_lines(run):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     if mode is not None:                                   # --compare random-init: trained vs its baseline
         from coupling_tui.core.results.compare import random_init_run, table_lines
 

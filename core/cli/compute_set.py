@@ -6,9 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from coupling_tui.core.maths.run_scalar import ALL_TOKENS, LABELS, LAST_TOKEN
 from coupling_tui.core.results.aggregate import SCALAR_KEYS, prompt_scalars
 from coupling_tui.core.results.prompt_set import PromptSet
 from coupling_tui.core.options.prompts import Prompt, truncation_note
+
+
+HEAD_LAST, HEAD_ALL = "── last token (papers') ──", "── all-token mean ──"
 
 
 def default_set_output(args: argparse.Namespace) -> Path:
@@ -39,13 +43,14 @@ def _fmt(x) -> str:
 
 
 def set_lines(pset: PromptSet) -> list[str]:
-    """A plain-text table: per prompt its tokens, greedy next token and run scalar (over all tokens and over the last
-    token: the off-diagonal, adjacent and far means of m), then the aggregate's mean and std over prompts."""
+    """A plain-text table: per prompt its tokens, greedy next token and run scalar (over the last token, the papers'
+    quantity, then over all tokens: the off-diagonal, adjacent and far means of m), then the aggregate's mean and std
+    over prompts."""
     agg = pset.aggregate.header["aggregate"]
     if not agg.get("k"):
         return ["no coupling in these runs (--top-k 0): nothing to aggregate"]
     width = max([len(f"{n} {label}") for n, label in enumerate(pset.labels, 1)] + [len("mean (99 prompts)")])
-    wheres = ("all_tokens", "last_token")
+    wheres = (LAST_TOKEN, ALL_TOKENS)
 
     def row(name: str, tokens: str, nxt: str, cells: list[str]) -> str:
         cells = [f"{c:>9}" for c in cells]
@@ -53,7 +58,7 @@ def set_lines(pset: PromptSet) -> list[str]:
 
     lines = [f"depth coupling m_{agg['k']} (0 = coupled, ≈1 = unrelated): mean over i ≠ j (offdiag), |i − j| = 1 "
              f"(adjacent), |i − j| ≥ 10 (far)",
-             f"{'':<{width + 18}}{'── all tokens ──':^27}  {'── last token ──':^27}",
+             f"{'':<{width + 18}}{HEAD_LAST:^27}  {HEAD_ALL:^27}",
              row("prompt", "tokens", "next", list(SCALAR_KEYS) * 2)]
     for n, (label, run) in enumerate(zip(pset.labels, pset.runs), 1):
         s = prompt_scalars(run)
@@ -73,14 +78,17 @@ def _pm(entry: dict) -> str:
 
 
 def scalar_summary(pset: PromptSet) -> list[str]:
-    """The aggregate in one line per model (trained; random-init with --random-baseline)."""
+    """The aggregate in one line per model (trained; random-init with --random-baseline): the last token's mean
+    off-diagonal m (the papers') first, the all-token mean beside it, each mean ± std over prompts and named."""
     agg = pset.aggregate.header["aggregate"]
     out = []
     for label, part in (("trained", agg.get("scalar")), ("random-init", (agg.get("random_init") or {}).get("scalar"))):
         if part:
-            out.append(f"{label}, over {agg['n_prompts']} prompts (mean ± std): off-diagonal m_{agg['k']} = "
-                       f"{_pm(part['all_tokens']['offdiag'])} (all tokens), {_pm(part['last_token']['offdiag'])} "
-                       f"(last token); adjacent {_pm(part['all_tokens']['adjacent'])}")
+            out.append(f"{label}, over {agg['n_prompts']} prompts (mean ± std): off-diagonal m_{agg['k']}: "
+                       f"{LABELS[LAST_TOKEN]} {_pm(part[LAST_TOKEN]['offdiag'])} (the papers'), "
+                       f"{LABELS[ALL_TOKENS]} {_pm(part[ALL_TOKENS]['offdiag'])}; adjacent: "
+                       f"{LABELS[LAST_TOKEN]} {_pm(part[LAST_TOKEN]['adjacent'])}, "
+                       f"{LABELS[ALL_TOKENS]} {_pm(part[ALL_TOKENS]['adjacent'])}")
     return out
 
 

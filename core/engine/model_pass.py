@@ -9,7 +9,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from coupling_tui.core.linalg.coupling import run_scalar
+from coupling_tui.core.maths.run_scalar import all_tokens_scalar, last_token_scalar
 from coupling_tui.core.engine.coupling_stream import CouplingStream, coupling_ks, display_k
 from coupling_tui.core.results.events import LayerDone
 from coupling_tui.core.engine.jacobians.layers import LayerJacobians, vector_tokens
@@ -251,12 +251,17 @@ class ModelPass:
         next_id = int(self.last_logits.argmax())
         return {"id": next_id, "text": self.loaded.tokenizer.decode([next_id])}
 
-    def scalar(self) -> dict | None:
+    def scalars(self) -> dict:
+        """The header's run scalars at the K of ``coupling.depth`` (docs/metrics.md "One number per run"): pooled
+        over every token (``coupling_scalar``) and the last token's alone (``coupling_scalar_last_token``, the
+        papers'); both None without coupling."""
         c = self.coupling
         if c is None:
-            return None
+            return {names.H_COUPLING_SCALAR: None, names.H_COUPLING_SCALAR_LAST: None}
         k = display_k(c.ks)
-        return {**run_scalar(c.depth[c.ks.index(k)], k), "tokens": "all"}
+        depth = c.depth[c.ks.index(k)]
+        return {names.H_COUPLING_SCALAR: all_tokens_scalar(depth, k),
+                names.H_COUPLING_SCALAR_LAST: last_token_scalar(depth, k)}
 
 
 _FIT_NAMES = (names.TRAJECTORY_GROWTH_FACTOR, names.TRAJECTORY_GROWTH_R2, names.TRAJECTORY_LSS,

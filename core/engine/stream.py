@@ -124,10 +124,9 @@ def stream(loaded: LoadedModel, prompt: str, options: RunOptions | None = None, 
         yield from context.events()
     if collapse_pass is not None:
         yield from collapse_pass.events()
-    end = {"next_token": main.next_token(), "coupling_scalar": main.scalar()}
+    end = {"next_token": main.next_token(), **main.scalars()}
     if baseline is not None:
-        end["random_init"] = {**header["random_init"], "next_token": passes[1].next_token(),
-                              "coupling_scalar": passes[1].scalar()}
+        end["random_init"] = {**header["random_init"], "next_token": passes[1].next_token(), **passes[1].scalars()}
     if collapse_pass is not None:
         end["collapse"] = collapse_pass.header()          # now with the greedy tokens' texts and the time
     yield RunFinished(seconds=time.perf_counter() - started, header=end)

@@ -1,9 +1,16 @@
-"""The run scalar: one number per run from depth-coupling matrices (docs/metrics.md "One number per run").
-Torch-free, so a saved run or a prompt set's aggregate can recompute it without torch."""
+"""The run scalar: one number per run from depth-coupling matrices (docs/metrics.md "One number per run"), and the
+two ways a run's headline pools them: the last token's matrix (the papers' and the official code's quantity) and
+every token's (token 0, the attention sink, included). Torch-free, so a saved run or a prompt set's aggregate can
+recompute it without torch."""
 
 from __future__ import annotations
 
 import numpy as np
+
+LAST_TOKEN, ALL_TOKENS = "last_token", "all_tokens"
+"""The two poolings of a run's headline, in the order it shows them (the papers' first)."""
+LABELS = {LAST_TOKEN: "last token", ALL_TOKENS: "all-token mean"}
+"""How every screen and printout names them."""
 
 
 def run_scalar(m, k: int | None = None, *, far: int = 10) -> dict:
@@ -25,3 +32,26 @@ def run_scalar(m, k: int | None = None, *, far: int = 10) -> dict:
         out[f"{name}_1_minus_m2"] = float((1 - vals ** 2).mean()) if vals.size else None
         out[f"{name}_entries"] = int(vals.size)
     return out
+
+
+def last_token_scalar(depth, k: int | None = None, *, far: int = 10) -> dict:
+    """The papers' run scalar from one run's depth coupling at one K, depth [T, L, L] (token t's matrix m_K(J^i_t,
+    J^j_t)): ``run_scalar`` of the last token's matrix alone, t = T − 1 (the official code takes the Jacobians at
+    index −1), so ``offdiag`` is the mean of m_K[T − 1][i, j] over the L(L − 1) pairs i ≠ j; with ``tokens`` =
+    "last" and ``token`` = T − 1."""
+    depth = _tokens_axis(depth)
+    return {**run_scalar(depth[-1], k, far=far), "tokens": "last", "token": depth.shape[0] - 1}
+
+
+def all_tokens_scalar(depth, k: int | None = None, *, far: int = 10) -> dict:
+    """``run_scalar`` pooled over every token's matrix of depth [T, L, L] (token 0 included; each finite entry
+    weighs the same), with ``tokens`` = "all": what the engine's header has called ``coupling_scalar`` since 0.1.0."""
+    depth = _tokens_axis(depth)
+    return {**run_scalar(depth, k, far=far), "tokens": "all"}
+
+
+def _tokens_axis(depth) -> np.ndarray:
+    depth = np.asarray(depth, dtype=np.float64)
+    if depth.ndim != 3 or depth.shape[0] < 1:
+        raise ValueError(f"depth must be [T ≥ 1, L, L], got shape {depth.shape}")
+    return depth

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coupling_tui.core.maths.run_scalar import run_scalar
+from coupling_tui.core.maths.run_scalar import ALL_TOKENS, LAST_TOKEN, all_tokens_scalar, last_token_scalar
 from coupling_tui.core.results.run import CouplingView, Run, default_k, metric_values, nanmean, off_diagonal_range
 from coupling_tui.core.results import names
 
@@ -41,20 +41,21 @@ def _json(x: float) -> float | None:
 
 
 def prompt_scalars(run: Run, prefix: str = "") -> dict | None:
-    """The run scalar of one prompt's run at the header's K: over all tokens (= the header's ``coupling_scalar``)
-    and over the last token only; None without coupling."""
+    """The run scalar of one prompt's run at the header's K: over the last token only (the papers' quantity, =
+    the header's ``coupling_scalar_last_token``) and over all tokens (= its ``coupling_scalar``); None without
+    coupling."""
     name = prefix + names.COUPLING_DEPTH_K
     if name not in run.arrays or not run.coupling_ks:
         return None
     ks = run.coupling_ks
     k = default_k(run.header.get("coupling"), ks)
     depth = run.arrays[name][ks.index(k)]
-    return {"k": k, "all_tokens": run_scalar(depth, k), "last_token": run_scalar(depth[-1], k)}
+    return {"k": k, LAST_TOKEN: last_token_scalar(depth, k), ALL_TOKENS: all_tokens_scalar(depth, k)}
 
 
 def aggregate(runs: list[Run]) -> tuple[dict, dict[str, np.ndarray]]:
     """(header, arrays) of the aggregate over ``runs`` (complete runs of one model, one per prompt, same K values).
-    Header: ``n_prompts``, ``ks``, ``k``, ``std``, ``scalar`` = {"all_tokens" | "last_token": {key: {mean, std,
+    Header: ``n_prompts``, ``ks``, ``k``, ``std``, ``scalar`` = {"last_token" | "all_tokens": {key: {mean, std,
     values (one per prompt)}}} and the same under ``random_init`` when every run has the baseline. Arrays:
     ``aggregate.ks`` and ``[<random-init prefix>]aggregate.<depth_mean_k | depth_last_k>.<mean | std>`` [nK, L, L]
     (``results.names.aggregate_name``)."""
@@ -83,7 +84,7 @@ def aggregate(runs: list[Run]) -> tuple[dict, dict[str, np.ndarray]]:
             arrays[names.aggregate_name(name, "std", prefix)] = std.astype(np.float32)
         per_prompt = [prompt_scalars(r, prefix) for r in runs]
         scalar = {}
-        for where in ("all_tokens", "last_token"):
+        for where in (LAST_TOKEN, ALL_TOKENS):
             scalar[where] = {}
             for key in SCALAR_KEYS:
                 values = np.array([np.nan if s[where][key] is None else s[where][key] for s in per_prompt])

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from coupling_tui.core.maths.run_scalar import run_scalar
+from coupling_tui.core.results.headline import run_headline
 from coupling_tui.core.results.run import Run, default_k
 from coupling_tui.core.results import names
 
@@ -33,9 +34,10 @@ def random_init_run(run: Run) -> Run | None:
         return None
     info = run.header.get("random_init") or {}
     header = {key: value for key, value in run.header.items() if key not in ("collapse", "context", "random_init",
-                                                                            "next_token", "coupling_scalar")}
+                                                                            "next_token", names.H_COUPLING_SCALAR,
+                                                                            names.H_COUPLING_SCALAR_LAST)}
     header["model"] = dict(info.get("model") or {**(run.header.get("model") or {}), "random_init": True})
-    for key in ("next_token", "coupling_scalar"):
+    for key in ("next_token", names.H_COUPLING_SCALAR, names.H_COUPLING_SCALAR_LAST):
         if key in info:
             header[key] = info[key]
     header["stages"] = [{"name": "layers", "steps": run.n_layers}]
@@ -107,8 +109,10 @@ class Side:
     d_model: int
     n_tokens: int
     k: int | None
+    scalar_last: dict | None
+    """core.maths.run_scalar.last_token_scalar: the run's last token's matrix at K (the papers' quantity)."""
     scalar_all: dict | None
-    """core.maths.run_scalar.run_scalar over every token's depth-coupling matrix at K."""
+    """core.maths.run_scalar.all_tokens_scalar: every token's depth-coupling matrix at K."""
     scalar_token: dict | None
     """The same over the selected token's matrix."""
     haar_null: float
@@ -121,11 +125,12 @@ class Side:
 def side(run: Run, k: int | None, token: int) -> Side:
     """The numbers of ``run`` at K = ``k`` and ``token`` (both already mapped for run B)."""
     model = run.header.get("model") or {}
-    scalar_all = scalar_token = None
+    scalar_last = scalar_all = scalar_token = None
     null = math.nan
     if k is not None and k in run.coupling_ks and names.COUPLING_DEPTH_K in run.arrays:
         depth = run.arrays[names.COUPLING_DEPTH_K][run.coupling_ks.index(k)]          # [T, L, L]
-        scalar_all = run_scalar(depth, k) if np.isfinite(depth).any() else None
+        head = run_headline(run, k)
+        scalar_last, scalar_all = (head.last, head.all) if head is not None else (None, None)
         if 0 <= token < depth.shape[0] and np.isfinite(depth[token]).any():
             scalar_token = run_scalar(depth[token], k)
         nulls = [run.haar_null(k, layer, token) for layer in range(run.layers_done)]
@@ -135,8 +140,8 @@ def side(run: Run, k: int | None, token: int) -> Side:
                   else {})
     nxt = (run.header.get("next_token") or {}).get("text")
     return Side(label=side_label(run), family=str(model.get("family", "?")), n_layers=run.n_layers,
-                d_model=int(model.get("d_model") or 0), n_tokens=run.n_tokens, k=k, scalar_all=scalar_all,
-                scalar_token=scalar_token, haar_null=null, trajectory=trajectory, next_token=nxt)
+                d_model=int(model.get("d_model") or 0), n_tokens=run.n_tokens, k=k, scalar_last=scalar_last,
+                scalar_all=scalar_all, scalar_token=scalar_token, haar_null=null, trajectory=trajectory, next_token=nxt)
 
 
 def sides(a: Run, b: Run, token: int = -1, k: int | None = None) -> tuple[Side, Side]:
@@ -164,18 +169,23 @@ def rows(a: Side, b: Side) -> list[tuple[str, str, str]]:
     if k is None:
         out.append(("coupling", "no common K", "no common K"))
     else:
-        for name, key, side_key in ((f"m_{k} off-diag (all)", "offdiag", "all"),
+        for name, key, side_key in ((f"m_{k} off-diag (last)", "offdiag", "last"),
+                                    (f"m_{k} off-diag (all)", "offdiag", "all"),
                                     ("  adjacent |i−j|=1", "adjacent", "all"),
                                     ("  far |i−j|≥10", "far", "all"),
                                     (f"m_{k} off-diag (token)", "offdiag", "token")):
-            pick = (lambda s: s.scalar_all) if side_key == "all" else (lambda s: s.scalar_token)
-            out.append((name, _num(_scalar(pick(a), key)), _num(_scalar(pick(b), key))))
+            out.append((name, _num(_scalar(_pick(a, side_key), key)), _num(_scalar(_pick(b, side_key), key))))
         out.append(("  Haar null (random)", _num(a.haar_null), _num(b.haar_null)))
     out += [("growth ×/block (R²)", _growth(ta), _growth(tb)),
             ("line shape score LSS", _num(ta.get("lss"), ".2f"), _num(tb.get("lss"), ".2f")),
             ("linearisation fidelity", _num(ta.get("fidelity")), _num(tb.get("fidelity"))),
             ("greedy next token", _token(a.next_token), _token(b.next_token))]
     return out
+
+
+def _pick(s: Side, which: str) -> dict | None:
+    """The side's scalar over the last token ("last"), every token ("all") or the selected token ("token")."""
+    return {"last": s.scalar_last, "all": s.scalar_all, "token": s.scalar_token}[which]
 
 
 def _growth(values: dict[str, float]) -> str:
@@ -188,16 +198,17 @@ def _token(text: str | None) -> str:
 
 
 def verdict(a: Side, b: Side) -> str:
-    """One sentence: which run is more coupled (smaller mean off-diagonal m over all tokens), by how much."""
+    """One sentence: which run is more coupled (smaller all-token mean off-diagonal m), by how much; it says which
+    mean it ranks by."""
     ma, mb = _scalar(a.scalar_all, "offdiag"), _scalar(b.scalar_all, "offdiag")
     if a.k is None:
         return "no coupling K in common: the runs' m_K cannot be compared"
     if ma is None or mb is None:
         return "the run scalar fills in as layers finish"
     if abs(ma - mb) < 5e-4:
-        return f"equally coupled at K={a.k} (m̄ {ma:.3f})"
+        return f"equally coupled at K={a.k} (all-token mean m̄ {ma:.3f})"
     more, less = ("A", "B") if ma < mb else ("B", "A")
-    return f"{more} is more coupled at K={a.k}: m̄ {min(ma, mb):.3f} vs {max(ma, mb):.3f} ({less})"
+    return f"{more} is more coupled at K={a.k}: all-token mean m̄ {min(ma, mb):.3f} vs {max(ma, mb):.3f} ({less})"
 
 
 def table_lines(a: Run, b: Run, token: int = -1, k: int | None = None) -> list[str]:

@@ -45,10 +45,12 @@ twin (`--compare random-init`, or any run computed with `--random-baseline`). Th
 coupled model (smaller m off the diagonal) is the better one; a trained model is far more coupled than the same
 architecture with random weights.
 
-- **Table**: mean of m_K over i ≠ j, over adjacent blocks (|i−j| = 1) and far ones (|i−j| ≥ 10), over every
-  token's depth-coupling matrix and over the selected token's, at a K both runs have; the **Haar null** (what
+- **Table**, at a K both runs have: mean of m_K over i ≠ j of the **last** token's depth-coupling matrix (the
+  papers' quantity; B's own last token), of **all** tokens' (token 0 included) with its adjacent (|i−j| = 1) and
+  far (|i−j| ≥ 10) parts, and of the selected **token**'s; the **Haar null** (what
   m_K of random bases gives for this d and K: the "unrelated" level to read the others against); the selected
-  token's growth factor per block (R²), line-shape score, linearisation fidelity; the greedy next token.
+  token's growth factor per block (R²), line-shape score, linearisation fidelity; the greedy next token. The caption
+  ranks the runs by the all-token mean.
 - **Plot**: ‖x^l‖ of the selected token against depth for both runs (log axis); when the models differ in depth
   the x axis is the relative depth in % (block l of L at 100·l/L).
 - **Stand-ins**: B's token is the same index when both runs have the same tokens, else counted from the end

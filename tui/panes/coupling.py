@@ -10,6 +10,7 @@ from textual.containers import Container
 from textual.widgets import Static
 
 from coupling_tui.core.results.aggregate import aggregate_view, has_aggregate_baseline, is_aggregate
+from coupling_tui.core.results.headline import aggregate_headline_text, headline_text, run_headline
 from coupling_tui.core.results.run import CONTEXT_VIEWS, COUPLING_METRICS, CouplingView, Run, default_k
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
@@ -55,6 +56,11 @@ J_i (the row) written in the top-K bases of J_j (the column). **m = 0**: perfect
 (random bases give ≈ 0.98; the line above the matrix shows this **Haar null** for the cursor cell, from J's
 stored spectrum). The matrix is not symmetric; its diagonal is 0 by construction.
 
+- **Headline** (the top line): the run scalar, the mean of m_K over i ≠ j of the depth matrix, at the K shown —
+  first the **last token**'s (the papers' and the official code's quantity), then the **all-token mean** (every
+  token's matrix, the attention-sink token 0 included); for the random-init baseline when `r` shows it; for a
+  prompt set's aggregate, each as mean ± std over prompts at the aggregate's K. "not in this file": an old file
+  that keeps only its header's all-token scalar.
 - **Depth view** (default): rows and columns are layers, at the selected token — or averaged over all
   tokens (`t`). Trained models show a bright band near the diagonal: neighbouring blocks share directions.
 - **Token view** (`v`): rows and columns are tokens: J of the selected layer at token t (row) in the bases of
@@ -80,6 +86,11 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
         super().__init__(id=id)
+        self.headline = Static("", id="coupling-headline", markup=False)
+        self.headline.display = False
+        self.headline_text = ""
+        """The headline shown (core.results.headline): the last token's run scalar, then the all-token mean."""
+        self._headline_key: tuple | None = None
         self.info = Static("", id="coupling-info", markup=False)
         self.heatmap = Heatmap(id="coupling-heatmap")
         self.k: int | None = None
@@ -106,6 +117,7 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
         """A prompt set's aggregate: the std over prompts of m_K under the cursor (NaN otherwise)."""
 
     def compose(self) -> ComposeResult:
+        yield self.headline
         yield self.info
         yield self.heatmap
 
@@ -206,6 +218,7 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
 
     # -- drawing --
     def show(self, run: Run, token: int, layer: int = 0) -> None:
+        self._show_headline(run)
         if is_aggregate(run):
             self._show_aggregate(run, layer)
             return
@@ -292,6 +305,28 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
         self._set_message(f"layer {layer} → {col}: m = {value_text(m)} ± {value_text(std)} (mean ± std over "
                           f"{n}) · 1−m² = {value_text(c)}")
         self.heatmap.set_matrix(view.view.values, view.view.scale, (layer, col), "layer")
+
+    def _show_headline(self, run: Run) -> None:
+        """The top line: the run's (or its baseline's) headline at the K shown, recomputed only when the run, K or
+        trained/random-init changed."""
+        k = self._k(run)
+        baseline = self.baseline and (run.has_baseline or has_aggregate_baseline(run))
+        key = (id(run), k, baseline, run.steps_done, run.finished)
+        if key == self._headline_key:
+            return
+        self._headline_key = key
+        text = ""
+        if is_aggregate(run):
+            text = aggregate_headline_text(run.header["aggregate"], baseline) or ""
+        elif k is not None:
+            head = run_headline(run, k, baseline)
+            text = headline_text(head) if head is not None else ""
+        if text and baseline:
+            text = f"random-init · {text}"
+        if text != self.headline_text:
+            self.headline_text = text
+            self.headline.update(text)
+            self.headline.display = bool(text)
 
     def _set_message(self, text: str) -> None:
         if text != self.message:
