@@ -11,6 +11,7 @@ from time import monotonic
 from typing import Callable
 
 from textual.app import App
+from textual.errors import NoWidget
 from textual.widget import Widget
 
 from . import export
@@ -27,8 +28,22 @@ class PaneLayout:
         self.app = app
 
     def fits(self, pane: Widget) -> bool:
-        """Whether ``pane`` is wholly on screen with room for its content inside its border and padding."""
-        return bool(pane.content_region.area) and self.app.screen.region.contains_region(pane.region)
+        """Whether ``pane`` is wholly on screen, none of it under another widget (the footer), with room for its
+        content inside its border and padding."""
+        region = pane.region
+        if not pane.content_region.area or not self.app.screen.region.contains_region(region):
+            return False
+        corners = ((region.x, region.y), (region.right - 1, region.y), (region.x, region.bottom - 1),
+                   (region.right - 1, region.bottom - 1))
+        return all(self._shows(pane, x, y) for x, y in corners)
+
+    def _shows(self, pane: Widget, x: int, y: int) -> bool:
+        """Whether the cell at (x, y) is drawn by ``pane`` (or a widget inside it)."""
+        try:
+            widget, _ = self.app.screen.get_widget_at(x, y)
+        except NoWidget:
+            return False
+        return widget is pane or pane in widget.ancestors
 
     async def pane_svg(self, pane: Widget, title: str) -> str:
         """The SVG of ``pane``: as it is on screen when it fits there, else maximised for it (the layout is put
