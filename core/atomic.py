@@ -71,7 +71,7 @@ def atomic_write_files(directory: str | os.PathLike, files: dict[str, bytes],
     try:
         for name, data in files.items():
             atomic_write_bytes(stage / name, data, hint)
-        _move_in(stage, target, list(files))
+        _move_in(stage, target, list(files), hint)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         _remove_empty(made)
@@ -97,7 +97,7 @@ def _remove_empty(dirs: list[Path]) -> None:
             return
 
 
-def _move_in(stage: Path, target: Path, names: list[str]) -> None:
+def _move_in(stage: Path, target: Path, names: list[str], hint: str) -> None:
     """Rename every staged file into ``target``; a failed rename puts back what the earlier ones replaced."""
     kept = stage / ".replaced"
     kept.mkdir()
@@ -120,8 +120,7 @@ def _move_in(stage: Path, target: Path, names: list[str]) -> None:
             except OSError:
                 pass
         if isinstance(exc, OSError):
-            raise UserError(f"cannot write {target / name}: {exc.strerror or exc}",
-                            "check free space and permissions") from exc
+            raise UserError(f"cannot write {target / name}: {exc.strerror or exc}", hint) from exc
         raise
 
 

@@ -217,3 +217,16 @@ def test_issue20_item1_atomic_write_files_puts_back_what_a_failed_rename_replace
     monkeypatch.setattr(atomic.os, "replace", real)
     assert atomic.atomic_write_files(tmp_path / "x", {"a": b"1"}) == [tmp_path / "x" / "a"]
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["a"]
+
+
+def test_issue20_item12_debug_puts_the_error_line_on_its_own_line(tmp_path):
+    """Item 12 (regression guard: already right before item 1's fix): with --debug a failed export prints the
+    traceback, a blank line, then the one error line (it ran on as ``…not on screencoupling-tui: error:``)."""
+    svg = tmp_path / "svg"
+    _user_files(svg)
+    out = subprocess.run([sys.executable, "-m", "coupling_tui.tui.main", "export", str(RUN), "--svg", str(svg),
+                          "--debug"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = out.stderr.splitlines()
+    assert "Traceback" in out.stderr and lines[-2] == "" and lines[-1].startswith("coupling-tui: error: cannot write")
+    assert out.stderr.count("coupling-tui: error:") == 1 and "--svg" in lines[-1]
