@@ -1,11 +1,13 @@
 """Atomic file writes: a temp file in the target's directory, then ``os.replace``. Readers see the old file or the
-new one, never half of one, and an interrupted write leaves nothing behind. Also the one rule that turns a model
-name, a prompt label or a run name into a safe file name (``file_slug``)."""
+new one, never half of one, and an interrupted write leaves nothing behind. A group of files is written whole or not
+at all (``atomic_write_files``). Also the one rule that turns a model name, a prompt label or a run name into a safe
+file name (``file_slug``)."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -49,6 +51,87 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes,
             raise UserError(f"cannot write {target}: {exc.strerror or exc}", "check free space and permissions") from exc
         raise
     return target
+
+
+def atomic_write_files(directory: str | os.PathLike, files: dict[str, bytes],
+                       hint: str = "choose a writable directory") -> list[Path]:
+    """Write every ``name → bytes`` of ``files`` into ``directory``, or none of them. Each is written first into a
+    hidden staging directory inside ``directory``; only when all are there are they renamed into place, so a file of
+    the same name is replaced only by a group that was written whole (and put back if a rename fails). Nothing else
+    in ``directory`` is touched; a directory made for the group is removed again when it fails. Raises
+    UserError("cannot write …") on an OSError; returns the paths in the order of ``files``."""
+    target = Path(directory).expanduser()
+    made = _missing_dirs(target)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".coupling-tui-", suffix=".tmp", dir=target))
+    except OSError as exc:
+        _remove_empty(made)
+        raise UserError(f"cannot write {target}: {exc.strerror or exc}", hint) from exc
+    try:
+        for name, data in files.items():
+            atomic_write_bytes(stage / name, data, hint)
+        _move_in(stage, target, list(files), hint)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        _remove_empty(made)
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
+    return [target / name for name in files]
+
+
+def _missing_dirs(target: Path) -> list[Path]:
+    """``target`` and those of its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not (target.exists() or target.is_symlink()) and target != target.parent:
+        missing.append(target)
+        target = target.parent
+    return missing
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    for path in dirs:                                  # deepest first; one that is not empty stays
+        try:
+            path.rmdir()
+        except OSError:
+            return
+
+
+def _move_in(stage: Path, target: Path, names: list[str], hint: str) -> None:
+    """Rename every staged file into ``target``; a failed rename puts back what the earlier ones replaced."""
+    kept = stage / ".replaced"
+    kept.mkdir()
+    moved: list[str] = []
+    name = ""
+    try:
+        for name in names:
+            old = target / name
+            if old.exists() or old.is_symlink():
+                _keep(old, kept / name)                # the file it replaces, to put back on failure
+            os.replace(stage / name, old)
+            moved.append(name)
+    except BaseException as exc:
+        for done in reversed(moved):
+            try:
+                if (kept / done).exists() or (kept / done).is_symlink():
+                    os.replace(kept / done, target / done)
+                else:
+                    os.unlink(target / done)
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            raise UserError(f"cannot write {target / name}: {exc.strerror or exc}", hint) from exc
+        raise
+
+
+def _keep(path: Path, copy: Path) -> None:
+    """A hard link to ``path`` at ``copy`` (a copy where links are not supported); a directory raises."""
+    if path.is_dir() and not path.is_symlink():
+        raise IsADirectoryError(21, "Is a directory", str(path))
+    try:
+        os.link(path, copy, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(path, copy, follow_symlinks=False)
 
 
 def check_file_target(path: str | os.PathLike) -> Path:

@@ -8,12 +8,13 @@ from pathlib import Path
 from coupling_tui.core.errors import UserError
 
 from . import export
+from .export_layout import PaneLayout
 from .messages import one_line
 from .panes import RUN_PANE_CLASS
 
 
 class ExportMixin:
-    """Mixed into CouplingApp (``export_dir``, ``run_name``, ``SIDE_PANES`` and the layout helpers)."""
+    """Mixed into CouplingApp (``export_dir``, ``run_name`` and ``has_place``)."""
 
     # -- SVG export --
     def _pane_for_export(self):
@@ -45,36 +46,30 @@ class ExportMixin:
         self.notify(f"exported {len(written)} SVGs to {written[0].parent}", markup=False)
 
     async def export_all(self) -> list[Path]:
-        """Every pane on its own, then the whole screen; a short screen shows its side panes one by one for it.
-        Raises UserError when a file cannot be written (nothing partial is left)."""
-        written: list[Path] = []
-        shown = next((p for p in self.SIDE_PANES if self.query(f"#{p}.-shown")), self.SIDE_PANES[0])
-        try:
-            if self.collapse_zoomed():                     # the Coupling pane first needs its place back
-                self.show_side(self.SIDE_PANES[0])
-                await self._settle(self.coupling)
-            for pane in list(self.query(f".{RUN_PANE_CLASS}")):
-                if not self.has_place(pane):
-                    continue
-                if pane.id in self.SIDE_PANES and not pane.region.area:
-                    self.show_side(pane.id)
-                    await self._settle(pane)
-                written.append(self._write_pane(pane))
-        finally:
-            self.show_side(shown)
-            await self._settle()
-        written.append(export.write_svg(self.export_dir, self.run_name, "screen",
-                                        export.screen_svg(self, self.run_name)))
-        return written
+        """Every pane of the run's layout, each laid out for its own SVG (``PaneLayout``), then the whole screen as
+        the user has it; all written or none (a failure leaves the export directory as it was). Raises UserError
+        when the files cannot be written."""
+        layout = PaneLayout(self)
+        svgs: dict[str, str] = {}
+        for pane in list(self.query(f".{RUN_PANE_CLASS}")):
+            if self.has_place(pane):
+                svgs[pane.id or "pane"] = await layout.pane_svg(pane, f"{self.run_name} · {pane.id}")
+        await layout.settle()
+        svgs["screen"] = export.screen_svg(self, self.run_name)
+        return export.write_svgs(self.export_dir, self.run_name, svgs)
 
-    async def export_and_exit(self) -> None:
-        """Headless ``coupling-tui export``: write every SVG, then exit with the paths (or the error) as result."""
+    def export_and_exit(self) -> None:
+        """Headless ``coupling-tui export``: write every SVG, then exit with the paths (or the error) as result. The
+        export runs as a worker: the layout changes it makes are applied by the app's message loop meanwhile."""
         try:
             self._check_requested_selection()
         except UserError as exc:
             self.exit(exc, return_code=2)
             return
-        await self._settle()
+        self.run_worker(self._export_and_exit(), name="export", group="export", exclusive=True)
+
+    async def _export_and_exit(self) -> None:
+        await PaneLayout(self).settle()
         try:
             self.exit(await self.export_all())
         except (UserError, ValueError) as exc:
@@ -87,14 +82,3 @@ class ExportMixin:
                 ("--layer", "layers", getattr(self, "requested_layer", None), self.results.n_layers)):
             if value is not None and not 0 <= value < n:
                 raise UserError(f"{flag} {value} is out of range: this run has {n} {what}, so use 0 to {n - 1}")
-
-    async def _settle(self, pane=None) -> None:
-        """Let a layout change be laid out and painted (and ``pane`` get a place on screen), at most ~1 s."""
-        import asyncio
-
-        self.screen.refresh(layout=True)
-        for _ in range(50):
-            await asyncio.sleep(0.02)
-            if pane is None or pane.region.area:
-                break
-        await asyncio.sleep(0.05)

@@ -1,4 +1,5 @@
-"""SVG export of the whole screen or of one pane, written atomically (a failed write leaves no partial file).
+"""SVG export of the whole screen or of one pane, written atomically (a failed write leaves no partial file; a
+group of SVGs is written whole or not at all: ``write_svgs``).
 
 A pane's SVG is the screen as rendered, cropped to the pane's region: exactly the cells the user sees, numbers
 included. Textual exposes a whole-screen export only (``App.export_screenshot``, which renders through the
@@ -16,7 +17,7 @@ from rich.segment import Segment, Segments
 from textual.app import App
 from textual.widget import Widget
 
-from coupling_tui.core.atomic import atomic_write_bytes, file_slug
+from coupling_tui.core.atomic import atomic_write_bytes, atomic_write_files, file_slug
 
 
 def _console(width: int, height: int) -> Console:
@@ -25,8 +26,8 @@ def _console(width: int, height: int) -> Console:
 
 
 def pane_svg(app: App, widget: Widget, title: str) -> str:
-    """SVG of ``widget`` as it is on screen now (its border included)."""
-    region = widget.region
+    """SVG of ``widget`` as it is on screen now (its border included; a part past the screen's edge left out)."""
+    region = widget.region.intersection(app.screen.region)
     if region.width <= 0 or region.height <= 0:
         raise ValueError(f"{widget.id or widget} is not on screen")
     strips = app.screen._compositor.render_strips()  # noqa: SLF001 - the compositor App.export_screenshot uses
@@ -63,8 +64,18 @@ def svg_name(run_name: str, part: str) -> str:
     return f"{file_slug(f'{run_name}-{part}', 'coupling-tui')}.svg"
 
 
+SVG_HINT = "choose a writable directory with --svg"
+
+
 def write_svg(directory: Path, run_name: str, part: str, svg: str) -> Path:
     """Write one SVG atomically into ``directory`` (its text made XML-safe: ``safe_text``); an unwritable place
     raises UserError("cannot write …")."""
     return atomic_write_bytes(Path(directory).expanduser() / svg_name(run_name, part), safe_text(svg).encode("utf-8"),
-                              hint="choose a writable directory with --svg")
+                              hint=SVG_HINT)
+
+
+def write_svgs(directory: Path, run_name: str, svgs: dict[str, str]) -> list[Path]:
+    """Write every ``part → svg`` into ``directory`` as ``<run>-<part>.svg``, all or none (``atomic_write_files``):
+    a failure leaves the directory as it was. Returns the paths in the order of ``svgs``."""
+    files = {svg_name(run_name, part): safe_text(svg).encode("utf-8") for part, svg in svgs.items()}
+    return atomic_write_files(Path(directory).expanduser(), files, hint=SVG_HINT)
