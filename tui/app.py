@@ -223,7 +223,7 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
     def _save_failed(self, message: SaveFailed) -> None:
         seconds = self.container.seconds
         self.set_state(f"done in {seconds:.1f} s · not saved")
-        self.failure = message.failure
+        self.failure = Failure(f"not saved: {message.failure.message}", message.failure.status)
         self.notify(message.failure.message, title="not saved", severity="error", timeout=10, markup=False)
 
     @on(ComputeFailed)

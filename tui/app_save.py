@@ -47,6 +47,6 @@ class SaveMixin:
         try:
             written, other = save_container(self.container, path, self._compare_save_path)
         except Exception as exc:  # noqa: BLE001 - shown as a notification, never a traceback
-            self.post_message(SaveFailed(Failure.of(exc, "not saved: ")))
+            self.post_message(SaveFailed(Failure.of(exc)))
         else:
             self.post_message(RunSaved(written, other))

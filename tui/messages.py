@@ -35,8 +35,8 @@ class Failure:
     status: int
 
     @classmethod
-    def of(cls, exc: BaseException, prefix: str = "") -> "Failure":
-        return cls(prefix + one_line(exc), exit_status(exc))
+    def of(cls, exc: BaseException) -> "Failure":
+        return cls(one_line(exc), exit_status(exc))
 
 
 @dataclass
