@@ -64,7 +64,7 @@ class RunOptions:
         if self.topk_solver not in SOLVERS:
             raise UserError(f"unknown --topk-solver {self.topk_solver!r}", "use one of " + ", ".join(SOLVERS))
         if self.convention not in CONVENTIONS:
-            raise UserError(f"unknown --convention {self.convention!r}", "use " + " or ".join(CONVENTIONS))
+            raise UserError(f"unknown --convention {self.convention!r}: use " + " or ".join(CONVENTIONS))
         if self.jacobian_method not in JACOBIAN_METHODS:
             raise UserError(f"unknown Jacobian method {self.jacobian_method!r} "
                             f"(choose from {', '.join(JACOBIAN_METHODS)})")
