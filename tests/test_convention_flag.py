@@ -133,3 +133,26 @@ def test_hf_last_hidden_state_is_the_final_norm_of_the_last_block(family):
     assert len(hs) == len(adapter.block_list(model)) + 1
     torch.testing.assert_close(hs[-1], normed, rtol=0, atol=0)
     assert (hs[-1] - outputs[0]).abs().max() > 0.1
+
+
+def test_eleven_blocks_fit_from_row_9_as_the_official_code_does(tmp_path: Path):
+    """The official fit uses d[9:] whenever it has two points (L ≥ 11); the paper convention only from L = 12."""
+    from coupling_tui.core.engine import stream as engine
+    from coupling_tui.core.load.models import ModelRequest, load
+    from tests.tiny_models import save_tiny
+
+    loaded = load(ModelRequest(model=str(save_tiny("llama", tmp_path / "m", num_hidden_layers=11))))
+    starts = {}
+    for convention in ("paper", "official"):
+        run = Run()
+        for event in engine.stream(loaded, "Hello world", RunOptions(top_k=4, token_coupling=False,
+                                                                     convention=convention)):
+            run.apply(event)
+        starts[convention] = run.header["fits"]["sigma1_start"]
+        assert np.isfinite(run.arrays["jacobian.sigma1_fit_slope"]).all()
+    assert starts == {"paper": 0, "official": 9}
+    inv = 1 / run.arrays["jacobian.singular_values"][9:, -1, 0].astype(np.float64)    # the official run: 2 points
+    slope = inv[1] - inv[0]                                                            # depths 10 and 11
+    np.testing.assert_allclose(run.arrays["jacobian.sigma1_fit_slope"][-1], slope, rtol=1e-5)
+    np.testing.assert_allclose(run.arrays["jacobian.sigma1_fit_intercept"][-1], inv[0] - 10 * slope, rtol=1e-5,
+                               atol=1e-6)

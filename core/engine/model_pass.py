@@ -66,7 +66,8 @@ class ModelPass:
                                            device=self.coupling_device, history_mb=history_mb,
                                            token_coupling=token_coupling, vju=vju,
                                            pairs=[(self.slot[r], self.slot[c]) for r, c in self.pair_layers])
-        self.sigma1_start = 9 if self.n_layers >= 12 else 0
+        self.sigma1_start = 9 if self.n_layers >= (11 if self.official else 12) else 0
+        """The official code fits d[9:] whenever that has two points (L ≥ 11); the paper convention from L ≥ 12."""
         self._sigma1 = np.full((self.n_layers, self.n_tokens), np.nan, np.float64)
         self._x_lin: torch.Tensor | None = None
         """Π (I + J^l) x^0 over the blocks done so far, per token (float64, on the Jacobians' device)."""
