@@ -71,8 +71,9 @@ def rows(paper: Run, official: Run, k: int) -> list[tuple[str, str, str]]:
     out.append((f"linearisation fidelity, final row: cos(Π(I+J)x⁰, target); paper: {L} blocks, target x^{L}; "
                 f"official: {L - 1} blocks, target norm(x^{L})", f"{fid['p']:.3f}", f"{fid['o']:.3f}"))
     start = paper.header["fits"]["sigma1_start"]
-    for key in ("slope", "intercept", "r2"):
-        a = {c: r.arrays[f"jacobian.sigma1_fit_{key}"][-1] for c, r in (("p", paper), ("o", official))}
+    for key, name in (("slope", names.JACOBIAN_SIGMA1_FIT_SLOPE), ("intercept", names.JACOBIAN_SIGMA1_FIT_INTERCEPT),
+                      ("r2", names.JACOBIAN_SIGMA1_FIT_R2)):
+        a = {c: r.arrays[name][-1] for c, r in (("p", paper), ("o", official))}
         out.append((f"1/σ₁ depth fit from row {start}: {key} (paper: depth = block index; official: 1-based)",
                     f"{a['p']:.4f}", f"{a['o']:.4f}"))
     return out
