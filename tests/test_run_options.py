@@ -117,4 +117,4 @@ def test_the_header_records_the_options_it_ran(tiny_dir):
     assert params == {"max_tokens": 6, "top_k": 4, "jacobian_method": "auto",
                       "vector_budget_mb": DEFAULT_VECTOR_BUDGET_MB, "history_mb": 64.0, "token_coupling": True,
                       "vju": False, "token_pairs": [[0, 1], [1, 0]], "context_layers": [1], "baseline": None,
-                      "layers": [0, 1], **cli.run_params(args)}
+                      "layers": [0, 1], "convention": "paper", **cli.run_params(args)}

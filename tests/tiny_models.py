@@ -30,8 +30,9 @@ CONFIGS: dict[str, dict] = {
 FAMILIES = tuple(CONFIGS)
 
 
-def tiny_model(family: str, seed: int = 0, dtype: torch.dtype = torch.float32):
-    cfg = AutoConfig.for_model(family, **CONFIGS[family])
+def tiny_model(family: str, seed: int = 0, dtype: torch.dtype = torch.float32, **overrides):
+    """A tiny random ``family`` model; ``overrides`` change its config (e.g. more layers, a wider d)."""
+    cfg = AutoConfig.for_model(family, **{**CONFIGS[family], **overrides})
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(cfg, dtype=dtype).eval()
     # Random init leaves norms at 1 and biases at 0; perturb everything so no term hides behind a constant.
@@ -57,8 +58,8 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
 
 
-def save_tiny(family: str, directory: Path, seed: int = 0) -> Path:
-    model = tiny_model(family, seed)
+def save_tiny(family: str, directory: Path, seed: int = 0, **overrides) -> Path:
+    model = tiny_model(family, seed, **overrides)
     model.save_pretrained(directory)
     tiny_tokenizer().save_pretrained(directory)
     return directory

@@ -18,7 +18,7 @@ from coupling_tui.core.results.container import RunContainer, container_for
 from coupling_tui.core.results.events import Event, RunStarted
 from coupling_tui.core.results.prompt_set import PromptSet
 from coupling_tui.core.options.prompts import truncation_note
-from coupling_tui.core.results.run import Run
+from coupling_tui.core.results.run import Run, convention_of
 from coupling_tui.core.options.sharding import placement_summary
 
 from .actions import bindings, requirement
@@ -375,7 +375,7 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
             model = header.get("model", {})
             tokens = "" if is_aggregate(self.results) else f"{self.results.n_tokens} tokens · "
             info = (f"{model.get('source', '?')} · {header.get('device', '?')} · {header.get('dtype', '?')} · "
-                    f"{tokens}{self.results.n_layers} layers")
+                    f"{tokens}{self.results.n_layers} layers · {convention_of(header)} convention")
             placed = placement_summary(header)
             if placed:
                 info = f"{info} · {placed}"

@@ -105,5 +105,6 @@ class CompareMixin:
     def pair_info(self) -> str:
         a, b, labels = self.pair()  # type: ignore[misc]
         depth = f"{a.n_layers} layers" if a.n_layers == b.n_layers else f"{a.n_layers} / {b.n_layers} layers"
-        return (f"A {labels[0]} · B {labels[1]} · {a.header.get('device', '?')} · {a.n_tokens} tokens · {depth}"
-                if a.header else "coupling-tui")
+        conv = a.convention if a.convention == b.convention else f"{a.convention} / {b.convention}"
+        return (f"A {labels[0]} · B {labels[1]} · {a.header.get('device', '?')} · {a.n_tokens} tokens · {depth} · "
+                f"{conv} convention" if a.header else "coupling-tui")

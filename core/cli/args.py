@@ -84,6 +84,13 @@ def add_jacobian_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--vju", action="store_true",
                    help="also store the 'vju' variant of depth coupling (U and V exchanged: Vᵀ J U), about the "
                         "depth coupling's time again")
+    from coupling_tui.core.options.run_options import CONVENTIONS, DEFAULT_CONVENTION
+
+    g.add_argument("--convention", default=DEFAULT_CONVENTION, metavar="{" + ",".join(CONVENTIONS) + "}",
+                   help="paper = every block's clean residual branch (the paper's definition, default); official = "
+                        "sugolov/coupling's released code number for number: the last block through the final norm, "
+                        "K = 10, 30, 50, the linearisation over L-1 blocks to the post-norm state, a 1-based "
+                        "sigma_1 fit (docs/metrics.md)")
     g.add_argument("--context-layers", default=None, type=_checked("--context-layers"), metavar="LAYERS",
                    help="context coupling from cross-token Jacobians at these layers: " + LAYERS_HELP +
                         " (a stage after the layers, seconds per layer on a CPU)")

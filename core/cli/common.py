@@ -104,7 +104,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
                          token_coupling=not args.no_token_coupling, vju=args.vju, token_pairs=args.token_pairs,
                          context_layers=args.context_layers, context_tokens=args.context_tokens,
                          layers=getattr(args, "layers", None), topk_solver=getattr(args, "topk_solver", "auto"),
-                         params=run_params(args))
+                         convention=getattr(args, "convention", "paper"), params=run_params(args))
     spec = collapse_spec(args)                           # after the options above, as the flags were checked before
     return options if spec is None else replace(options, collapse=spec)
 

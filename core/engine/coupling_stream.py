@@ -33,15 +33,18 @@ from coupling_tui.core.options.run_options import DEFAULT_HISTORY_MB
 
 COUPLING_KS = (8, 10, 30, 50)
 """K values stored: the official code's (10, 30, 50) and the K = 8 of the research measurements."""
+OFFICIAL_KS = (10, 30, 50)
+"""K values of ``--convention official``: the official code's ``num_sing_vecs``."""
 DEFAULT_COUPLING_K = 50
 """K shown first and stored as ``coupling.depth``: the official notebook's plot uses K = 50."""
 _J_CHUNK = 8
 """Blocks j multiplied against one J_i at once (bounds the [j, T, d, K] intermediate)."""
 
 
-def coupling_ks(top_k: int) -> list[int]:
-    """The K values a run with ``top_k`` singular triplets stores: those of COUPLING_KS ≤ top_k, else [top_k]."""
-    ks = [k for k in COUPLING_KS if k <= top_k]
+def coupling_ks(top_k: int, convention: str = "paper") -> list[int]:
+    """The K values a run with ``top_k`` singular triplets stores: those of COUPLING_KS (OFFICIAL_KS for
+    ``convention`` "official") ≤ top_k, else [top_k]."""
+    ks = [k for k in (OFFICIAL_KS if convention == "official" else COUPLING_KS) if k <= top_k]
     return ks or ([top_k] if top_k > 0 else [])
 
 

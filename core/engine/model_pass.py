@@ -27,8 +27,11 @@ class ModelPass:
     def __init__(self, loaded: LoadedModel, ids: list[int], *, stage: str, prefix: str, top_k: int,
                  jacobian_method: str, vector_budget_mb: float | None, history_mb: float, token_coupling: bool,
                  keep_hidden: bool, vju: bool = False, pairs=(), layers: list[int] | None = None,
-                 topk_solver: str = "auto"):
+                 topk_solver: str = "auto", convention: str = "paper"):
         self.loaded, self.stage, self.prefix, self.keep_hidden = loaded, stage, prefix, keep_hidden
+        self.official = convention == "official"
+        """``--convention official`` (docs/metrics.md "Two conventions"): the last block through the final norm,
+        the official Ks, the linearisation over L−1 blocks to the post-norm state, the 1-based σ₁ fit."""
         self.topk_solver = topk_solver
         self._warm: dict[int, torch.Tensor] | None = (
             {} if resolve_solver(topk_solver, loaded.device) == "subspace" else None)
@@ -45,10 +48,13 @@ class ModelPass:
         self.slot = {layer: i for i, layer in enumerate(self.selected)}
         self.partial = len(self.selected) < self.n_layers
         self.k = min(top_k, self.d)
-        self.jac = LayerJacobians(loaded, input_ids, tr.block_inputs, jacobian_method) if self.k > 0 else None
+        self.jac = LayerJacobians(loaded, input_ids, tr.block_inputs, jacobian_method,
+                                  last_output=tr.block_outputs[-1] if self.official else None) if self.k > 0 else None
+        self.post_norm = _post_norm(loaded, tr.block_outputs[-1]) if self.official and self.k > 0 else None
+        """[T, d] float64: norm(x^L), HF's hidden_states[L], the official linearisation's target."""
         self.keep = (vector_tokens(self.n_tokens, self.n_layers, self.d, self.k, vector_budget_mb)
                      if self.jac is not None and vector_budget_mb is not None else np.zeros(0, np.int64))
-        self.ks = coupling_ks(self.k) if self.jac is not None else []
+        self.ks = coupling_ks(self.k, convention) if self.jac is not None else []
         self.coupling = None
         self.pair_layers = [(int(r), int(c)) for r, c in pairs if r in self.slot and c in self.slot]
         """Token-coupling layer pairs (r ≠ c, both selected); the coupling stream holds them as slots."""
@@ -60,7 +66,8 @@ class ModelPass:
                                            device=self.coupling_device, history_mb=history_mb,
                                            token_coupling=token_coupling, vju=vju,
                                            pairs=[(self.slot[r], self.slot[c]) for r, c in self.pair_layers])
-        self.sigma1_start = 9 if self.n_layers >= 12 else 0
+        self.sigma1_start = 9 if self.n_layers >= (11 if self.official else 12) else 0
+        """The official code fits d[9:] whenever that has two points (L ≥ 11); the paper convention from L ≥ 12."""
         self._sigma1 = np.full((self.n_layers, self.n_tokens), np.nan, np.float64)
         self._x_lin: torch.Tensor | None = None
         """Π (I + J^l) x^0 over the blocks done so far, per token (float64, on the Jacobians' device)."""
@@ -177,7 +184,7 @@ class ModelPass:
         if self.coupling is not None:
             rows.update(self._coupling_rows(layer))
         if layer >= self.sigma1_start + 1 and not self.partial:
-            fit = sigma1_depth_fit(self._sigma1[: layer + 1], start=self.sigma1_start)
+            fit = sigma1_depth_fit(self._sigma1[: layer + 1], start=self.sigma1_start, first_depth=int(self.official))
             for name, key in zip(_SIGMA1_NAMES, ("slope", "intercept", "r2")):
                 rows[name] = (Ellipsis, fit[key].astype(np.float32))
         return rows
@@ -188,14 +195,17 @@ class ModelPass:
 
     def _chain(self, layer: int, chunk: range, J: torch.Tensor) -> np.ndarray:
         """Linearisation fidelity: push x_lin = Π (I + J^l) x^0 through block ``layer`` at ``chunk``; returns
-        cos(x_lin, x^{l+1}) for every token computed so far (float64 maths)."""
+        cos(x_lin, x^{l+1}) for every token computed so far (float64 maths). Official convention, last block:
+        x_lin stays Π over the first L−1 blocks and the target is norm(x^L) (its ``compute_linearization``)."""
         if self._x_lin is None:
             self._x_lin = torch.as_tensor(self.hidden[0], dtype=torch.float64, device=J.device)
         self._x_lin = self._x_lin.to(J.device)                    # [T, d]: follows a sharded model's blocks
-        x = self._x_lin[chunk.start:chunk.stop]
-        self._x_lin[chunk.start:chunk.stop] = x + (J.double() @ x.unsqueeze(-1)).squeeze(-1)
+        last = self.post_norm is not None and layer == self.n_layers - 1
+        if not last:
+            x = self._x_lin[chunk.start:chunk.stop]
+            self._x_lin[chunk.start:chunk.stop] = x + (J.double() @ x.unsqueeze(-1)).squeeze(-1)
         xl = self._x_lin.cpu().numpy()
-        y = self.hidden[layer + 1].astype(np.float64)
+        y = self.post_norm if last else self.hidden[layer + 1].astype(np.float64)
         return ((xl * y).sum(-1) / (np.linalg.norm(xl, axis=-1) * np.linalg.norm(y, axis=-1))).astype(np.float32)
 
     def _coupling_rows(self, layer: int | None = None, pairs: bool = False) -> dict:
@@ -268,6 +278,14 @@ _FIT_NAMES = (names.TRAJECTORY_GROWTH_FACTOR, names.TRAJECTORY_GROWTH_R2, names.
               names.TRAJECTORY_EXPODISTANCE_FACTOR,
               names.TRAJECTORY_EXPODISTANCE_R2, names.TRAJECTORY_EXPODISTANCE_CV)
 _SIGMA1_NAMES = (names.JACOBIAN_SIGMA1_FIT_SLOPE, names.JACOBIAN_SIGMA1_FIT_INTERCEPT, names.JACOBIAN_SIGMA1_FIT_R2)
+
+
+def _post_norm(loaded: LoadedModel, last_output: torch.Tensor) -> np.ndarray:
+    """norm(x^L) [T, d] float64: the model's final norm on the last block's output, in the model's dtype, as HF
+    makes ``hidden_states[L]``."""
+    with torch.no_grad():
+        y = loaded.adapter.final_norm_module(loaded.model)(last_output[None])[0]
+    return y.double().cpu().numpy()
 
 
 def _unfilled(shape: tuple[int, ...]) -> np.ndarray:

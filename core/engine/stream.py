@@ -75,7 +75,7 @@ def stream(loaded: LoadedModel, prompt: str, options: RunOptions | None = None, 
     n_layers = int(loaded.info["n_layers"])
     pairs = o.pairs(n_layers)
     opts = {"top_k": o.top_k, "jacobian_method": o.jacobian_method, "history_mb": o.history_mb, "vju": o.vju,
-            "layers": layers, "topk_solver": o.topk_solver}
+            "layers": layers, "topk_solver": o.topk_solver, "convention": o.convention}
     passes = [ModelPass(loaded, ids, stage="layers", prefix="", vector_budget_mb=o.vector_budget_mb,
                         token_coupling=o.token_coupling, keep_hidden=True, pairs=pairs, **opts)]
     if baseline is not None:

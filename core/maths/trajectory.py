@@ -90,15 +90,17 @@ def linearisation_fidelity(jacobians: Iterable | Callable[[int], object], x0, x_
         return (x * y).sum(-1) / (np.linalg.norm(x, axis=-1) * np.linalg.norm(y, axis=-1))
 
 
-def sigma1_depth_fit(sigma1, start: int = 9) -> dict:
-    """OLS of 1/σ_1(J^l) on the block index l over l ≥ ``start`` (the official code fits from index 9 on), for
-    sigma1 [L, ...] (e.g. jacobian.singular_values[:, :, 0]); a σ_max ∝ 1/depth law gives R² ≈ 1. Each [...]."""
+def sigma1_depth_fit(sigma1, start: int = 9, first_depth: int = 0) -> dict:
+    """OLS of 1/σ_1(J^l) on the depth of block l over rows l ≥ ``start`` (the official code fits from row 9 on),
+    for sigma1 [L, ...] (e.g. jacobian.singular_values[:, :, 0]); a σ_max ∝ 1/depth law gives R² ≈ 1. Block l's
+    depth is ``first_depth`` + l: 0 = the block index (``--convention paper``), 1 = the official code's 1-based
+    depth (its intercept is the 0-based one minus the slope; slope and R² are the same). Each [...]."""
     s = _f64(sigma1)
-    layers = np.arange(start, s.shape[0])
-    if len(layers) < 2:
+    rows = np.arange(start, s.shape[0])
+    if len(rows) < 2:
         raise ValueError(f"need at least two blocks from start={start}, have {s.shape[0]}")
     with np.errstate(divide="ignore"):
-        return ols(layers, 1 / s[start:])
+        return ols(rows + first_depth, 1 / s[start:])
 
 
 def expodistance(hidden, start: int = 1) -> dict:

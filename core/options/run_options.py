@@ -26,13 +26,19 @@ SOLVERS = ("auto", "scipy", "torch", "subspace")
 """``core.linalg.spectra.top_k``'s solvers (``--topk-solver``)."""
 JACOBIAN_METHODS = ("auto", "closed-form", "autodiff")
 """``--jacobian-method``: closed form where it exists (auto), or generic autodiff."""
+CONVENTIONS = ("paper", "official")
+"""``--convention`` (docs/metrics.md, "Two conventions"): ``paper`` = every block's clean residual branch (the
+paper's definition); ``official`` = what sugolov/coupling's released code computes (the last block through the
+final norm, K ∈ {10, 30, 50}, the linearisation over L−1 blocks to the post-norm state, a 1-based σ₁ fit)."""
+DEFAULT_CONVENTION = "paper"
 
 
 @dataclass(frozen=True)
 class RunOptions:
     """What ``engine.stream`` computes on a loaded model and a prompt. ``token_pairs`` and ``context_layers`` are
     the flags' text or explicit lists (resolved against the model's depth by ``core.options.coupling``); ``layers``
-    is a ``--layers`` value (its text or parsed ``LayerSpec``) or block indices, None = every block; ``params`` is
+    is a ``--layers`` value (its text or parsed ``LayerSpec``) or block indices, None = every block; ``convention``
+    is one of CONVENTIONS; ``params`` is
     what the results header records besides these options (the model flags, the prompt file, …), read-only."""
 
     max_tokens: int = DEFAULT_MAX_TOKENS
@@ -48,6 +54,7 @@ class RunOptions:
     collapse: CollapseSpec | None = None
     layers: LayerSpec | tuple[int, ...] | None = None
     topk_solver: str = "auto"
+    convention: str = DEFAULT_CONVENTION
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -56,6 +63,8 @@ class RunOptions:
             raise UserError(f"--top-k must be 0 or more (got {self.top_k})")
         if self.topk_solver not in SOLVERS:
             raise UserError(f"unknown --topk-solver {self.topk_solver!r}", "use one of " + ", ".join(SOLVERS))
+        if self.convention not in CONVENTIONS:
+            raise UserError(f"unknown --convention {self.convention!r}: use " + " or ".join(CONVENTIONS))
         if self.jacobian_method not in JACOBIAN_METHODS:
             raise UserError(f"unknown Jacobian method {self.jacobian_method!r} "
                             f"(choose from {', '.join(JACOBIAN_METHODS)})")
@@ -106,7 +115,8 @@ class RunOptions:
                 "vector_budget_mb": self.vector_budget_mb, "history_mb": self.history_mb,
                 "token_coupling": self.token_coupling, "vju": self.vju,
                 "token_pairs": [list(p) for p in self.pairs(n_layers)], "context_layers": self.context_blocks(n_layers),
-                "baseline": "random-init" if baseline else None, "layers": self.blocks(n_layers), **self.params}
+                "baseline": "random-init" if baseline else None, "layers": self.blocks(n_layers),
+                "convention": self.convention, **self.params}
 
     def with_params(self, **recorded: Any) -> RunOptions:
         """A copy whose ``params`` also (or instead) record ``recorded``."""

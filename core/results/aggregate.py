@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from coupling_tui.core.maths.run_scalar import ALL_TOKENS, LAST_TOKEN, all_tokens_scalar, last_token_scalar
-from coupling_tui.core.results.run import CouplingView, Run, default_k, metric_values, nanmean, off_diagonal_range
+from coupling_tui.core.results.run import (CouplingView, Run, convention_of, default_k, metric_values, nanmean,
+                                          off_diagonal_range)
 from coupling_tui.core.results import names
 
 STD_DDOF = 1
@@ -118,7 +119,7 @@ def as_run(base: dict, header: dict, arrays: dict[str, np.ndarray], n_total: int
     run_header = {key: base[key] for key in ("tool", "model", "dtype", "device") if key in base}
     run_header.update({"prompt": "", "tokens": {"ids": [], "text": [], "truncated_from": None},
                        "coupling": {"ks": header["ks"], "k": header["k"]} if header.get("ks") else None,
-                       "aggregate": header})
+                       "aggregate": header, names.H_PARAMS: {names.H_CONVENTION: convention_of(base)}})
     arrays = dict(arrays)
     if names.AGGREGATE_KS in arrays:
         arrays[names.COUPLING_KS] = arrays[names.AGGREGATE_KS]

@@ -102,6 +102,8 @@ H_GROWTH_START, H_EXPODISTANCE_START, H_LSS_START, H_SIGMA1_START = (
 H_PROMPTS, H_AGGREGATE, H_LABEL, H_FILE, H_N_TOKENS, H_N_PROMPTS = (
     "prompts", "aggregate", "label", "file", "n_tokens", "n_prompts")
 H_SCALAR = "scalar"
+H_CONVENTION = "convention"
+"""``params.convention``: ``--convention`` (paper or official); absent in files written before it (= paper)."""
 H_COUPLING_SCALAR = "coupling_scalar"
 """Run header (at the end): the run scalar pooled over every token's depth matrix (``tokens`` = "all")."""
 H_COUPLING_SCALAR_LAST = "coupling_scalar_last_token"

@@ -42,6 +42,12 @@ class CouplingView:
         return m, 1 - m * m
 
 
+def convention_of(header: dict) -> str:
+    """The ``--convention`` a run was computed with (``params.convention``); a file written before the flag existed
+    has none and was computed the paper's way."""
+    return (header.get(names.H_PARAMS) or {}).get(names.H_CONVENTION) or "paper"
+
+
 def default_k(section: dict | None, ks: list[int]) -> int | None:
     """The K a run is shown at: its header section's ``k`` (``coupling``, ``context``), else the largest of ``ks``
     (the K computed, or shared by two runs); None when there is neither."""
@@ -107,6 +113,11 @@ class Run:
     @property
     def n_layers(self) -> int:
         return int(self.header.get("model", {}).get("n_layers", 0))
+
+    @property
+    def convention(self) -> str:
+        """``paper`` or ``official`` (docs/metrics.md "Two conventions"); ``paper`` for older files."""
+        return convention_of(self.header)
 
     @property
     def n_steps(self) -> int:

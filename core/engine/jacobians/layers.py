@@ -11,6 +11,7 @@ import torch
 from coupling_tui.core.load.placement import execution_device
 from coupling_tui.core.engine.jacobians.autodiff import (block_jacobians_autodiff, capture_block_calls, method_for)
 from coupling_tui.core.engine.jacobians.closed_form import Workspace, block_jacobians, rotary_cos_sin
+from coupling_tui.core.engine.jacobians.final_norm import PostNormLastBlock
 
 DENSE_BUDGET_BYTES = 2 << 30
 """Largest dense J batch held at once; longer sequences are processed in token chunks."""
@@ -24,12 +25,19 @@ def compute_dtype(model_dtype: str) -> torch.dtype:
 class LayerJacobians:
     """J^l_t for every layer l of one sequence, one layer (or token chunk) at a time, each on its block's device."""
 
-    def __init__(self, loaded: Any, input_ids: torch.Tensor, block_inputs: torch.Tensor, requested: str = "auto"):
+    def __init__(self, loaded: Any, input_ids: torch.Tensor, block_inputs: torch.Tensor, requested: str = "auto",
+                 *, last_output: torch.Tensor | None = None):
+        """``last_output`` [T, d] (x^L, the last block's output) takes the last block through the final norm, as
+        the official code does (``--convention official``: ``PostNormLastBlock``); None = every block's clean
+        residual branch (the paper's)."""
         self.loaded = loaded
         self.method = method_for(loaded.info.get("family"), requested)
         self.dtype = compute_dtype(loaded.dtype)
         self.block_inputs = block_inputs
         self.n_tokens, self.d = block_inputs.shape[1], block_inputs.shape[2]
+        self.last_block = None if last_output is None else PostNormLastBlock(
+            loaded.model, loaded.adapter, last_output, self.dtype)
+        self.n_layers = block_inputs.shape[0]
         if self.method == "closed-form":
             self._cos_sin = {}
             self._workspaces = {}
@@ -44,7 +52,14 @@ class LayerJacobians:
         return [range(s, min(s + size, self.n_tokens)) for s in range(0, self.n_tokens, size)]
 
     def layer(self, layer: int, tokens: range) -> torch.Tensor:
-        """J [len(tokens), d, d] (rows = outputs) of block ``layer``'s residual branch at the selected tokens."""
+        """J [len(tokens), d, d] (rows = outputs) of block ``layer``'s residual branch at the selected tokens; with
+        ``last_output`` the last block's is ∂norm(x^L)/∂x^{L−1} − I instead."""
+        J = self._branch(layer, tokens)
+        if self.last_block is not None and layer == self.n_layers - 1:
+            J = self.last_block.apply(J, tokens)
+        return J
+
+    def _branch(self, layer: int, tokens: range) -> torch.Tensor:
         model, adapter = self.loaded.model, self.loaded.adapter
         if self.method == "closed-form":
             block = adapter.block_list(model)[layer]
