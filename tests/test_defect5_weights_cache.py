@@ -32,11 +32,6 @@ def fake_gguf(tmp_path, monkeypatch):
     return gguf, calls
 
 
-def stages():
-    said: list[str] = []
-    return said, said.append
-
-
 def entry_of(tmp_path):
     entries = [p for p in (tmp_path / "cache" / "models").iterdir() if not p.name.startswith(".")]
     assert len(entries) == 1
@@ -46,9 +41,8 @@ def entry_of(tmp_path):
 def test_defect5_a_complete_entry_is_converted_once(fake_gguf, tmp_path):
     gguf, calls = fake_gguf
     load(ModelRequest(model=str(gguf)))
-    said, on_stage = stages()
-    loaded = load(ModelRequest(model=str(gguf)), on_stage)
-    assert len(calls) == 1 and not any("discarding" in s for s in said)
+    loaded = load(ModelRequest(model=str(gguf)))
+    assert len(calls) == 1 and not any("unusable" in s for s in loaded.notes)
     assert loaded.info["n_layers"] == 3
     assert (entry_of(tmp_path) / default_model.COMPLETE_MARKER).is_file()
 
@@ -68,10 +62,9 @@ def test_defect5_an_incomplete_entry_is_discarded_and_converted_again(fake_gguf,
         (entry / "config.json").unlink()
     else:                                    # an entry written before the marker existed, or a copy cut short
         (entry / default_model.COMPLETE_MARKER).unlink()
-    said, on_stage = stages()
-    loaded = load(ModelRequest(model=str(gguf)), on_stage)
+    loaded = load(ModelRequest(model=str(gguf)))
     assert len(calls) == 2
-    assert any("unusable" in s and "converting again" in s and str(entry) in s for s in said), said
+    assert any("unusable" in s and "converted again" in s and str(entry) in s for s in loaded.notes), loaded.notes
     assert loaded.info["n_layers"] == 3
     assert default_model.entry_problem(entry_of(tmp_path)) is None
 
@@ -84,10 +77,9 @@ def test_defect5_an_entry_that_fails_to_open_is_converted_again(fake_gguf, tmp_p
     entry = entry_of(tmp_path)
     size = (entry / part).stat().st_size
     (entry / part).write_bytes(b"\xff" * size)
-    said, on_stage = stages()
-    loaded = load(ModelRequest(model=str(gguf)), on_stage)
+    loaded = load(ModelRequest(model=str(gguf)))
     assert len(calls) == 2
-    assert any("unusable" in s and part.split(".")[0] in s for s in said), said
+    assert any("unusable" in s and part.split(".")[0] in s for s in loaded.notes), loaded.notes
     assert loaded.info["n_layers"] == 3
 
 

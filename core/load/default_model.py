@@ -76,15 +76,17 @@ incomplete (an interrupted copy, a truncated file) and is converted again."""
 CACHE_HINT = "set COUPLING_TUI_CACHE_DIR to a writable directory with room for it"
 
 
-def converted_dir(gguf: Path, on_stage: Callable[[str], None] | None = None) -> Path:
+def converted_dir(gguf: Path, on_stage: Callable[[str], None] | None = None,
+                  on_note: Callable[[str], None] | None = None) -> Path:
     """A directory with config, tokenizer and fp32 safetensors weights dequantised from ``gguf`` (cached). A cached
-    entry is used only when it is complete (``COMPLETE_MARKER``); an incomplete one is discarded, saying so."""
+    entry is used only when it is complete (``COMPLETE_MARKER``); an incomplete one is discarded, saying so through
+    ``on_note`` (a line the user keeps, unlike ``on_stage``'s passing status)."""
     target = cache_root() / "models" / f"{gguf.stem}-{_gguf_key(gguf)}"
     problem = entry_problem(target)
     if problem is None:
         return target
     if target.exists():
-        discard(target, problem, on_stage)
+        discard(target, problem, on_note)
     check_cache_room(target.parent, gguf)
     if on_stage:
         on_stage(f"dequantising {gguf.name} once (about 25 s on a 2-core CPU; cached afterwards)")
@@ -158,12 +160,12 @@ def entry_problem(entry: Path) -> str | None:
     return None
 
 
-def discard(entry: Path, reason: str, on_stage: Callable[[str], None] | None = None) -> None:
+def discard(entry: Path, reason: str, on_note: Callable[[str], None] | None = None) -> None:
     """Remove the cached conversion ``entry`` (never anything outside the cache's models folder), saying why."""
     if entry.parent != cache_root() / "models" or not entry.is_dir():
         return
-    if on_stage:
-        on_stage(f"the cached conversion {entry} is unusable ({reason}): discarding it and converting again")
+    if on_note:
+        on_note(f"note: the cached conversion {entry} was unusable ({reason}): discarded and converted again")
     aside = entry.with_name(f".{entry.name}.discarded-{os.getpid()}")
     try:
         os.replace(entry, aside)        # readers never see a half-removed entry

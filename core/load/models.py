@@ -103,18 +103,19 @@ def resolve_dtype(name: str, device: str, config: Any) -> str:
     return stored if stored in ("bfloat16", "float16") else "float32"
 
 
-def _source(request: ModelRequest, on_stage: Callable[[str], None] | None) -> tuple[str, dict]:
+def _source(request: ModelRequest, on_stage: Callable[[str], None] | None,
+            on_note: Callable[[str], None] | None = None) -> tuple[str, dict]:
     """Where from_pretrained should read, and what the header records about the source."""
     from coupling_tui.core.load import default_model
 
     if request.model is None:
         gguf = default_model.locate_default_gguf()
-        return str(default_model.converted_dir(gguf, on_stage)), {
+        return str(default_model.converted_dir(gguf, on_stage, on_note)), {
             "source": default_model.DEFAULT_LABEL, "gguf_file": str(gguf)}
     spec = request.model
     path = check_local(spec)
     if path is not None and spec.lower().endswith(".gguf"):
-        return str(default_model.converted_dir(path, on_stage)), {"source": spec, "gguf_file": str(path)}
+        return str(default_model.converted_dir(path, on_stage, on_note)), {"source": spec, "gguf_file": str(path)}
     if path is not None:
         return str(path), {"source": spec}
     return spec, {"source": spec}
@@ -154,7 +155,8 @@ def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -
         device = "cuda" if torch.cuda.is_available() else "cpu"         # what --dtype auto decides by
     else:
         device = resolve_device(request.device)
-    src, info = _source(request, on_stage)
+    said: list[str] = []                  # notes from the cache (an entry discarded), printed with the others
+    src, info = _source(request, on_stage, said.append)
     try:
         config, adapter, dtype, tokenizer, model = _read(src, info, request, device, device_map, on_stage)
     except UnreadableModel as exc:
@@ -163,8 +165,8 @@ def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -
         from coupling_tui.core.load import default_model
 
         # A cached conversion that does not load (a file damaged after it was written): convert again, once.
-        default_model.discard(Path(src), exc.message, on_stage)
-        src = str(default_model.converted_dir(Path(info["gguf_file"]), on_stage))
+        default_model.discard(Path(src), exc.message, said.append)
+        src = str(default_model.converted_dir(Path(info["gguf_file"]), on_stage, said.append))
         config, adapter, dtype, tokenizer, model = _read(src, info, request, device, device_map, on_stage)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -181,7 +183,7 @@ def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -
         "random_init": request.random_init,
         "seed": request.seed if request.random_init else None,
     })
-    notes = [n for n in (dtype_note(dtype, device),) if n]
+    notes = said + [n for n in (dtype_note(dtype, device),) if n]
     where = None
     if device_map is not None:
         from coupling_tui.core.load.placement import describe, input_device
