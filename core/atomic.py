@@ -61,6 +61,8 @@ def atomic_write_files(directory: str | os.PathLike, files: dict[str, bytes],
     in ``directory`` is touched; a directory made for the group is removed again when it fails. Raises
     UserError("cannot write …") on an OSError; returns the paths in the order of ``files``."""
     target = Path(directory).expanduser()
+    if target.exists() and not target.is_dir():
+        raise UserError(f"cannot write into {target}: it is a file, not a directory", hint)
     made = _missing_dirs(target)
     try:
         target.mkdir(parents=True, exist_ok=True)

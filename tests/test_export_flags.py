@@ -27,6 +27,8 @@ def test_defect9_export_unwritable_svg_names_the_svg_flag(tmp_path, where):
     assert "Traceback" not in out.stderr
     assert "--svg" in out.stderr and "-o/--output" not in out.stderr, out.stderr
     assert afile.read_text() == "keep me"
+    if where == "a_file":                         # the reason, not the strerror of a mkdir ("File exists")
+        assert f"cannot write into {afile}: it is a file, not a directory" in out.stderr, out.stderr
 
 
 @pytest.mark.parametrize("flag,value", [("--token", "999"), ("--token", "11"), ("--token", "-1"),
