@@ -23,8 +23,9 @@ RUN_FLAGS = ["-p", "The capital of France is Paris.", "--top-k", "4", "--random-
 SET_FLAGS = ["-p", "Hello world, hello tokens!", "-p", "1 1 1 1 1 1 1 1", "--top-k", "4", "--random-baseline"]
 VARYING = {"created", "seconds", "versions"}
 """Header entries that differ between any two runs (when, how long, which library versions)."""
-ADDED = {"coupling_scalar_last_token"}
-"""Header entries today's engine writes and 0.1.0 did not (issue 18): checked against the arrays instead."""
+ADDED = {"coupling_scalar_last_token", "convention"}
+"""Header entries today's engine writes and 0.1.0 did not (issue 18): the last token's scalar is checked against
+the arrays instead; the convention (``params.convention``) is read as ``paper`` from the old file."""
 
 
 def comparable(header: dict, model_dir: str) -> dict:
@@ -74,6 +75,7 @@ def assert_same_run(old, new, old_dir: str, new_dir: str) -> None:
         else:
             np.testing.assert_array_equal(b, a, err_msg=name)
     assert comparable(new.header, new_dir) == float_tolerant(comparable(old.header, old_dir))
+    assert old.convention == new.convention == "paper"
     for header, prefix in ((new.header, ""), (new.header.get("random_init") or {}, "random_init.")):
         if "coupling_scalar_last_token" in header:             # the last token's matrix, mean over i ≠ j
             last = new.arrays[prefix + "coupling.depth"][-1].astype(np.float64)
