@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 from coupling_tui.core.cli.common import (add_collapse_args, add_common_args, add_model_args, collapse_spec, default_output, guarded, load_announced, run_params, stream_with_progress)
-from coupling_tui.core.maths.collapse_view import sensitivity_shares
+from coupling_tui.core.maths.collapse_view import MEASURES, sensitivity_shares, share_text
 from coupling_tui.core.results import names
 
+LINF = MEASURES.index("L∞")
 COLLAPSE_PROMPT = "1 1 1 1 1 1 1 1"
 """The short prompt of the run's ordinary layer pass (its trajectories; no Jacobians): a results file always has
 one."""
@@ -68,18 +69,20 @@ def collapse_command(args: argparse.Namespace) -> int:
 
 
 def summary_table(run):
-    """Rows n, one column per family: the pair's L1/d in float32, and in parentheses the share of coordinates that
-    are bit-identical in the low precision."""
+    """Rows n, one column per family: the pair's L∞ in float32 (the paper's figure), and in parentheses the share
+    of coordinates that are bit-identical in the low precision (one decimal; "0 of d" when none is)."""
     from rich.table import Table
 
     info, a = run.header["collapse"], run.arrays
-    table = Table(title=f"‖y(n+1) − y(n)‖₁/d, last token, final layer, pre-norm, {info['reference_dtype']} "
+    d = a[names.COLLAPSE_FINAL].shape[-1]
+    table = Table(title=f"‖y(n+1) − y(n)‖_∞, last token, last layer, pre-final-norm, {info['reference_dtype']} "
                         f"(bit-identical coordinates in {info['low_dtype']})", title_justify="left")
     table.add_column("n", justify="right")
     for family in info["families"]:
         table.add_column(family, justify="right")
     for j, n in enumerate(a[names.COLLAPSE_LENGTHS]):
-        table.add_row(str(int(n)), *(f"{a['collapse.diff'][f, j, 0]:.3g} ({a['collapse.identical_low'][f, j]:.0%})"
+        table.add_row(str(int(n)), *(f"{a[names.COLLAPSE_DIFF][f, j, LINF]:.3g} "
+                                     f"({share_text(a[names.COLLAPSE_IDENTICAL_LOW][f, j], d)})"
                                      for f in range(len(info["families"]))))
     return table
 
