@@ -48,6 +48,14 @@ def test_flags_make_the_spec():
     assert spec.families == DEFAULT_FAMILIES + ("template",) and spec.template == "Say the last digit: {seq}"
 
 
+def test_collapse_attn_picks_the_low_stages_attention_eager_by_default():
+    assert spec_of().attention == "eager"
+    assert spec_of("--collapse-attn", "sdpa") == CollapseSpec(attention="sdpa")
+    assert "--collapse-attn" in build_collapse_parser().format_help()
+    with pytest.raises(UserError, match="--collapse-attn tunes the collapse stage, which is off"):
+        cli.validated_prompt(compute.build_compute_parser().parse_args(["--collapse-attn", "sdpa"]))
+
+
 def test_compute_takes_collapse_only_when_asked():
     parser = compute.build_compute_parser()
     assert cli.run_options(parser.parse_args([])).collapse is None
@@ -63,6 +71,7 @@ def test_compute_takes_collapse_only_when_asked():
     (["--families", "ones,twos"], "unknown collapse family: twos"),
     (["--template", "no slot"], "the template must hold exactly one {seq} slot"),
     (["--low-dtype", "int4"], "unknown low dtype: int4"),
+    (["--collapse-attn", "flash"], "unknown collapse attention: flash"),
     (["--lengths", "8:4:x2"], "bad --lengths range"),
 ])
 def test_bad_flags_are_user_errors(argv, message):

@@ -154,6 +154,21 @@ async def test_linf_leads_says_where_it_is_taken_and_shares_show_one_decimal_or_
             in pane.message
 
 
+async def test_the_pane_says_the_attention_of_both_precisions_or_that_an_old_file_did_not_record_it(
+        collapse_stream):
+    run = run_of(collapse_stream)
+    assert run.header["collapse"]["attention"] == {"reference": "sdpa", "low": "eager"}
+    old = run_of(collapse_stream)
+    old.header = {**old.header,                                          # a file from before it was recorded
+                  "collapse": {k: v for k, v in old.header["collapse"].items() if k != "attention"}}
+    for shown, expected in ((run, "attention: float32 sdpa, bfloat16 eager"), (old, "attention: not recorded")):
+        app = CouplingApp(run=shown)
+        async with app.run_test(size=(160, 32)) as pilot:
+            await pilot.pause()
+            pane = app.query_one(CollapsePane)
+            assert pane.message.splitlines()[0].endswith(f"before the final norm · {expected}")
+
+
 async def test_the_pane_fills_as_lengths_complete_and_pending_is_never_drawn_as_zero(collapse_stream):
     stages = [e.stage for e in collapse_stream[1:-1]]
     n_layers = stages.count("layers")

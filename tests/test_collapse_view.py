@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coupling_tui.core.maths.collapse_view import (MEASURE_ORDER, MEASURES, UNIT_ROUNDOFF, next_measure, pair_delta, share_text, resolution, resolutions, sensitivity_shares, strip_bins, strip_limit, top_differences)
+from coupling_tui.core.maths.collapse_view import (MEASURE_ORDER, MEASURES, attention_text, UNIT_ROUNDOFF, next_measure, pair_delta, share_text, resolution, resolutions, sensitivity_shares, strip_bins, strip_limit, top_differences)
 from coupling_tui.tui.panes.heatmap import MISSING
 from coupling_tui.tui.panes.logplot import value_ticks
 from coupling_tui.tui.panes.vector_strips import PU_OR, RD_BU, VectorStrips, diverging
@@ -152,3 +152,12 @@ def test_a_bit_identical_share_shows_one_decimal_or_a_count(count, d, text):
 
 def test_a_pending_share_is_an_ellipsis():
     assert share_text(float("nan"), 576) == "…"
+
+
+def test_the_attention_line_says_both_implementations_or_not_recorded():
+    info = {"reference_dtype": "float32", "low_dtype": "bfloat16",
+            "attention": {"reference": "sdpa", "low": "eager"}}
+    assert attention_text(info) == "attention: float32 sdpa, bfloat16 eager"
+    assert attention_text({"reference_dtype": "float32", "low_dtype": "bfloat16"}) == "attention: not recorded"
+    assert attention_text({**info, "attention": {"reference": None, "low": "eager"}}) == \
+        "attention: float32 not recorded, bfloat16 eager"

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from coupling_tui.core.cli.common import (add_collapse_args, add_common_args, add_model_args, collapse_spec, default_output, guarded, load_announced, run_params, stream_with_progress)
-from coupling_tui.core.maths.collapse_view import MEASURES, sensitivity_shares, share_text
+from coupling_tui.core.maths.collapse_view import MEASURES, attention_text, sensitivity_shares, share_text
 from coupling_tui.core.results import names
 
 LINF = MEASURES.index("L∞")
@@ -61,6 +61,7 @@ def collapse_command(args: argparse.Namespace) -> int:
     run = stream_with_progress(events, console, loaded.info["n_layers"], on_started=notes)
     path = results.save(run, output)
     console.print(summary_table(run))
+    console.print(attention_text(run.header["collapse"]), markup=False, highlight=False)
     for line in sensitivity_lines(run):
         console.print(line)
     console.print(f"computed in {run.header['seconds']:.1f} s")

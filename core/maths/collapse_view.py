@@ -41,6 +41,17 @@ def share_text(fraction: float, d: int) -> str:
     return f"{100 * count / d:.1f} %"
 
 
+def attention_text(info: dict) -> str:
+    """The attention implementations a collapse header records, "attention: float32 sdpa, bfloat16 eager"; files
+    written before they were recorded say "attention: not recorded"."""
+    attention = info.get("attention") or {}
+    if not attention:
+        return "attention: not recorded"
+    ref = attention.get("reference") or "not recorded"
+    low = attention.get("low") or "not recorded"
+    return f"attention: {info.get('reference_dtype', 'float32')} {ref}, {info.get('low_dtype', 'bfloat16')} {low}"
+
+
 def pair_delta(pair: np.ndarray) -> np.ndarray:
     """Δ = y(n+1) − y(n) in float64 from a stored pair [2, d] (index 0 = n repeats, 1 = n+1)."""
     pair = np.asarray(pair, dtype=np.float64)

@@ -15,8 +15,8 @@ from textual.events import Resize
 from textual.widgets import Sparkline, Static
 
 from coupling_tui.core.maths.collapse_view import (MEASURE_FORMULAS, MEASURE_ORDER, MEASURES, DimDifference,
-                                                   next_measure, resolutions, sensitivity_shares, share_text,
-                                                   top_differences)
+                                                   attention_text, next_measure, resolutions, sensitivity_shares,
+                                                   share_text, top_differences)
 from coupling_tui.core.results.run import Run
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
@@ -247,7 +247,8 @@ difference (L∞ → L1/d → relative L2). docs/collapse.md defines every numbe
         text = Text()
         text.append(f"n = {n} vs {n + 1} repeats", style="bold")
         text.append(f" · {short} / {long} tokens · last token, last block, "
-                    f"{'after' if self.normed else 'before'} the final norm")
+                    f"{'after' if self.normed else 'before'} the final norm · ")
+        text.append(attention_text(run.header["collapse"]), style="dim")
         text.append("\n")
         m = self.measure
         if not done:
