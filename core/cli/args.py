@@ -162,7 +162,8 @@ def add_collapse_args(parser: argparse.ArgumentParser, *, switch: bool = True) -
     g.add_argument("--lengths", default=None, metavar="N,…|A:B:xF",
                    help="n, the repeats of the repeated symbol: a list (8,16,32), a geometric range (8:256:x2) or "
                         f"an arithmetic one (8:64:8); default {','.join(map(str, DEFAULT_LENGTHS))}, cut to the "
-                        "model's context")
+                        "model's context; longer sweeps (4:1024:x2) are accepted up to the context, the time and "
+                        "memory estimate is printed first")
     g.add_argument("--template", default=None, metavar="TEXT",
                    help="a prompt with one {seq} slot wrapped around the digits sequence; adds the template family "
                         "(which, without this flag, uses the paper's 'What is the last digit …' prompt)")

@@ -31,6 +31,8 @@ def build_collapse_parser() -> argparse.ArgumentParser:
     p.set_defaults(collapse=True)
     p.add_argument("-o", "--output", default=None, metavar="PATH",
                    help="results file to write (default: a new file under the user data dir)")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="start a large run without asking (the memory and time estimate is still printed)")
     add_common_args(p)
     return p
 
@@ -44,6 +46,7 @@ def collapse_output(args: argparse.Namespace) -> Path:
 def collapse_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from coupling_tui.core.cli.cost_check import check_run_cost
     from coupling_tui.core.engine import stream as engine
     from coupling_tui.core.options.run_options import RunOptions
     from coupling_tui.core.results import run_file as results
@@ -57,7 +60,9 @@ def collapse_command(args: argparse.Namespace) -> int:
         for warning in header["collapse"]["warnings"]:
             console.print(f"[yellow]note:[/] {warning}")
 
-    events = engine.stream(loaded, COLLAPSE_PROMPT, RunOptions(top_k=0, collapse=spec, params=run_params(args)))
+    options = RunOptions(top_k=0, collapse=spec, params=run_params(args))
+    check_run_cost(options, loaded, COLLAPSE_PROMPT, console, yes=getattr(args, "yes", False))
+    events = engine.stream(loaded, COLLAPSE_PROMPT, options)
     run = stream_with_progress(events, console, loaded.info["n_layers"], on_started=notes)
     path = results.save(run, output)
     console.print(summary_table(run))
