@@ -145,6 +145,9 @@ def markdown(runs: dict, section: str = "main") -> str:
                       f"{low} bits are identical in the pair):", ""]
         lines += measure_table(run, LINF, low=True, shares=True)
     lines += ["", "**L1/d, float32:**", ""] + measure_table(eager, L1, low=False, shares=False)
+    for attention, run in runs.items():
+        lines += ["", f"**L1/d in {low}, {attention} attention:**", ""] + measure_table(run, L1, low=True,
+                                                                                        shares=False)
     lines += ["", "**Relative L2 ‖Δ‖₂/‖y(n)‖₂, float32:**", ""] + measure_table(eager, REL, low=False, shares=False)
     lines += ["", "Read off these runs:", ""] + facts(runs) + ["", end]
     return "\n".join(lines)

@@ -62,7 +62,7 @@ def test_every_table_number_is_the_stored_pair_recomputed(saved, table_module):
     files = [saved / "collapse-eager.safetensors", saved / "collapse-sdpa.safetensors"]
     runs = dict(zip(("eager", "sdpa"), (run_file.load(p) for p in files)))
     block = table_module.markdown(runs)
-    linf32, linf_eager, linf_sdpa, l1, rel = tables(block)
+    linf32, linf_eager, linf_sdpa, l1, l1_eager, l1_sdpa, rel = tables(block)
     eager = runs["eager"].arrays
     ref = numpy_diff(eager["collapse.final"])
     d = eager["collapse.final"].shape[-1]
@@ -72,6 +72,9 @@ def test_every_table_number_is_the_stored_pair_recomputed(saved, table_module):
             assert float(linf32[j][1 + f]) == pytest.approx(ref[f, j, 1], rel=5e-3)   # 3 significant digits
             assert float(l1[j][1 + f]) == pytest.approx(ref[f, j, 0], rel=5e-3)   # 3 significant digits
             assert float(rel[j][1 + f]) == pytest.approx(ref[f, j, 2], rel=5e-3)   # 3 significant digits
+            for table, run in ((l1_eager, runs["eager"]), (l1_sdpa, runs["sdpa"])):
+                assert float(table[j][1 + f]) == pytest.approx(float(run.arrays["collapse.diff_low"][f, j, 0]),
+                                                               rel=5e-3)
             for table, run in ((linf_eager, runs["eager"]), (linf_sdpa, runs["sdpa"])):
                 value, share = re.fullmatch(r"(\S+) \((.+)\)", table[j][1 + f]).groups()
                 assert float(value) == pytest.approx(float(run.arrays["collapse.diff_low"][f, j, 1]), rel=5e-3)   # 3 significant digits
