@@ -68,14 +68,16 @@ def number(value: float) -> str:
     return f"{value:.3g}" if np.isfinite(value) else "…"
 
 
-def measure_table(run, m: int, low: bool, shares: bool) -> list[str]:
-    """Rows n, one column per family: measure ``m`` (low precision when ``low``), with the bit-identical share."""
+def measure_table(run, measures: tuple[int, ...], low: bool, shares: bool) -> list[str]:
+    """Rows n, one column per family; each cell the ``measures`` (indices into MEASURES) joined by " · ", in the
+    low precision when ``low``, then the bit-identical share in parentheses when ``shares``."""
     info, a = run.header["collapse"], run.arrays
     diff, d = a[names.COLLAPSE_DIFF_LOW if low else names.COLLAPSE_DIFF], a[names.COLLAPSE_FINAL].shape[-1]
     lines = ["| n | " + " | ".join(info["families"]) + " |", "|---" * (len(info["families"]) + 1) + "|"]
     for j, n in enumerate(a[names.COLLAPSE_LENGTHS]):
-        cells = [number(float(diff[f, j, m])) + (f" ({share_text(float(a[names.COLLAPSE_IDENTICAL_LOW][f, j]), d)})"
-                                                 if shares else "") for f in range(len(info["families"]))]
+        cells = [" · ".join(number(float(diff[f, j, m])) for m in measures)
+                 + (f" ({share_text(float(a[names.COLLAPSE_IDENTICAL_LOW][f, j]), d)})" if shares else "")
+                 for f in range(len(info["families"]))]
         lines.append(f"| {int(n)} | " + " | ".join(cells) + " |")
     return lines
 
@@ -138,17 +140,13 @@ def markdown(runs: dict, section: str = "main") -> str:
              f"({eager.header.get('created', '?')[:10]}): "
              + ", ".join(f"{k} {number(r.header['collapse']['seconds'] or float('nan'))} s" for k, r in runs.items())
              + (" (the first with the sensitivity)." if info.get("sensitivity") else "."), "",
-             f"**L∞ = max_k |Δ_k|, float32** (last token, last layer, pre-final-norm; the paper's figure):", ""]
-    lines += measure_table(eager, LINF, low=False, shares=False)
+             "Δ = y(n+1) − y(n), the last token's state in the last layer before the final norm. **float32**, each "
+             "cell L∞ = max_k |Δ_k| (the paper's figure) · L1/d = ‖Δ‖₁/d · relative L2 = ‖Δ‖₂/‖y(n)‖₂:", ""]
+    lines += measure_table(eager, (LINF, L1, REL), low=False, shares=False)
     for attention, run in runs.items():
-        lines += ["", f"**L∞ in {low}, {attention} attention** (in parentheses: the share of the d coordinates whose "
+        lines += ["", f"**{low}, {attention} attention**, each cell L∞ · L1/d (the share of the d coordinates whose "
                       f"{low} bits are identical in the pair):", ""]
-        lines += measure_table(run, LINF, low=True, shares=True)
-    lines += ["", "**L1/d, float32:**", ""] + measure_table(eager, L1, low=False, shares=False)
-    for attention, run in runs.items():
-        lines += ["", f"**L1/d in {low}, {attention} attention:**", ""] + measure_table(run, L1, low=True,
-                                                                                        shares=False)
-    lines += ["", "**Relative L2 ‖Δ‖₂/‖y(n)‖₂, float32:**", ""] + measure_table(eager, REL, low=False, shares=False)
+        lines += measure_table(run, (LINF, L1), low=True, shares=True)
     lines += ["", "Read off these runs:", ""] + facts(runs) + ["", end]
     return "\n".join(lines)
 

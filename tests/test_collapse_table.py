@@ -62,22 +62,19 @@ def test_every_table_number_is_the_stored_pair_recomputed(saved, table_module):
     files = [saved / "collapse-eager.safetensors", saved / "collapse-sdpa.safetensors"]
     runs = dict(zip(("eager", "sdpa"), (run_file.load(p) for p in files)))
     block = table_module.markdown(runs)
-    linf32, linf_eager, linf_sdpa, l1, l1_eager, l1_sdpa, rel = tables(block)
+    f32, low_eager, low_sdpa = tables(block)
     eager = runs["eager"].arrays
     ref = numpy_diff(eager["collapse.final"])
     d = eager["collapse.final"].shape[-1]
     for j, n in enumerate((2, 4, 8)):
         for f in range(3):
-            assert linf32[j][0] == str(n)
-            assert float(linf32[j][1 + f]) == pytest.approx(ref[f, j, 1], rel=5e-3)   # 3 significant digits
-            assert float(l1[j][1 + f]) == pytest.approx(ref[f, j, 0], rel=5e-3)   # 3 significant digits
-            assert float(rel[j][1 + f]) == pytest.approx(ref[f, j, 2], rel=5e-3)   # 3 significant digits
-            for table, run in ((l1_eager, runs["eager"]), (l1_sdpa, runs["sdpa"])):
-                assert float(table[j][1 + f]) == pytest.approx(float(run.arrays["collapse.diff_low"][f, j, 0]),
-                                                               rel=5e-3)
-            for table, run in ((linf_eager, runs["eager"]), (linf_sdpa, runs["sdpa"])):
-                value, share = re.fullmatch(r"(\S+) \((.+)\)", table[j][1 + f]).groups()
-                assert float(value) == pytest.approx(float(run.arrays["collapse.diff_low"][f, j, 1]), rel=5e-3)   # 3 significant digits
+            assert f32[j][0] == str(n)
+            linf, l1, rel = (float(v) for v in f32[j][1 + f].split(" · "))
+            assert (linf, l1, rel) == pytest.approx((ref[f, j, 1], ref[f, j, 0], ref[f, j, 2]), rel=5e-3)  # 3 digits
+            for table, run in ((low_eager, runs["eager"]), (low_sdpa, runs["sdpa"])):
+                linf, l1, share = re.fullmatch(r"(\S+) · (\S+) \((.+)\)", table[j][1 + f]).groups()
+                stored = run.arrays["collapse.diff_low"][f, j].astype(np.float64)
+                assert (float(linf), float(l1)) == pytest.approx((stored[1], stored[0]), rel=5e-3)
                 count = round(float(run.arrays["collapse.identical_low"][f, j]) * d)
                 assert share == (f"0 of {d}" if count == 0 else f"{100 * count / d:.1f} %")
     assert runs["eager"].header["collapse"]["attention"]["low"] == "eager"
