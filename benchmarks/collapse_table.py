@@ -5,8 +5,10 @@ the same, saved as two results files; then the markdown tables and the facts rea
 markers in docs/collapse.md.
 
     .venv/bin/python benchmarks/collapse_table.py --lengths 4:128:x2 --save runs/ --write docs/collapse.md
-    .venv/bin/python benchmarks/collapse_table.py --from runs/collapse-eager.safetensors runs/collapse-sdpa.safetensors \
-        --write docs/collapse.md                                  # again from the saved files, without torch
+    .venv/bin/python benchmarks/collapse_table.py --write docs/collapse.md \
+        --from runs/collapse-eager.safetensors runs/collapse-sdpa.safetensors   # again from the files, no torch
+    .venv/bin/python benchmarks/collapse_table.py --families ones --lengths 4:512:x2 --attentions eager \
+        --no-sensitivity --section long --save runs-long/ --write docs/collapse.md
 
 Every number is read from the stored arrays (``collapse.diff`` and ``collapse.identical_low`` as the engine wrote
 them; tests/test_collapse_table.py recomputes them from the stored final states)."""
@@ -52,7 +54,8 @@ def measure(model: str | None, families: tuple[str, ...], lengths: tuple[int, ..
     loaded = load(ModelRequest() if model is None else ModelRequest(model=model))
     runs = {}
     for k, attention in enumerate(attentions):
-        spec = CollapseSpec(families=families, lengths=lengths, attention=attention, sensitivity=sensitivity and k == 0)
+        spec = CollapseSpec(families=families, lengths=lengths, attention=attention,
+                            sensitivity=sensitivity and k == 0)
         run, started = Run(), time.perf_counter()
         for event in engine.stream(loaded, COLLAPSE_PROMPT, RunOptions(top_k=0, collapse=spec)):
             run.apply(event)
