@@ -7,8 +7,8 @@ markers in docs/collapse.md.
     .venv/bin/python benchmarks/collapse_table.py --lengths 4:128:x2 --save runs/ --write docs/collapse.md
     .venv/bin/python benchmarks/collapse_table.py --write docs/collapse.md \
         --from runs/collapse-eager.safetensors runs/collapse-sdpa.safetensors   # again from the files, no torch
-    .venv/bin/python benchmarks/collapse_table.py --families ones --lengths 4:512:x2 --attentions eager \
-        --no-sensitivity --section long --save runs-long/ --write docs/collapse.md
+    .venv/bin/python benchmarks/collapse_table.py --families ones --lengths 4:1024:x2 --no-sensitivity \
+        --section long --save runs-long/ --write docs/collapse.md
 
 Every number is read from the stored arrays (``collapse.diff`` and ``collapse.identical_low`` as the engine wrote
 them; tests/test_collapse_table.py recomputes them from the stored final states)."""
