@@ -157,7 +157,10 @@ LOW_SLOWDOWN_CPU = {"bfloat16": 10.0, "float16": 10.0, "float32": 1.0, "float64"
 """How much slower a forward pass runs in the low precision than in float32 on a CPU (bfloat16 and float16 matrix
 products are emulated without AVX-512: about a tenth of float32's speed, docs/collapse.md); 1 on a GPU."""
 COLLAPSE_CALIBRATION = 1.0
-"""The collapse stage's measured time over this model's (benchmarks/collapse_table.py on SmolLM2, docs/collapse.md)."""
+"""Left at 1: the SmolLM2 runs of benchmarks/collapse_table.py (docs/collapse.md; a shared 2-core CPU whose load
+varied) took 0.82-1.06 of this model's time for all five families to n = 128 (sequences up to 259 tokens) but
+0.30-0.38 of it for the ones family to n = 512 and 1024 (up to 2049 tokens): at long lengths the estimate is high by
+about 3x, a bound rather than a prediction; too few and too noisy measurements to fit a length dependence."""
 VJP_FORWARDS = 2.0
 """One vector-Jacobian product of the sensitivity costs about this many forward passes of the same sequence."""
 
