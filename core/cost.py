@@ -5,7 +5,8 @@ measured runs on the reference 2-core CPU (docs/metrics.md "measured cost", benc
 run (SmolLM2, 30 layers × 52 tokens, d = 576, K = 50, float32) takes 114 s — Jacobians 21.7 s, top-50 triplets
 33.9 s, depth coupling 21.5 s, token coupling 33.7 s — and keeps 2.07 GB of dense-J history. Times scale with the
 CPU threads torch uses (GEMM-bound); on a GPU they are a rough guess. Every stage of ``engine.stream`` is
-estimated, the forward trace included (its attention is O(T²)); the separate collapse command is not.
+estimated, the forward trace included (its attention is O(T²)), and the collapse stage (``collapse_cost``: its
+forward passes in both precisions and the sensitivity's backward passes).
 """
 
 from __future__ import annotations
@@ -150,6 +151,45 @@ def estimate(*, n_layers: int, d: int, tokens: int, top_k: int, history_mb: floa
     mem["results file"] = mem.get("results file", 0.0) + 2 * (L + 1) * T * d * 4
     speed = GPU_SPEEDUP if device.startswith("cuda") else max(1, min(threads, 16)) / REFERENCE_THREADS
     return RunCost(memory=mem, seconds={name: s / speed for name, s in sec.items()}, device=device)
+
+
+LOW_SLOWDOWN_CPU = {"bfloat16": 10.0, "float16": 10.0, "float32": 1.0, "float64": 2.0}
+"""How much slower a forward pass runs in the low precision than in float32 on a CPU (bfloat16 and float16 matrix
+products are emulated without AVX-512: about a tenth of float32's speed, docs/collapse.md); 1 on a GPU."""
+COLLAPSE_CALIBRATION = 1.0
+"""Left at 1: the SmolLM2 runs of benchmarks/collapse_table.py (docs/collapse.md; a shared 2-core CPU whose load
+varied) took 0.82-1.06 of this model's time for all five families to n = 128 (sequences up to 259 tokens) but
+0.30-0.38 of it for the ones family to n = 512 and 1024 (up to 2049 tokens): at long lengths the estimate is high by
+about 3x, a bound rather than a prediction; too few and too noisy measurements to fit a length dependence."""
+VJP_FORWARDS = 2.0
+"""One vector-Jacobian product of the sensitivity costs about this many forward passes of the same sequence."""
+
+
+def forward_seconds(n_layers: int, d: int, tokens: int) -> float:
+    """One forward pass through ``n_layers`` blocks at ``tokens`` tokens on the reference CPU, float32."""
+    return n_layers * tokens * (FORWARD_LINEAR * d * d + 4 * tokens * d) / FORWARD_FLOPS
+
+
+def collapse_cost(*, n_layers: int, d: int, sequence_tokens: list[int], low_dtype: str = "bfloat16",
+                  sensitivity_tokens: int = 0, probes: int = 0, weights_bytes: float = 0.0, heads: int = 1,
+                  device: str = "cpu", threads: int = REFERENCE_THREADS) -> RunCost:
+    """The collapse stage: every sequence (both of each pair, every family and length: ``sequence_tokens``) once in
+    float32 and once in ``low_dtype``, then ``probes`` vector-Jacobian products of one ``sensitivity_tokens``-token
+    sequence (0: none). Memory: the low-precision copy of the weights, the float32 hidden states one trace keeps,
+    one layer's attention scores (eager) and the sensitivity's graph."""
+    slow = 1.0 if device.startswith("cuda") else LOW_SLOWDOWN_CPU.get(low_dtype, 1.0)
+    passes = sum(forward_seconds(n_layers, d, t) for t in sequence_tokens)
+    sec = {"collapse pairs": passes * (1 + (slow if low_dtype != "float32" else 0)) * COLLAPSE_CALIBRATION}
+    if sensitivity_tokens and probes:
+        sec["collapse sensitivity"] = (forward_seconds(n_layers, d, sensitivity_tokens) * (1 + VJP_FORWARDS * probes)
+                                       * COLLAPSE_CALIBRATION)
+    longest = max(sequence_tokens, default=0)
+    low_bytes = {"float32": 4, "float64": 8}.get(low_dtype, 2)
+    mem = {"collapse low copy": weights_bytes * low_bytes / 4 if low_dtype != "float32" else 0.0,
+           "collapse states": (n_layers + 1) * longest * d * 4 + heads * longest * longest * 4,
+           "collapse sensitivity graph": n_layers * sensitivity_tokens * d * 4 * 16 * 2}   # rough: activations
+    speed = GPU_SPEEDUP if device.startswith("cuda") else max(1, min(threads, 16)) / REFERENCE_THREADS
+    return RunCost(memory=mem, seconds={k: v / speed for k, v in sec.items()}, device=device)
 
 
 def weights_bytes(config, dtype: str) -> float:

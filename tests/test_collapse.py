@@ -32,6 +32,14 @@ def loaded_bf16(tiny_dir):
     return load(ModelRequest(model=str(tiny_dir), dtype="bfloat16"))
 
 
+@pytest.fixture(scope="module")
+def bf16_eager(tiny_dir):
+    """The tiny model loaded by transformers itself in bfloat16 with eager attention: the low stage's default."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(tiny_dir), dtype=torch.bfloat16, attn_implementation="eager").eval()
+
+
 def reference_state(model, family: str, ids: list[int], embeds: torch.Tensor | None = None) -> tuple:
     """(pre-norm last state, post-norm last state, greedy id), read from the final norm's input and output."""
     norm = model.get_submodule(FINAL_NORM[family])
@@ -187,7 +195,7 @@ def test_stage_announces_its_steps_and_streams_one_event_per_pair(stage):
     assert set(h["next_text"]) >= {str(i) for i in arrays["collapse.next_ids"].ravel()}
 
 
-def test_every_pair_measure_matches_an_independent_run(stage, loaded, loaded_bf16):
+def test_every_pair_measure_matches_an_independent_run(stage, loaded, bf16_eager):
     cp, _, _, arrays = stage
     tok = loaded.tokenizer
     for f, fam in enumerate(cp.families):
@@ -196,7 +204,7 @@ def test_every_pair_measure_matches_an_independent_run(stage, loaded, loaded_bf1
             assert seqs == [pair.short.ids, pair.long.ids]
             assert arrays["collapse.n_tokens"][f, j].tolist() == [len(s) for s in seqs]
             ref = [reference_state(loaded.model, "llama", s) for s in seqs]
-            low = [reference_state(loaded_bf16.model, "llama", s) for s in seqs]
+            low = [reference_state(bf16_eager, "llama", s) for s in seqs]   # eager: the low stage's default
             for k in range(2):
                 np.testing.assert_array_equal(arrays["collapse.final"][f, j, k], ref[k][0].numpy())
                 np.testing.assert_allclose(arrays["collapse.final_normed"][f, j, k], ref[k][1].numpy(), rtol=1e-6)
@@ -295,3 +303,56 @@ def test_engine_checks_the_collapse_spec_before_any_work(loaded):
 def test_without_collapse_nothing_changes(loaded):
     started = next(engine.stream(loaded, "Hello", RunOptions(top_k=0)))
     assert "collapse" not in started.header and not [n for n in started.arrays if n.startswith("collapse.")]
+
+
+# -- the low stage's attention implementation (--collapse-attn) --
+
+def _spy_attention(monkeypatch) -> list[tuple[str, torch.dtype]]:
+    """Record (implementation, query dtype) of every attention call of the tiny Llama: eager_attention_forward and
+    the registered "sdpa" function are wrapped."""
+    from transformers.models.llama import modeling_llama
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    calls: list[tuple[str, torch.dtype]] = []
+
+    def spy(name, fn):
+        def wrapped(module, query, *args, **kwargs):
+            calls.append((name, query.dtype))
+            return fn(module, query, *args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(modeling_llama, "eager_attention_forward",
+                        spy("eager", modeling_llama.eager_attention_forward))
+    monkeypatch.setitem(ALL_ATTENTION_FUNCTIONS._global_mapping, "sdpa",
+                        spy("sdpa", ALL_ATTENTION_FUNCTIONS._global_mapping["sdpa"]))
+    return calls
+
+
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_the_low_stage_runs_the_chosen_attention_and_the_header_records_both(loaded, monkeypatch, attention):
+    assert loaded.model.config._attn_implementation == "sdpa"           # what the tiny model loads with
+    calls = _spy_attention(monkeypatch)
+    spec = CollapseSpec(families=("ones",), lengths=(3,), sensitivity=False, attention=attention)
+    cp = CollapsePass(loaded, spec)
+    list(cp.events())
+    n_layers = loaded.model.config.num_hidden_layers
+    low = [name for name, dtype in calls if dtype == torch.bfloat16]
+    ref = [name for name, dtype in calls if dtype == torch.float32]
+    assert low == [attention] * (2 * n_layers)                          # two sequences, every block
+    assert ref == ["sdpa"] * (2 * n_layers)                              # the reference keeps the model's own
+    assert cp.header()["attention"] == {"reference": "sdpa", "low": attention}
+    assert loaded.model.config._attn_implementation == "sdpa"           # the loaded model is left as it was
+
+
+def test_eager_is_the_default_and_a_bad_attention_is_a_user_error():
+    assert CollapseSpec().attention == "eager"
+    with pytest.raises(UserError, match="unknown collapse attention: flash"):
+        CollapseSpec(attention="flash")
+
+
+def test_a_model_already_in_bf16_runs_eager_for_the_stage_and_is_restored(loaded_bf16, monkeypatch):
+    calls = _spy_attention(monkeypatch)
+    cp = CollapsePass(loaded_bf16, CollapseSpec(families=("ones",), lengths=(3,), sensitivity=False))
+    list(cp.events())
+    assert {name for name, dtype in calls if dtype == torch.bfloat16} == {"eager"}
+    assert loaded_bf16.model.config._attn_implementation == "sdpa"

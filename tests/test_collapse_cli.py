@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from coupling_tui.core.cli import common as cli
@@ -47,6 +48,14 @@ def test_flags_make_the_spec():
     assert spec.families == DEFAULT_FAMILIES + ("template",) and spec.template == "Say the last digit: {seq}"
 
 
+def test_collapse_attn_picks_the_low_stages_attention_eager_by_default():
+    assert spec_of().attention == "eager"
+    assert spec_of("--collapse-attn", "sdpa") == CollapseSpec(attention="sdpa")
+    assert "--collapse-attn" in build_collapse_parser().format_help()
+    with pytest.raises(UserError, match="--collapse-attn tunes the collapse stage, which is off"):
+        cli.validated_prompt(compute.build_compute_parser().parse_args(["--collapse-attn", "sdpa"]))
+
+
 def test_compute_takes_collapse_only_when_asked():
     parser = compute.build_compute_parser()
     assert cli.run_options(parser.parse_args([])).collapse is None
@@ -62,6 +71,7 @@ def test_compute_takes_collapse_only_when_asked():
     (["--families", "ones,twos"], "unknown collapse family: twos"),
     (["--template", "no slot"], "the template must hold exactly one {seq} slot"),
     (["--low-dtype", "int4"], "unknown low dtype: int4"),
+    (["--collapse-attn", "flash"], "unknown collapse attention: flash"),
     (["--lengths", "8:4:x2"], "bad --lengths range"),
 ])
 def test_bad_flags_are_user_errors(argv, message):
@@ -141,3 +151,32 @@ def test_the_explorer_takes_the_collapse_flags(tiny_dir, tmp_path, monkeypatch, 
     assert streamed[0].header["collapse"]["lengths"] == [2, 4]
     assert main(["--lengths", "4", "--model", "/no/such/model"]) == 2      # checked before any model loads
     assert "--lengths tunes the collapse stage, which is off" in capsys.readouterr().err
+
+
+def test_the_summary_table_leads_with_linf_and_shows_shares_with_one_decimal():
+    """The table `coupling-tui collapse` prints: L∞ of the stored float32 pair (recomputed here with numpy) and the
+    bit-identical share with one decimal, or "0 of d"."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from coupling_tui.core.cli.collapse import summary_table
+
+    rng = np.random.default_rng(0)
+    d = 576
+    final = rng.normal(size=(2, 2, 2, d)).astype(np.float32)
+    linf = np.abs(final[..., 1, :].astype(np.float64) - final[..., 0, :]).max(-1)
+    diff = np.zeros((2, 2, 3), np.float32)
+    diff[..., 1] = linf
+    run = SimpleNamespace(header={"collapse": {"families": ["ones", "commas"], "reference_dtype": "float32",
+                                               "low_dtype": "bfloat16"}},
+                          arrays={"collapse.lengths": np.array([8, 16]), "collapse.final": final,
+                                  "collapse.diff": diff,
+                                  "collapse.identical_low": np.float32([[4 / d, 0], [1 / d, 35 / d]])})
+    console = Console(width=200, record=True)
+    console.print(summary_table(run))
+    text = console.export_text()
+    assert "‖y(n+1) − y(n)‖_∞" in text and "pre-final-norm" in text
+    cells = {line.split()[1]: line for line in text.splitlines() if line.split()[1:2] in (["8"], ["16"])}
+    assert f"{linf[0, 0]:.3g} (0.7 %)" in cells["8"] and f"{linf[1, 0]:.3g} (0.2 %)" in cells["8"]
+    assert f"{linf[0, 1]:.3g} (0 of 576)" in cells["16"] and f"{linf[1, 1]:.3g} (6.1 %)" in cells["16"]

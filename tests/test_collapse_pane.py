@@ -58,7 +58,7 @@ def expected_resolution(run: Run, f: int, measure: int) -> list[float]:
             for v in y]
 
 
-def check_shown(app, pane: CollapsePane, run: Run, f: int, j: int, *, normed: bool = False, measure: int = 0):
+def check_shown(app, pane: CollapsePane, run: Run, f: int, j: int, *, normed: bool = False, measure: int = 1):
     """Everything the pane shows for family f, length index j equals the results arrays."""
     a = run.arrays
     lengths = a["collapse.lengths"].tolist()
@@ -85,9 +85,11 @@ def check_shown(app, pane: CollapsePane, run: Run, f: int, j: int, *, normed: bo
     assert f"float32 {a['collapse.diff'][f, j, measure]:.3g} · bfloat16 {a['collapse.diff_low'][f, j, measure]:.3g}" \
         in pane.message
     same = next(line for line in screen_lines(app) if "same bf16 bits" in line)
+    d = a["collapse.final"].shape[-1]
     for k in done:                                              # the per-n bit-identical row
         value = a["collapse.identical_low"][f, k]
-        assert f"{value:.0%}" in same if value >= 0.1 or value == 0 else f"{value:.1%}" in same, k
+        count = int(round(float(value) * d))
+        assert (f"0 of {d}" if count == 0 else f"{100 * count / d:.1f} %") in same, k
 
 
 async def test_keys_step_n_and_switch_family_and_the_shown_numbers_are_the_stored_ones(collapse_stream):
@@ -116,13 +118,55 @@ async def test_n_shows_the_post_norm_states_and_d_cycles_the_plotted_difference(
         await pilot.pause()
         check_shown(app, pane, run, 0, 1, normed=True)
         assert pane.strips.labels[0] == "ŷ(n)" and "after the final norm" in pane.message
-        for measure in (1, 2, 0):
+        for measure in (0, 2, 1):                               # L∞ first, then L1/d, relative L2
             await pilot.press("d")
             await pilot.pause()
             check_shown(app, pane, run, 0, 1, normed=True, measure=measure)
         await pilot.press("n")
         await pilot.pause()
         check_shown(app, pane, run, 0, 1)
+
+
+async def test_linf_leads_says_where_it_is_taken_and_shares_show_one_decimal_or_none(collapse_stream):
+    run = run_of(collapse_stream)
+    d = run.arrays["collapse.final"].shape[-1]
+    run.arrays["collapse.identical_low"][0] = [0.0, 1 / d, 7 / d]       # none, one, seven coordinates
+    app = CouplingApp(run=run)
+    async with app.run_test(size=(120, 32)) as pilot:
+        await pilot.pause()
+        pane = app.query_one(CollapsePane)
+        assert pane.measure == 1 and pane.plot.ylabel == "L∞"
+        a = run.arrays
+        linf = np.abs(a["collapse.final"][0, 2, 1].astype(np.float64) - a["collapse.final"][0, 2, 0]).max()
+        assert f"L∞ (last layer, pre-final-norm): float32 {linf:.3g}" in pane.message
+        screen = "\n".join(screen_lines(app))
+        assert f" · {100 * 7 / d:.1f} % bit-identical in bf16 · " in screen
+        assert "─ bf16 resolution  max_k |Δ_k|, last layer pre-norm" in screen       # the plot's legend
+        same = next(line for line in screen_lines(app) if "same bf16 bits" in line)
+        assert same.split("bits")[1].strip(" │").split() == ["0", "of", str(d), f"{100 / d:.1f}", "%", f"{100 * 7 / d:.1f}", "%"]
+        await pilot.press("comma", "comma")
+        await pilot.pause()
+        assert f" · 0 of {d} bit-identical in bf16 · " in "\n".join(screen_lines(app))
+        await pilot.press("d")
+        await pilot.pause()
+        l1 = np.abs(a["collapse.final"][0, 0, 1].astype(np.float64) - a["collapse.final"][0, 0, 0]).mean()
+        assert pane.plot.ylabel == "L1/d" and f"L1/d (last layer, pre-final-norm): float32 {l1:.3g}" \
+            in pane.message
+
+
+async def test_the_pane_says_the_attention_of_both_precisions_or_that_an_old_file_did_not_record_it(
+        collapse_stream):
+    run = run_of(collapse_stream)
+    assert run.header["collapse"]["attention"] == {"reference": "sdpa", "low": "eager"}
+    old = run_of(collapse_stream)
+    old.header = {**old.header,                                          # a file from before it was recorded
+                  "collapse": {k: v for k, v in old.header["collapse"].items() if k != "attention"}}
+    for shown, expected in ((run, "attention: float32 sdpa, bfloat16 eager"), (old, "attention: not recorded")):
+        app = CouplingApp(run=shown)
+        async with app.run_test(size=(160, 32)) as pilot:
+            await pilot.pause()
+            pane = app.query_one(CollapsePane)
+            assert pane.message.splitlines()[0].endswith(f"before the final norm · {expected}")
 
 
 async def test_the_pane_fills_as_lengths_complete_and_pending_is_never_drawn_as_zero(collapse_stream):
@@ -138,7 +182,7 @@ async def test_the_pane_fills_as_lengths_complete_and_pending_is_never_drawn_as_
             await pilot.pause()
             assert isinstance(app.focused, CollapsePane) and not app.query_one(CouplingPane).region.area
             assert pane.subtitle.startswith("ones (1/3) · n = 8 ")          # nothing computed: the longest n
-            assert "L1/d: pending" in pane.message and pane.answers == (-1, -1, -1, -1) and pane.top_rows == []
+            assert "L∞: pending" in pane.message and pane.answers == (-1, -1, -1, -1) and pane.top_rows == []
             assert all(s.points == ([], []) for s in pane.plot.series)
             assert pane.strips.pair is None and pane.strips.message.startswith("pending")
             job.release(n_layers + 1)                                 # the layers, then the pair (ones, n=2)
@@ -151,7 +195,7 @@ async def test_the_pane_fills_as_lengths_complete_and_pending_is_never_drawn_as_
             assert same.count("…") == 2                               # n = 4, 8 pending, not 0 %
             await pilot.press("full_stop", "full_stop")               # a chosen n stays chosen
             await pilot.pause()
-            assert pane.subtitle.startswith("ones (1/3) · n = 8 ") and "L1/d: pending" in pane.message
+            assert pane.subtitle.startswith("ones (1/3) · n = 8 ") and "L∞: pending" in pane.message
             assert pane.strips.region.height == 1 and pane.plot.series[0].points[0] == [2]
             job.release(2)
             await wait_until(pilot, lambda: app.results.steps_done == n_layers + 3)
@@ -181,7 +225,7 @@ async def test_e_and_E_export_the_collapse_pane_with_its_numbers(collapse_stream
         assert "Collapse" in text and "Trajectory" not in text
         row = pane.top_rows[0]
         assert f"{row.dim:>5} {row.short:>9.4g} {row.long:>9.4g} {row.delta:>+9.3g}" in text
-        assert f"float32 {run.arrays['collapse.diff'][0, 1, 0]:.3g}" in text
+        assert f"float32 {run.arrays['collapse.diff'][0, 1, 1]:.3g}" in text     # L∞, shown first
         await pilot.press("E")
         await pilot.pause(0.5)
     names = sorted(p.name for p in tmp_path.iterdir())
@@ -309,4 +353,4 @@ print(code, 'torch' in sys.modules)
     names = sorted(p.name for p in (tmp_path / "svg").iterdir())
     assert "col-collapse.svg" in names and "col-coupling.svg" not in names
     text = svg_text((tmp_path / "svg" / "col-collapse.svg").read_text())
-    assert "n = 8 vs 9 repeats" in text and f"float32 {run.arrays['collapse.diff'][0, 2, 0]:.3g}" in text
+    assert "n = 8 vs 9 repeats" in text and f"float32 {run.arrays['collapse.diff'][0, 2, 1]:.3g}" in text  # L∞ first

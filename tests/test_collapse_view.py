@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coupling_tui.core.maths.collapse_view import (MEASURES, UNIT_ROUNDOFF, pair_delta, resolution, resolutions, sensitivity_shares, strip_bins, strip_limit, top_differences)
+from coupling_tui.core.maths.collapse_view import (MEASURE_ORDER, MEASURES, attention_text, UNIT_ROUNDOFF, next_measure, pair_delta, share_text, resolution, resolutions, sensitivity_shares, strip_bins, strip_limit, top_differences)
 from coupling_tui.tui.panes.heatmap import MISSING
 from coupling_tui.tui.panes.logplot import value_ticks
 from coupling_tui.tui.panes.vector_strips import PU_OR, RD_BU, VectorStrips, diverging
@@ -132,3 +132,32 @@ def test_vector_strips_colour_each_cell_by_its_coordinate():
         assert lines[row].plain.endswith(f"±{lim:.3g}")
     strips.set_pair(None, ("y(n)", "y(n+1)", "Δ"), "pending")
     assert strips.render_at(40).plain == "pending" and strips.cells == []
+
+
+def test_measures_are_shown_linf_first_then_l1_then_relative_l2():
+    assert [MEASURES[m] for m in MEASURE_ORDER] == ["L∞", "L1/d", "rel L2"]
+    seen, m = [], MEASURE_ORDER[0]
+    for _ in range(4):
+        seen.append(MEASURES[m])
+        m = next_measure(m)
+    assert seen == ["L∞", "L1/d", "rel L2", "L∞"]
+
+
+@pytest.mark.parametrize("count, d, text", [(0, 576, "0 of 576"), (4, 576, "0.7 %"), (1, 576, "0.2 %"),
+                                            (2, 576, "0.3 %"), (35, 576, "6.1 %"), (576, 576, "100.0 %"),
+                                            (1, 4096, "1 of 4096"), (3, 4096, "0.1 %"), (0, 16, "0 of 16")])
+def test_a_bit_identical_share_shows_one_decimal_or_a_count(count, d, text):
+    assert share_text(np.float32(count / d), d) == text          # as stored: float32 count / d
+
+
+def test_a_pending_share_is_an_ellipsis():
+    assert share_text(float("nan"), 576) == "…"
+
+
+def test_the_attention_line_says_both_implementations_or_not_recorded():
+    info = {"reference_dtype": "float32", "low_dtype": "bfloat16",
+            "attention": {"reference": "sdpa", "low": "eager"}}
+    assert attention_text(info) == "attention: float32 sdpa, bfloat16 eager"
+    assert attention_text({"reference_dtype": "float32", "low_dtype": "bfloat16"}) == "attention: not recorded"
+    assert attention_text({**info, "attention": {"reference": None, "low": "eager"}}) == \
+        "attention: float32 not recorded, bfloat16 eager"

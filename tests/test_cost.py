@@ -305,3 +305,57 @@ def test_the_coupling_extras_add_their_stages():
     small = estimate(**{**DEFAULT_RUN, "history_mb": 0.0}, context_layers=3)
     assert small.memory["context Jacobians"] == pytest.approx(2 * 52 * 576 ** 2 * 4)      # same-layer only
     assert extra.total_seconds > base.total_seconds + 21
+
+
+# -- the collapse stage (issue 18 item 3) --
+
+def test_the_collapse_estimate_counts_every_forward_pass_in_both_precisions():
+    from coupling_tui.core.cost import LOW_SLOWDOWN_CPU, collapse_cost, forward_seconds
+
+    tokens = [7, 9, 15, 17]
+    cost = collapse_cost(n_layers=30, d=576, sequence_tokens=tokens, low_dtype="bfloat16", weights_bytes=540e6)
+    one = sum(30 * t * (24 * 576 ** 2 + 4 * t * 576) / 31e9 for t in tokens)      # the forward model, by hand
+    assert sum(forward_seconds(30, 576, t) for t in tokens) == pytest.approx(one)
+    assert cost.seconds == {"collapse pairs": pytest.approx(one * (1 + LOW_SLOWDOWN_CPU["bfloat16"]))}
+    assert cost.memory["collapse low copy"] == pytest.approx(270e6)                # the bfloat16 copy
+    same = collapse_cost(n_layers=30, d=576, sequence_tokens=tokens, low_dtype="float32", weights_bytes=540e6)
+    assert same.seconds["collapse pairs"] == pytest.approx(one) and same.memory["collapse low copy"] == 0
+
+
+def test_the_collapse_estimate_grows_quadratically_at_long_lengths_and_adds_the_sensitivity():
+    from coupling_tui.core.cost import collapse_cost
+
+    def seconds(n, **kw):
+        return collapse_cost(n_layers=30, d=576, sequence_tokens=[2 * n - 1, 2 * n + 1], **kw).total_seconds
+
+    assert seconds(1024) > 2 * seconds(512) > 4 * seconds(256)                     # attention's T² term shows
+    with_sens = collapse_cost(n_layers=30, d=576, sequence_tokens=[127, 129], sensitivity_tokens=127, probes=32)
+    assert with_sens.seconds["collapse sensitivity"] > 0 and with_sens.total_seconds > seconds(64)
+
+
+def test_the_collapse_command_prints_the_estimate_first(tiny_dir, tmp_path, capsys):
+    from coupling_tui.core.cli.collapse import build_collapse_parser, collapse_command
+
+    args = build_collapse_parser().parse_args(["--model", str(tiny_dir), "--families", "ones", "--lengths", "2,4",
+                                               "--no-sensitivity", "-o", str(tmp_path / "c.safetensors")])
+    assert collapse_command(args) == 0
+    err = capsys.readouterr().err
+    assert "estimate: about" in err
+    assert err.index("estimate:") < err.index("attention: float32")
+
+
+def test_the_explorer_estimate_includes_the_collapse_stage_and_refuses_a_length_beyond_the_context(tiny_dir):
+    from coupling_tui.core.cli.cost_check import estimate_for
+    from coupling_tui.core.errors import UserError
+    from coupling_tui.core.load.models import ModelRequest, load
+    from coupling_tui.core.options.collapse import CollapseSpec
+    from coupling_tui.core.options.run_options import RunOptions
+
+    loaded = load(ModelRequest(model=str(tiny_dir)))
+    plain = estimate_for(RunOptions(top_k=0), loaded, "1 1 1")
+    cost = estimate_for(RunOptions(top_k=0, collapse=CollapseSpec(lengths=(2, 4))), loaded, "1 1 1")
+    assert "collapse pairs" in cost.seconds and "collapse sensitivity" in cost.seconds
+    assert cost.total_seconds > plain.total_seconds
+    context = loaded.model.config.max_position_embeddings
+    with pytest.raises(UserError, match="beyond the model's context"):
+        estimate_for(RunOptions(top_k=0, collapse=CollapseSpec(lengths=(context,))), loaded, "1 1 1")

@@ -31,7 +31,7 @@ BEFORE = {
     "Compare: swap A and B": ("B on the left (x)", "action_swap_sides", ()),
     "Collapse: next family": ("ones, digits, commas, …", "action_cycle_family", ()),
     "Collapse: pre-/post-norm states": ("the last states before or after the final norm", "action_toggle_normed", ()),
-    "Collapse: next difference measure": ("L1/d, L∞, relative L2", "action_cycle_measure", ()),
+    "Collapse: next difference measure": ("L∞ (the paper's), L1/d, relative L2", "action_cycle_measure", ()),
 }
 """The 17 fixed palette entries commands.py listed by hand before the registry held them: title → (help, the app
 method called, its arguments)."""

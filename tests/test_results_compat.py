@@ -19,13 +19,17 @@ from tests.tiny_models import save_tiny
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "v0.1.0"
 RUN_FLAGS = ["-p", "The capital of France is Paris.", "--top-k", "4", "--random-baseline", "--vju", "--token-pairs",
-             "adjacent", "--context-layers", "0,-1", "--collapse", "--families", "ones,digits", "--lengths", "2,4"]
+             "adjacent", "--context-layers", "0,-1", "--collapse", "--families", "ones,digits", "--lengths", "2,4",
+             "--collapse-attn", "sdpa"]
+"""0.1.0 ran the collapse stage's bfloat16 passes with the model's own (SDPA) attention; today's default is eager
+(issue 18 item 3), so the recomputation asks for SDPA."""
 SET_FLAGS = ["-p", "Hello world, hello tokens!", "-p", "1 1 1 1 1 1 1 1", "--top-k", "4", "--random-baseline"]
 VARYING = {"created", "seconds", "versions"}
 """Header entries that differ between any two runs (when, how long, which library versions)."""
-ADDED = {"coupling_scalar_last_token", "convention"}
+ADDED = {"coupling_scalar_last_token", "convention", "attention"}
 """Header entries today's engine writes and 0.1.0 did not (issue 18): the last token's scalar is checked against
-the arrays instead; the convention (``params.convention``) is read as ``paper`` from the old file."""
+the arrays instead; the convention (``params.convention``) is read as ``paper`` from the old file; the collapse
+stage's ``attention`` is checked below."""
 
 
 def comparable(header: dict, model_dir: str) -> dict:
@@ -111,6 +115,7 @@ def test_todays_engine_recomputes_the_old_run_number_for_number(tiny_llama, tmp_
     old = results.load(DATA / "run.safetensors")
     compute(["--model", str(tiny_llama), *RUN_FLAGS, "-o", str(tmp_path / "run.safetensors")], tmp_path)
     new = results.load(tmp_path / "run.safetensors")
+    assert new.header["collapse"]["attention"] == {"reference": "sdpa", "low": "sdpa"}
     assert_same_run(old, new, old.header["model"]["source"], str(tiny_llama))
 
 

@@ -123,9 +123,10 @@ ACTIONS: tuple[UserAction, ...] = (
                "Collapse: the last states before or after the final norm.", needs="collapse",
                commands=(Command("Collapse: pre-/post-norm states",
                                  "the last states before or after the final norm"),)),
-    UserAction("cycle-measure", "d", "cycle_measure", "L1/L∞/L2", "d",
-               "Collapse: plot the pair difference as L1/d, L∞ or relative L2.", show=False, needs="collapse",
-               commands=(Command("Collapse: next difference measure", "L1/d, L∞, relative L2"),)),
+    UserAction("cycle-measure", "d", "cycle_measure", "L∞/L1/L2", "d",
+               "Collapse: the pair difference shown, last layer, pre-final-norm: L∞ (the paper's figure) → L1/d → "
+               "relative L2.", show=False, needs="collapse",
+               commands=(Command("Collapse: next difference measure", "L∞ (the paper's), L1/d, relative L2"),)),
     UserAction("next-prompt", "p", "step_prompt(1)", "next prompt", "p",
                "Prompt sets: the next prompt, then the aggregate over prompts (every pane follows).",
                footer_group="prompt", needs="prompts",

@@ -148,7 +148,7 @@ def add_collapse_args(parser: argparse.ArgumentParser, *, switch: bool = True) -
     """The "collapse" flags (docs/collapse.md; read back by ``collapse_spec``). ``switch`` adds ``--collapse``,
     which turns the stage on for the explorer and ``compute``; ``coupling-tui collapse`` always runs it: it passes
     ``switch=False`` and sets ``collapse=True`` as a parser default."""
-    from coupling_tui.core.options.collapse import (DEFAULT_FAMILIES, DEFAULT_LENGTHS, DEFAULT_PROBES, DEFAULT_SENSITIVITY_TOKENS, FAMILIES, LOW_DTYPES, SENSITIVITY_METHODS)
+    from coupling_tui.core.options.collapse import (DEFAULT_FAMILIES, DEFAULT_LENGTHS, DEFAULT_PROBES, DEFAULT_SENSITIVITY_TOKENS, FAMILIES, LOW_DTYPES, SENSITIVITY_METHODS, ATTENTIONS)
 
     g = parser.add_argument_group("collapse", "representational collapse and over-squashing (Barbero et al. 2024): "
                                               "near-identical sequence pairs, n and n+1 repeats")
@@ -162,12 +162,17 @@ def add_collapse_args(parser: argparse.ArgumentParser, *, switch: bool = True) -
     g.add_argument("--lengths", default=None, metavar="N,…|A:B:xF",
                    help="n, the repeats of the repeated symbol: a list (8,16,32), a geometric range (8:256:x2) or "
                         f"an arithmetic one (8:64:8); default {','.join(map(str, DEFAULT_LENGTHS))}, cut to the "
-                        "model's context")
+                        "model's context; longer sweeps (4:1024:x2) are accepted up to the context, the time and "
+                        "memory estimate is printed first")
     g.add_argument("--template", default=None, metavar="TEXT",
                    help="a prompt with one {seq} slot wrapped around the digits sequence; adds the template family "
                         "(which, without this flag, uses the paper's 'What is the last digit …' prompt)")
     g.add_argument("--low-dtype", default="bfloat16", metavar="DTYPE",
                    help=f"the low precision compared with float32: {', '.join(LOW_DTYPES)} (default %(default)s)")
+    g.add_argument("--collapse-attn", default="eager", metavar="IMPL",
+                   help=f"attention implementation of the low-precision stage: {', '.join(ATTENTIONS)} (default "
+                        "%(default)s; the choice changes bfloat16 results; the float32 reference keeps the model's "
+                        "own; both are recorded)")
     g.add_argument("--no-sensitivity", action="store_true",
                    help="skip the over-squashing sensitivity ‖∂h_last/∂e_i‖ (the costliest part on a CPU)")
     g.add_argument("--sensitivity-method", default="auto", metavar="M",

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 from coupling_tui.core.cli.common import (add_collapse_args, add_common_args, add_model_args, collapse_spec, default_output, guarded, load_announced, run_params, stream_with_progress)
-from coupling_tui.core.maths.collapse_view import sensitivity_shares
+from coupling_tui.core.maths.collapse_view import MEASURES, attention_text, sensitivity_shares, share_text
 from coupling_tui.core.results import names
 
+LINF = MEASURES.index("L∞")
 COLLAPSE_PROMPT = "1 1 1 1 1 1 1 1"
 """The short prompt of the run's ordinary layer pass (its trajectories; no Jacobians): a results file always has
 one."""
@@ -30,6 +31,8 @@ def build_collapse_parser() -> argparse.ArgumentParser:
     p.set_defaults(collapse=True)
     p.add_argument("-o", "--output", default=None, metavar="PATH",
                    help="results file to write (default: a new file under the user data dir)")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="start a large run without asking (the memory and time estimate is still printed)")
     add_common_args(p)
     return p
 
@@ -43,6 +46,7 @@ def collapse_output(args: argparse.Namespace) -> Path:
 def collapse_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from coupling_tui.core.cli.cost_check import check_run_cost
     from coupling_tui.core.engine import stream as engine
     from coupling_tui.core.options.run_options import RunOptions
     from coupling_tui.core.results import run_file as results
@@ -56,10 +60,13 @@ def collapse_command(args: argparse.Namespace) -> int:
         for warning in header["collapse"]["warnings"]:
             console.print(f"[yellow]note:[/] {warning}")
 
-    events = engine.stream(loaded, COLLAPSE_PROMPT, RunOptions(top_k=0, collapse=spec, params=run_params(args)))
+    options = RunOptions(top_k=0, collapse=spec, params=run_params(args))
+    check_run_cost(options, loaded, COLLAPSE_PROMPT, console, yes=getattr(args, "yes", False))
+    events = engine.stream(loaded, COLLAPSE_PROMPT, options)
     run = stream_with_progress(events, console, loaded.info["n_layers"], on_started=notes)
     path = results.save(run, output)
     console.print(summary_table(run))
+    console.print(attention_text(run.header["collapse"]), markup=False, highlight=False)
     for line in sensitivity_lines(run):
         console.print(line)
     console.print(f"computed in {run.header['seconds']:.1f} s")
@@ -68,18 +75,20 @@ def collapse_command(args: argparse.Namespace) -> int:
 
 
 def summary_table(run):
-    """Rows n, one column per family: the pair's L1/d in float32, and in parentheses the share of coordinates that
-    are bit-identical in the low precision."""
+    """Rows n, one column per family: the pair's L∞ in float32 (the paper's figure), and in parentheses the share
+    of coordinates that are bit-identical in the low precision (one decimal; "0 of d" when none is)."""
     from rich.table import Table
 
     info, a = run.header["collapse"], run.arrays
-    table = Table(title=f"‖y(n+1) − y(n)‖₁/d, last token, final layer, pre-norm, {info['reference_dtype']} "
+    d = a[names.COLLAPSE_FINAL].shape[-1]
+    table = Table(title=f"‖y(n+1) − y(n)‖_∞, last token, last layer, pre-final-norm, {info['reference_dtype']} "
                         f"(bit-identical coordinates in {info['low_dtype']})", title_justify="left")
     table.add_column("n", justify="right")
     for family in info["families"]:
         table.add_column(family, justify="right")
     for j, n in enumerate(a[names.COLLAPSE_LENGTHS]):
-        table.add_row(str(int(n)), *(f"{a['collapse.diff'][f, j, 0]:.3g} ({a['collapse.identical_low'][f, j]:.0%})"
+        table.add_row(str(int(n)), *(f"{a[names.COLLAPSE_DIFF][f, j, LINF]:.3g} "
+                                     f"({share_text(a[names.COLLAPSE_IDENTICAL_LOW][f, j], d)})"
                                      for f in range(len(info["families"]))))
     return table
 

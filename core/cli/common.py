@@ -29,6 +29,7 @@ def collapse_spec(args: argparse.Namespace):
     defaults = CollapseSpec()
     flags = {"families": ("--families", None), "lengths": ("--lengths", None), "template": ("--template", None),
              "low_dtype": ("--low-dtype", defaults.low_dtype), "no_sensitivity": ("--no-sensitivity", False),
+             "collapse_attn": ("--collapse-attn", defaults.attention),
              "sensitivity_method": ("--sensitivity-method", defaults.sensitivity_method),
              "probes": ("--probes", defaults.probes), "sensitivity_tokens": ("--sensitivity-tokens",
                                                                              defaults.sensitivity_tokens),
@@ -49,7 +50,8 @@ def collapse_spec(args: argparse.Namespace):
         families.append("template")
     lengths = parse_lengths(value["lengths"]) if value["lengths"] is not None else None
     return CollapseSpec(families=tuple(families), lengths=lengths, template=value["template"],
-                        low_dtype=value["low_dtype"], sensitivity=not value["no_sensitivity"],
+                        low_dtype=value["low_dtype"], attention=value["collapse_attn"],
+                        sensitivity=not value["no_sensitivity"],
                         sensitivity_method=value["sensitivity_method"], probes=value["probes"],
                         sensitivity_tokens=value["sensitivity_tokens"], seed=value["collapse_seed"])
 

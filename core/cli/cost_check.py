@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Callable
 
-from coupling_tui.core.cost import REDUCE_FLAGS, RunCost, estimate, fmt_bytes, fmt_seconds
+from coupling_tui.core.cost import REDUCE_FLAGS, RunCost, collapse_cost, estimate, fmt_bytes, fmt_seconds
 from coupling_tui.core.errors import UserError
 from coupling_tui.core.options import coupling as coupling_options
 from coupling_tui.core.options.run_options import RunOptions
@@ -90,13 +90,34 @@ def estimate_for(options: RunOptions, loaded, prompt: str, *, baseline: bool = F
     ids, _ = tokenize(loaded, prompt, options.max_tokens)
     layers = options.blocks(n_layers)
     weights = resident_weights(loaded)
-    return estimate(n_layers=n_layers, d=loaded.info["d_model"], tokens=len(ids), top_k=options.top_k,
+    cost = estimate(n_layers=n_layers, d=loaded.info["d_model"], tokens=len(ids), top_k=options.top_k,
                     history_mb=options.history_mb, dtype=loaded.dtype, token_coupling=options.token_coupling,
                     weights_bytes=weights, family=loaded.info.get("family"), jacobian_method=options.jacobian_method,
                     layers=layers, baseline=baseline, vector_budget_mb=options.vector_budget_mb, device=loaded.device,
                     threads=torch.get_num_threads(), vju=options.vju,
                     token_pairs=len(coupling_options.token_pairs(options.token_pairs, n_layers)),
                     context_layers=len(options.context_blocks(n_layers)))
+    if options.collapse is not None:
+        extra = collapse_cost_for(options, loaded, weights, torch.get_num_threads())
+        cost.memory.update(extra.memory)
+        cost.seconds.update(extra.seconds)
+    return cost
+
+
+def collapse_cost_for(options: RunOptions, loaded, weights: float, threads: int) -> RunCost:
+    """``cost.collapse_cost`` of the stage ``options.collapse`` asks for: its pairs tokenised as the stage will
+    (lengths beyond the model's context are refused here, before anything runs)."""
+    from coupling_tui.core.engine.collapse import CollapsePass
+
+    stage = CollapsePass(loaded, options.collapse)
+    tokens = [len(s.ids) for f in stage.families for p in f.pairs for s in (p.short, p.long)]
+    sens = stage.sens or {}
+    config = loaded.model.config
+    return collapse_cost(n_layers=loaded.info["n_layers"], d=loaded.info["d_model"], sequence_tokens=tokens,
+                         low_dtype=options.collapse.low_dtype, sensitivity_tokens=sens.get("n_tokens", 0),
+                         probes=sens.get("probes", 0), weights_bytes=weights,
+                         heads=int(getattr(config, "num_attention_heads", 1) or 1), device=loaded.device,
+                         threads=threads)
 
 
 def resident_weights(loaded) -> float:

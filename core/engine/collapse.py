@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from coupling_tui.core.engine.collapse_pairs import Sequence, build_pairs
+from coupling_tui.core.engine.jacobians.frozen_attention import attn_implementation
 from coupling_tui.core.options.collapse import DEFAULT_LENGTHS, CollapseSpec
 from coupling_tui.core.errors import UserError
 from coupling_tui.core.results.events import LayerDone
@@ -32,7 +33,7 @@ from coupling_tui.core.engine.trace import first_tensor, trace
 from coupling_tui.core.results import names
 
 __all__ = ["CollapsePass", "CollapseSpec", "STAGE", "pair_differences", "bit_identical_fraction", "sensitivity",
-           "cast_copy", "model_context"]
+           "cast_copy", "model_context", "attention_of"]
 
 STAGE = "collapse"
 PROBE_CHUNK = 16
@@ -162,6 +163,11 @@ def model_context(config: Any) -> int | None:
     return int(value) if value else None
 
 
+def attention_of(model: Any) -> str | None:
+    """The attention implementation ``model`` runs with (its config's ``_attn_implementation``), if it says."""
+    return getattr(getattr(model, "config", None), "_attn_implementation", None)
+
+
 # -- the stage --
 
 class CollapsePass:
@@ -229,6 +235,7 @@ class CollapsePass:
             "lengths": list(self.lengths),
             "low_dtype": self.spec.low_dtype,
             "reference_dtype": self.reference_dtype,
+            "attention": {"reference": attention_of(self.loaded.model), "low": self.spec.attention},
             "template": self.spec.template_text if "template" in self.spec.families else None,
             "seed": self.spec.seed,
             "context": self.context,
@@ -292,7 +299,8 @@ class CollapsePass:
     def _pair_rows(self, f: int, j: int, short: Sequence, long: Sequence, reference: Any, low: Any) -> dict:
         adapter = self.loaded.adapter
         (h_a, n_a, next_a), (h_b, n_b, next_b) = (last_state(reference, adapter, s.ids) for s in (short, long))
-        (l_a, _, low_a), (l_b, _, low_b) = (last_state(low, adapter, s.ids) for s in (short, long))
+        with attn_implementation(low, self.spec.attention):          # the low stage's kernel (--collapse-attn)
+            (l_a, _, low_a), (l_b, _, low_b) = (last_state(low, adapter, s.ids) for s in (short, long))
         for i in (next_a, next_b, low_a, low_b):
             self.next_text.setdefault(str(i), self.loaded.tokenizer.decode([i]))
         return {

@@ -12,11 +12,44 @@ import numpy as np
 
 MEASURES = ("L1/d", "L∞", "rel L2")
 """The three pair differences in the order of the last axis of ``collapse.diff`` / ``collapse.diff_low``."""
+MEASURE_ORDER = (1, 0, 2)
+"""The order the pane shows them in (indices into MEASURES): L∞ first, as the paper's collapse figure (‖·‖_∞ of
+the difference of the last token's state in the last layer, before the final norm), then L1/d, then the relative
+L2."""
+MEASURE_FORMULAS = ("‖Δ‖₁/d", "max_k |Δ_k|", "‖Δ‖₂/‖y(n)‖₂")
+"""Each measure's formula, Δ = y(n+1) − y(n), in the order of MEASURES."""
 UNIT_ROUNDOFF = {"bfloat16": 2.0 ** -8, "float16": 2.0 ** -11, "float32": 2.0 ** -24, "float64": 2.0 ** -53}
 """u = 2^-p for a format with p significant bits: any number is rounded by at most u times its magnitude, and two
 neighbouring numbers of magnitude x are between 2u·x and 4u·x apart (bfloat16: p = 8)."""
 STRIP_QUANTILE = 0.98
 """A colour strip saturates at this quantile of |value|, so a few huge coordinates do not wash out the rest."""
+
+
+def next_measure(measure: int) -> int:
+    """The measure after ``measure`` in MEASURE_ORDER (L∞ → L1/d → relative L2 → L∞)."""
+    return MEASURE_ORDER[(MEASURE_ORDER.index(measure) + 1) % len(MEASURE_ORDER)]
+
+
+def share_text(fraction: float, d: int) -> str:
+    """A share of the d coordinates with one decimal ("0.7 %", "12.3 %"); "0 of d" when none is (a share below
+    0.05 %, which one decimal would show as 0.0 %, shows as its count: "1 of 4096"); "…" while pending (NaN)."""
+    if not np.isfinite(fraction):
+        return "…"
+    count = int(round(float(fraction) * d))           # a stored share is a count of coordinates over d
+    if count == 0 or 1000 * count < d / 2:             # 0, or below what one decimal shows (0.05 %)
+        return f"{count} of {d}"
+    return f"{100 * count / d:.1f} %"
+
+
+def attention_text(info: dict) -> str:
+    """The attention implementations a collapse header records, "attention: float32 sdpa, bfloat16 eager"; files
+    written before they were recorded say "attention: not recorded"."""
+    attention = info.get("attention") or {}
+    if not attention:
+        return "attention: not recorded"
+    ref = attention.get("reference") or "not recorded"
+    low = attention.get("low") or "not recorded"
+    return f"attention: {info.get('reference_dtype', 'float32')} {ref}, {info.get('low_dtype', 'bfloat16')} {low}"
 
 
 def pair_delta(pair: np.ndarray) -> np.ndarray:

@@ -26,6 +26,10 @@ DEFAULT_LENGTHS = (4, 8, 16, 32, 64, 128)
 """n, the repeats of the repeated symbol (the pair is n and n+1): a ×2 sweep whose longest sequence is a few hundred
 tokens ("1 1 … 1" with 129 ones is 257 SmolLM2 tokens); lengths beyond the model's context are dropped."""
 LOW_DTYPES = ("bfloat16", "float16", "float32")
+ATTENTIONS = ("eager", "sdpa")
+"""The attention implementations the low-precision stage may run with (HF's ``attn_implementation``). The kernel
+changes bfloat16 results (docs/collapse.md measures both on SmolLM2), so it is a setting, eager by default (the
+plain softmax(QKᵀ)V, rounded as the model's dtype rounds), and recorded in the header."""
 SENSITIVITY_METHODS = ("auto", "exact", "hutchinson")
 DEFAULT_PROBES = 32
 DEFAULT_SENSITIVITY_TOKENS = 128
@@ -44,6 +48,8 @@ class CollapseSpec:
     """The ``template`` family's prompt with one ``{seq}`` slot; None = ``DEFAULT_TEMPLATE``."""
     low_dtype: str = "bfloat16"
     """The low precision the pair is also computed in (a cast copy of the model unless it already runs in it)."""
+    attention: str = "eager"
+    """The attention implementation of the low-precision stage (ATTENTIONS); the reference keeps the model's own."""
     sensitivity: bool = True
     """Also measure over-squashing: S_i = ‖∂h_last/∂e_i‖_F over the input positions of one sequence."""
     seed: int = 0
@@ -73,6 +79,8 @@ class CollapseSpec:
                             f'e.g. --template "Count the ones: {SLOT}"')
         if self.low_dtype not in LOW_DTYPES:
             raise UserError(f"unknown low dtype: {self.low_dtype}", f"use one of {', '.join(LOW_DTYPES)}")
+        if self.attention not in ATTENTIONS:
+            raise UserError(f"unknown collapse attention: {self.attention}", f"use one of {', '.join(ATTENTIONS)}")
         if self.sensitivity_method not in SENSITIVITY_METHODS:
             raise UserError(f"unknown sensitivity method: {self.sensitivity_method}",
                             f"use one of {', '.join(SENSITIVITY_METHODS)}")

@@ -14,8 +14,9 @@ from textual.containers import Container, Horizontal, Vertical
 from textual.events import Resize
 from textual.widgets import Sparkline, Static
 
-from coupling_tui.core.maths.collapse_view import (MEASURES, DimDifference, resolutions, sensitivity_shares,
-                                                   top_differences)
+from coupling_tui.core.maths.collapse_view import (MEASURE_FORMULAS, MEASURE_ORDER, MEASURES, DimDifference,
+                                                   attention_text, next_measure, resolutions, sensitivity_shares,
+                                                   share_text, top_differences)
 from coupling_tui.core.results.run import Run
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
@@ -41,6 +42,9 @@ COMPACT_BELOW = 26
 TINY_BELOW = 18
 """Below this height the per-n table and the sensitivity give their rows to the plot."""
 COLUMN = 8
+"""The per-n table's column width (wider when a cell needs it, e.g. "0 of 576")."""
+LAYER = "last layer, pre-final-norm"
+"""Where the plotted differences are taken: always the stored pre-norm states."""
 
 
 def fmt(value: float, digits: int = 3) -> str:
@@ -49,9 +53,14 @@ def fmt(value: float, digits: int = 3) -> str:
 
 
 def percent(value: float) -> str:
-    if not math.isfinite(value):
-        return "…"
-    return f"{value:.0%}" if value >= 0.1 or value == 0 else f"{value:.1%}"
+    """A share with one decimal, "0.7 %"; "…" while pending."""
+    return f"{100 * value:.1f} %" if math.isfinite(value) else "…"
+
+
+def identical_text(fraction: float, d: int, dtype: str) -> str:
+    """"0 of 576 bit-identical in bf16" or "0.7 % bit-identical in bf16": the pair's coordinates whose low-precision
+    bits are equal."""
+    return f"{share_text(fraction, d)} bit-identical in {dtype}"
 
 
 class CollapsePane(Container):
@@ -74,7 +83,8 @@ final-layer state (the last block's output, *before* the final norm unless `n` s
   one cell per coordinate, or the largest-magnitude coordinate of a bin when the vector is wider than the pane.
   Colours saturate at the 98th percentile of |value| (written at the right).
 - **Table**: the coordinates where the pair differs most: y(n), y(n+1) and Δ as stored.
-- **Plot**: the pair's difference against n (log–log), in float32 and in the low precision (bfloat16 by
+- **Plot**: the pair's difference against n (log–log), **L∞** = max_k |Δ_k| first (the paper's figure; `d`
+  switches to L1/d = ‖Δ‖₁/d, then the relative L2 ‖Δ‖₂/‖y(n)‖₂), at the last layer before the final norm, in float32 and in the low precision (bfloat16 by
   default), with the low precision's **resolution**: bfloat16's unit roundoff 2⁻⁸ times the typical |y_k|
   (the median, for L1/d; the largest, for L∞; 2⁻⁸ itself for the relative L2). Below that line the format
   cannot tell the two states apart at their magnitude. The red line marks the selected n. The plot always
@@ -89,7 +99,7 @@ Collapse shows as the difference falling with n and the identical share rising; 
 shows the paper's remedy. Pending pairs (still computing) show as `…`.
 
 Keys: `,` / `.` the previous / next n, `f` the next family, `n` pre-/post-norm states, `d` the plotted
-difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
+difference (L∞ → L1/d → relative L2). docs/collapse.md defines every number.
 """
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
@@ -112,8 +122,8 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
         streaming run shows each pair as it arrives."""
         self.normed = False
         """Show the states after the final norm (``collapse.final_normed``) instead of before it."""
-        self.measure = 0
-        """The plotted difference: index into MEASURES."""
+        self.measure = MEASURE_ORDER[0]
+        """The plotted difference: index into MEASURES (L∞ first, the paper's figure)."""
         self.message = ""
         """The pair line as plain text (or why nothing is shown)."""
         self.subtitle = ""
@@ -175,7 +185,7 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
         self.normed = not self.normed
 
     def cycle_measure(self) -> None:
-        self.measure = (self.measure + 1) % len(MEASURES)
+        self.measure = next_measure(self.measure)
 
     # -- drawing --
     def on_resize(self, event: Resize) -> None:
@@ -237,7 +247,8 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
         text = Text()
         text.append(f"n = {n} vs {n + 1} repeats", style="bold")
         text.append(f" · {short} / {long} tokens · last token, last block, "
-                    f"{'after' if self.normed else 'before'} the final norm")
+                    f"{'after' if self.normed else 'before'} the final norm · ")
+        text.append(attention_text(run.header["collapse"]), style="dim")
         text.append("\n")
         m = self.measure
         if not done:
@@ -245,11 +256,11 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
         else:
             res = resolutions(a[names.COLLAPSE_FINAL][f, j:j + 1], low, m)[0]
             low_value = float(a[names.COLLAPSE_DIFF_LOW][f, j, m])
-            text.append(f"{MEASURES[m]}: float32 {fmt(float(a['collapse.diff'][f, j, m]))} · {low} ")
-            text.append(fmt(low_value) + (" (bit-identical)" if low_value == 0 else ""))
-            text.append(f" · {SHORT_DTYPE.get(low, low)} resolution {fmt(res)} · ")
-            text.append(f"{percent(float(a['collapse.identical_low'][f, j]))} of coordinates bit-identical in "
-                        f"{SHORT_DTYPE.get(low, low)}")
+            text.append(f"{MEASURES[m]} ({LAYER}): float32 {fmt(float(a[names.COLLAPSE_DIFF][f, j, m]))} · {low} ")
+            text.append(fmt(low_value) + (" (bit-identical)" if low_value == 0 else "") + " · ")
+            text.append(identical_text(float(a[names.COLLAPSE_IDENTICAL_LOW][f, j]), a[names.COLLAPSE_FINAL].shape[-1],
+                                       SHORT_DTYPE.get(low, low)))
+            text.append(f" · {SHORT_DTYPE.get(low, low)} resolution {fmt(res)}")
         text.append("\n")
         ref_a, ref_b, low_a, low_b = self.answers
         text.append("greedy next token: ")
@@ -292,7 +303,7 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
         self.plot.show_axis_labels(not self.has_class("-compact"))   # a short pane gives that row to the data
         self.plot.set_series(series, (min(lengths), max(lengths)), lengths[j], lengths)
         legend = self.plot.legend()
-        legend.append("  (pre-norm)", style="dim")
+        legend.append(f"  {MEASURE_FORMULAS[m]}, last layer pre-norm", style="dim")
         self.legend.update(legend)
 
     def _per_n_text(self, run: Run, f: int, j: int, low: str) -> Text:
@@ -307,10 +318,12 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
             rows += [(f"{MEASURES[m]} f32", [fmt(float(v)) for v in a[names.COLLAPSE_DIFF][f, :, m]]),
                      (f"{MEASURES[m]} {short}", [fmt(float(v)) for v in a[names.COLLAPSE_DIFF_LOW][f, :, m]]),
                      (f"{short} resol.", [fmt(float(v)) for v in res])]
-        rows.append((f"same {short} bits", [percent(float(v)) for v in a[names.COLLAPSE_IDENTICAL_LOW][f]]))
+        d = a[names.COLLAPSE_FINAL].shape[-1]
+        rows.append((f"same {short} bits", [share_text(float(v), d) for v in a[names.COLLAPSE_IDENTICAL_LOW][f]]))
         if not self.has_class("-compact"):
             rows.append(("greedy n/n+1", [self._pair_answer(run, ids) for ids in a[names.COLLAPSE_NEXT_IDS][f]]))
         label_width = max(len(label) for label, _ in rows) + 1
+        width = max([COLUMN - 1] + [len(cell) for _, cells in rows[1:] for cell in cells])
         text = Text(no_wrap=True, overflow="ellipsis")
         for r, (label, cells) in enumerate(rows):
             if r:
@@ -318,7 +331,7 @@ difference (L1/d, L∞, relative L2). docs/collapse.md defines every number.
             text.append(f"{label:<{label_width}}", style="bold" if r == 0 else "dim")
             for k, cell in enumerate(cells):
                 style = "reverse" if k == j else ("bold" if r == 0 else "")
-                text.append(f"{cell[:COLUMN - 1]:>{COLUMN - 1}}", style=style)
+                text.append(f"{cell:>{width}}", style=style)
                 text.append(" ")
         return text
 
