@@ -56,7 +56,11 @@ def collapse_command(args: argparse.Namespace) -> int:
         for warning in header["collapse"]["warnings"]:
             console.print(f"[yellow]note:[/] {warning}")
 
-    events = engine.stream(loaded, COLLAPSE_PROMPT, RunOptions(top_k=0, collapse=spec, params=run_params(args)))
+    from coupling_tui.core.cli.cost_check import check_run_cost
+
+    options = RunOptions(top_k=0, collapse=spec, params=run_params(args))
+    check_run_cost(options, loaded, COLLAPSE_PROMPT, console, yes=True)     # told, never asked: no --yes here
+    events = engine.stream(loaded, COLLAPSE_PROMPT, options)
     run = stream_with_progress(events, console, loaded.info["n_layers"], on_started=notes)
     path = results.save(run, output)
     console.print(summary_table(run))
