@@ -1,6 +1,7 @@
-"""How fast this machine runs the operations that dominate a run, measured in well under a second: float32 GEMM at
-the block Jacobians' and the coupling's shapes, the exact top-K solver the engine uses (``spectra.top_k``: JᵀJ and
-the subset eigensolver), the forward pass's tall products in float32 and in the collapse stage's low precision.
+"""How fast this machine runs the operations that dominate a run, measured in about a second (0.6-0.8 s on one
+thread of a 2-core Xeon; more on a loaded machine, where each call may wait): float32 GEMM at the block Jacobians'
+and the coupling's shapes, the exact top-K solver the engine uses (``spectra.top_k``: JᵀJ and the subset
+eigensolver), the forward pass's tall products in float32 and in the collapse stage's low precision.
 
 Each rate is the best of a few repetitions after a warm-up (the machine's capability, not its momentary load: the
 cost check reports the load average beside the estimate instead). The numbers feed ``core.cost.Rates``; the cache
@@ -17,8 +18,10 @@ from coupling_tui.core.linalg.spectra import top_k
 
 GEMM_SHAPE = (4, 384, 1024)
 """Batched [B, d, f] @ [B, f, d]: a block Jacobian's W_down·diag·W_up product at a small width."""
-TOPK_SHAPE = (4, 256, 32)
-"""B matrices d × d and their top-k triplets: the top-K stage at a small width."""
+TOPK_SHAPE = (1, 512, 48)
+"""B matrices d × d and their top-k triplets: the top-K stage near SmolLM2's width. Smaller matrices (4 × 256) were
+tried and misled: on a loaded 2-core machine their many short LAPACK calls ran 14× slower on two threads than on
+one, where the engine's d = 576 top-K ran 5× slower, and this shape's probe matched the engine's rate within 10%."""
 FORWARD_SHAPE = (256, 384, 1024)
 """[T, d] @ [d, f]: the forward pass's projections (T tokens through one linear layer)."""
 MIN_REPEATS, MAX_REPEATS = 3, 25
