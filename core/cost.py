@@ -99,10 +99,10 @@ REFERENCE_RATES = Rates(gemm=1.57e11, topk=9.5e9, forward=1.65e11, low=8.9e10)
 """The rates the seconds above are at: ``core.linalg.probe`` on one thread of a 2-core Intel Xeon VM, in CPU seconds
 (the mean of nine probes, each within 7% of it, top-K of four within 1%; 2026-12-04, load average 4-7 from other
 work, which CPU seconds at one thread are nearly immune to). That thread, timed the same way
-(benchmarks/estimates.py --threads 1 --clock cpu --max-tokens 26, default prompt), ran each stage within 16% of the seconds above: Jacobians 12.3 s (estimate 10.8),
-top-K 16.3 (17.0), depth coupling 10.7 (10.6), token coupling 7.7 (9.2); the 1,024-token --top-k 0 run 9.6 s
-(FORWARD_FLOPS: 10.2). So the reference CPU's two threads did what one thread of that Xeon does, and the seconds
-stand; the collapse constants below are from the same calibration."""
+(benchmarks/estimates.py --threads 1 --clock cpu --max-tokens 26, default prompt), ran each stage within 16% of
+the seconds above: Jacobians 12.3 s (estimate 10.8), top-K 16.3 (17.0), depth coupling 10.7 (10.6), token coupling
+7.7 (9.2); the 1,024-token --top-k 0 run 9.6 s (FORWARD_FLOPS: 10.2). So the reference CPU's two threads did what
+one thread of that Xeon does, and the seconds stand; the collapse constants above are from the same calibration."""
 STAGE_RATES = {"forward trace": "forward", "Jacobians": "gemm", "top-K": "topk", "depth coupling": "gemm",
                "token coupling": "gemm", "vju coupling": "gemm", "token pairs": "gemm", "context coupling": "gemm",
                "collapse pairs": "forward", "collapse low precision": "low", "collapse sensitivity": "forward"}

@@ -183,7 +183,7 @@ def test_the_busy_note_appears_iff_the_load_exceeds_the_cores(monkeypatch, load,
     said = []
     cost_check.confirm(cost.RunCost(seconds={"Jacobians": 60.0}), None, yes=False, interactive=False,
                        say=said.append, note=note)
-    assert said[0].startswith("estimate: about 0 B") and said[0].endswith(f"; {note}" if busy else "on the CPU")
+    assert said == ["estimate: about 0 B () and about 60 s on the CPU"] + ([f"  {note}"] if busy else [])
 
 
 def test_the_load_seconds_are_told_beside_the_estimate_and_do_not_decide():
@@ -218,8 +218,10 @@ def test_compute_says_the_load_seconds_and_the_busy_note(tiny_dir, tmp_path, mon
     monkeypatch.setattr(cost_check, "available_memory", lambda device="cpu": 1e5)     # refused: nothing runs
     status = compute.main(["--model", str(tiny_dir), "-p", "The capital", "-o", str(tmp_path / "r.safetensors")])
     err = capsys.readouterr().err
-    line = next(x for x in err.splitlines() if x.startswith("estimate: "))
-    assert status == 2 and " loading)" in line and line.endswith("; machine busy: load 9.0 on 2 cores; expect longer")
+    lines = err.splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("estimate: "))
+    assert status == 2 and lines[at].endswith(" loading)")
+    assert lines[at + 1] == "  machine busy: load 9.0 on 2 cores; expect longer"
 
 
 def test_the_collapse_command_prints_its_estimate(tiny_dir, tmp_path, capsys):

@@ -1,6 +1,6 @@
 """Before a run starts: say what it will cost, ask before a large one when someone is there to answer, and refuse
 one that cannot fit when no one is (``--yes`` starts it anyway). The times are scaled by this machine's measured
-rates (core.cli.calibration), and a busy machine's load average is told beside them. Torch is only imported by
+rates (core.cli.calibration), and a busy machine's load average is told under them. Torch is only imported by
 ``estimate_for`` and the probe."""
 
 from __future__ import annotations
@@ -65,9 +65,12 @@ def verdict(cost: RunCost, available: float | None) -> tuple[str, str]:
 
 def confirm(cost: RunCost, available: float | None, *, yes: bool, interactive: bool,
             ask: Callable[[str], str] = input, say: Callable[[str], None] = print, note: str = "") -> None:
-    """Print the estimate (and ``note`` beside it: a busy machine's load); ask (interactive) or refuse (not) above
-    the thresholds, unless ``yes``. Declining or refusing raises UserError, before anything is computed."""
-    say(f"estimate: {cost.text()}" + (f"; {note}" if note else ""))
+    """Print the estimate (and ``note`` on the line under it: a busy machine's load); ask (interactive) or refuse
+    (not) above the thresholds, unless ``yes``. Declining or refusing raises UserError, before anything is
+    computed. The estimate line is ``cost.text()`` alone, as an out-of-memory message repeats it."""
+    say(f"estimate: {cost.text()}")
+    if note:
+        say(f"  {note}")
     level, why = verdict(cost, available)
     if level == "ok" or yes:
         return
