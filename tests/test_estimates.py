@@ -84,6 +84,12 @@ def test_a_corrupt_cache_file_is_ignored_and_rewritten(tmp_path, content):
     assert probe.calls == ["cpu"]
 
 
+def test_an_entry_with_a_strange_load_keeps_its_rates(tmp_path):
+    path, probe = tmp_path / "rates.json", Probe()
+    path.write_text(json.dumps({"version": 1, "machines": {"cpu-model | cpu": {"rates": FAST, "load": "busy"}}}))
+    assert cache(path, probe, load=0.1).rates("cpu") == Rates.from_dict(FAST) and probe.calls == []
+
+
 def test_an_unwritable_cache_costs_only_a_probe(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -210,9 +216,19 @@ def test_the_real_probe_measures_positive_rates_on_this_machine():
 
 
 def test_compute_says_the_load_seconds_and_the_busy_note(tiny_dir, tmp_path, monkeypatch, capsys):
+    import time
+
     from coupling_tui.core.cli import compute
     from coupling_tui.core.engine import stream as engine
+    from coupling_tui.core.load import models
 
+    original = models.load
+
+    def slow_load(*args, **kwargs):                         # a load that takes at least 1 s, whatever the machine
+        time.sleep(1.0)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(models, "load", slow_load)
     monkeypatch.setattr(engine, "stream", lambda *a, **k: iter(()))
     monkeypatch.setattr(cost_check, "machine_note", lambda: "machine busy: load 9.0 on 2 cores; expect longer")
     monkeypatch.setattr(cost_check, "available_memory", lambda device="cpu": 1e5)     # refused: nothing runs
@@ -220,7 +236,7 @@ def test_compute_says_the_load_seconds_and_the_busy_note(tiny_dir, tmp_path, mon
     err = capsys.readouterr().err
     lines = err.splitlines()
     at = next(i for i, x in enumerate(lines) if x.startswith("estimate: "))
-    assert status == 2 and lines[at].endswith(" loading)")
+    assert status == 2 and lines[at].endswith(" s loading)") and "(after 0 s" not in lines[at]
     assert lines[at + 1] == "  machine busy: load 9.0 on 2 cores; expect longer"
 
 

@@ -108,7 +108,9 @@ class RatesCache:
         cached = _entry_rates(entry)
         load = self.load()
         self.probed = False
-        if cached is not None and not (busy_note(entry.get("load"), self.cores) and not busy_note(load, self.cores)):
+        then = entry.get("load") if isinstance(entry, dict) else None
+        then = then if isinstance(then, (int, float)) and not isinstance(then, bool) else None
+        if cached is not None and not (busy_note(then, self.cores) and not busy_note(load, self.cores)):
             return cached
         measured = Rates.from_dict(self.measure(device))
         if cached is not None:               # a probe on a busy machine: keep the faster of each rate
