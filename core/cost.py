@@ -5,8 +5,13 @@ measured runs on the reference 2-core CPU (docs/metrics.md "measured cost", benc
 run (SmolLM2, 30 layers × 52 tokens, d = 576, K = 50, float32) takes 114 s — Jacobians 21.7 s, top-50 triplets
 33.9 s, depth coupling 21.5 s, token coupling 33.7 s — and keeps 2.07 GB of dense-J history. Times scale with the
 CPU threads torch uses (GEMM-bound); on a GPU they are a rough guess. Every stage of ``engine.stream`` is
-estimated, the forward trace included (its attention is O(T²)), and the collapse stage (``collapse_cost``: its
-forward passes in both precisions and the sensitivity's backward passes).
+estimated, the forward trace and the collapse stage included.
+
+The constants are seconds on that reference CPU. On any other machine (or device) each stage is scaled by ``Rates``:
+what ``core.linalg.probe`` measures here against what it measures there (``REFERENCE_RATES``), one rate per kind of
+work (GEMM, the top-K eigensolver, the forward pass, its low precision), so that a machine twice as fast at an
+operation gets half the time for the stages made of it. Without measured rates the old guess applies: the CPU
+threads torch uses, or ``GPU_SPEEDUP``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 REFERENCE_THREADS = 2
-"""The measurements above are on 2 CPU threads."""
+"""The measurements above are on 2 CPU threads (without measured rates, times scale with the threads torch uses)."""
 J_SECONDS = 21.7 / (30 * 52)
 """Closed-form block Jacobian, seconds per (layer, token) at d = 576; scales as d³ above a floor."""
 J_FLOOR = 0.15
@@ -45,8 +50,84 @@ CLOSED_FORM_FAMILIES = ("llama", "mistral", "qwen2")
 """As core.engine.jacobians.closed_form.FAMILIES (kept equal by a test)."""
 DENSE_BUDGET_BYTES = 2 << 30
 """As core.engine.jacobians.layers.DENSE_BUDGET_BYTES: a layer's dense J beyond this is taken in token chunks."""
+COLLAPSE_FLOPS = 79e9
+"""Effective float32 FLOP/s of the collapse stage's forward passes at REFERENCE_RATES (FORWARD_LINEAR·d² + 4·T·d per
+token and block, as the forward trace): SmolLM2's default collapse run (4 families × 6 lengths, 48 sequences of 5 to
+257 tokens, 0.80 TFLOP in each precision) spent 29.6 CPU seconds on its pairs in float32 and bfloat16."""
+COLLAPSE_LOW_FLOPS = 42e9
+"""The same in bfloat16: COLLAPSE_FLOPS × the probe's bfloat16/float32 ratio (the run times both precisions
+together)."""
+COLLAPSE_CALL_SECONDS = 0.004
+"""Fixed seconds of one short forward pass (hooks, per-block Python, the greedy token); a guess, 0.4 s of the 29.6."""
+BACKWARD_FACTOR = 0.66
+"""A batched vector-Jacobian product (one probe of the sensitivity) against a forward pass: the same run's
+sensitivity (127 tokens, 32 probes) took 8.8 CPU seconds."""
+BUSY_MARGIN = 0.5
+"""The machine is called busy when its 1-minute load average exceeds its cores by more than this."""
 REDUCE_FLAGS = "--max-tokens, --top-k, --layers, --history-mb, --no-token-coupling or --dtype"
 """The flags that make a run smaller, named in every message about size."""
+
+
+@dataclass(frozen=True)
+class Rates:
+    """How fast a machine runs each kind of work, as ``core.linalg.probe`` measures it: FLOP/s of float32 GEMM at a
+    block Jacobian's shape (``gemm``), d³ units per second of the exact top-K solver (``topk``), FLOP/s of the forward
+    pass's products in float32 (``forward``) and in the collapse stage's low precision (``low``)."""
+
+    gemm: float
+    topk: float
+    forward: float
+    low: float
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Rates":
+        """From a dict with (at least) every field, each a positive finite number; ValueError otherwise."""
+        rates = {}
+        for name in ("gemm", "topk", "forward", "low"):
+            value = values[name] if isinstance(values, dict) and name in values else None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise ValueError(f"rate {name!r} is {value!r}, not a positive number")
+            rates[name] = float(value)
+        return cls(**rates)
+
+    def speedup(self, reference: "Rates") -> dict[str, float]:
+        """Each rate against ``reference``'s: 2.0 = twice as fast."""
+        return {name: getattr(self, name) / getattr(reference, name) for name in ("gemm", "topk", "forward", "low")}
+
+
+REFERENCE_RATES = Rates(gemm=1.57e11, topk=9.5e9, forward=1.65e11, low=8.9e10)
+"""The rates the seconds above are at: ``core.linalg.probe`` on one thread of a 2-core Intel Xeon VM, in CPU seconds
+(the mean of nine probes, each within 7% of it, top-K of four within 1%; 2026-12-04, load average 4-7 from other
+work, which CPU seconds at one thread are nearly immune to). That thread, timed the same way
+(benchmarks/estimates.py --threads 1 --clock cpu --max-tokens 26, default prompt), ran each stage within 16% of
+the seconds above: Jacobians 12.3 s (estimate 10.8), top-K 16.3 (17.0), depth coupling 10.7 (10.6), token coupling
+7.7 (9.2); the 1,024-token --top-k 0 run 9.6 s (FORWARD_FLOPS: 10.2). So the reference CPU's two threads did what
+one thread of that Xeon does, and the seconds stand; the collapse constants above are from the same calibration."""
+STAGE_RATES = {"forward trace": "forward", "Jacobians": "gemm", "top-K": "topk", "depth coupling": "gemm",
+               "token coupling": "gemm", "vju coupling": "gemm", "token pairs": "gemm", "context coupling": "gemm",
+               "collapse pairs": "forward", "collapse low precision": "low", "collapse sensitivity": "forward"}
+"""Which rate each stage's time scales with."""
+
+
+@dataclass(frozen=True)
+class CollapseWork:
+    """The collapse stage's forward passes: the token count of every sequence (each pair's short and long), each
+    run once in float32 and once in ``low_dtype``, and the sensitivity's sequence and probes (0 = none)."""
+
+    sequences: tuple[int, ...]
+    low_dtype: str = "bfloat16"
+    sensitivity_tokens: int = 0
+    sensitivity_probes: int = 0
+    heads: int = 1
+    """Attention heads: the eager low-precision pass keeps one layer's T×T scores per head."""
+
+
+def busy_note(load: float | None, cores: int | None) -> str:
+    """"machine busy: load 3.1 on 2 cores; expect longer" when the 1-minute load average exceeds the cores by
+    more than BUSY_MARGIN, else ""."""
+    if load is None or not cores or load <= cores + BUSY_MARGIN:
+        return ""
+    return f"machine busy: load {load:.1f} on {cores} core{'s' if cores != 1 else ''}; expect longer"
 
 
 def coupling_ks(top_k: int) -> list[int]:
@@ -61,6 +142,11 @@ class RunCost:
     memory: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     device: str = "cpu"
+    done_seconds: float = 0.0
+    """Seconds already spent before the estimate (loading the model, a GGUF's one-time dequantisation included):
+    told beside it, not part of ``total_seconds`` (which decides whether to ask)."""
+    measured: bool = False
+    """True when the times are scaled by this machine's measured rates (core.cli.calibration)."""
 
     @property
     def total_bytes(self) -> float:
@@ -75,7 +161,9 @@ class RunCost:
         parts = sorted(((v, k) for k, v in self.memory.items() if v >= 0.05 * self.total_bytes), reverse=True)
         detail = ", ".join(f"{fmt_bytes(v)} {k}" for v, k in parts[:3])
         where = "a GPU (rough)" if self.device.startswith("cuda") else f"the {self.device.upper()}"
-        return f"about {fmt_bytes(self.total_bytes)} ({detail}) and {fmt_seconds(self.total_seconds)} on {where}"
+        done = f" (after {self.done_seconds:.0f} s loading)" if self.done_seconds >= 0.5 else ""
+        return (f"about {fmt_bytes(self.total_bytes)} ({detail}) and {fmt_seconds(self.total_seconds)} on {where}"
+                f"{done}")
 
 
 def fmt_bytes(n: float) -> str:
@@ -97,11 +185,14 @@ def estimate(*, n_layers: int, d: int, tokens: int, top_k: int, history_mb: floa
              token_coupling: bool = True, weights_bytes: float = 0.0, family: str | None = "llama",
              jacobian_method: str = "auto", layers: list[int] | None = None, baseline: bool = False,
              vector_budget_mb: float = 100.0, device: str = "cpu", threads: int = REFERENCE_THREADS,
-             vju: bool = False, token_pairs: int = 0, context_layers: int = 0) -> RunCost:
+             vju: bool = False, token_pairs: int = 0, context_layers: int = 0, collapse: CollapseWork | None = None,
+             rates: Rates | None = None) -> RunCost:
     """Memory and time of ``engine.stream`` with these sizes. ``layers`` = the blocks with Jacobians (None = all);
     ``weights_bytes`` = the loaded model's parameters (doubled with ``baseline``); ``vju`` a second depth-coupling
     product, ``token_pairs`` extra T×T matrices, ``context_layers`` the layers of the context stage (cross-token
-    Jacobians by d backward and d double-backward passes: about three autodiff Jacobian layers each)."""
+    Jacobians by d backward and d double-backward passes: about three autodiff Jacobian layers each), ``collapse``
+    the collapse stage's passes. ``rates``: this machine's (core.linalg.probe), against ``REFERENCE_RATES``; None
+    scales by ``threads`` (or ``GPU_SPEEDUP`` on CUDA) instead."""
     L, T = n_layers, tokens
     n = len(layers) if layers is not None else L                  # blocks whose Jacobians are computed
     jb = 8 if dtype == "float64" else 4                           # Jacobian maths: float32, float64 for float64
@@ -149,47 +240,41 @@ def estimate(*, n_layers: int, d: int, tokens: int, top_k: int, history_mb: floa
             sec["context coupling"] = (lc * 3 * j_one * AUTODIFF_FACTOR * T + lc * 2 * topk_one * T
                                        + pairs * 2 * T * T * per_entry / COUPLING_FLOPS)
     mem["results file"] = mem.get("results file", 0.0) + 2 * (L + 1) * T * d * 4
+    if collapse is not None:
+        sec.update(collapse_seconds(collapse, n_layers=L, d=d))
+        mem.update(collapse_memory(collapse, n_layers=L, d=d, weights_bytes=weights_bytes))
+    if rates is not None:
+        speed = rates.speedup(REFERENCE_RATES)
+        return RunCost(memory=mem, seconds={name: s / speed[STAGE_RATES[name]] for name, s in sec.items()},
+                       device=device, measured=True)
     speed = GPU_SPEEDUP if device.startswith("cuda") else max(1, min(threads, 16)) / REFERENCE_THREADS
     return RunCost(memory=mem, seconds={name: s / speed for name, s in sec.items()}, device=device)
 
 
-LOW_SLOWDOWN_CPU = {"bfloat16": 10.0, "float16": 10.0, "float32": 1.0, "float64": 2.0}
-"""How much slower a forward pass runs in the low precision than in float32 on a CPU (bfloat16 and float16 matrix
-products are emulated without AVX-512: about a tenth of float32's speed, docs/collapse.md); 1 on a GPU."""
-COLLAPSE_CALIBRATION = 1.0
-"""Left at 1: the SmolLM2 runs of benchmarks/collapse_table.py (docs/collapse.md; a shared 2-core CPU whose load
-varied) took 0.82-1.06 of this model's time for all five families to n = 128 (sequences up to 259 tokens) but
-0.30-0.38 of it for the ones family to n = 512 and 1024 (up to 2049 tokens): at long lengths the estimate is high by
-about 3x, a bound rather than a prediction; too few and too noisy measurements to fit a length dependence."""
-VJP_FORWARDS = 2.0
-"""One vector-Jacobian product of the sensitivity costs about this many forward passes of the same sequence."""
+def collapse_seconds(work: CollapseWork, *, n_layers: int, d: int) -> dict[str, float]:
+    """Reference-CPU seconds of the collapse stage: every sequence forward in float32 and in the low precision, and
+    the sensitivity (one forward with autograd, then a vector-Jacobian product per probe)."""
+    def forward(t: int) -> float:
+        return n_layers * t * (FORWARD_LINEAR * d * d + 4 * t * d)
+
+    low_flops = COLLAPSE_FLOPS if work.low_dtype == "float32" else COLLAPSE_LOW_FLOPS
+    out = {"collapse pairs": sum(forward(t) / COLLAPSE_FLOPS + COLLAPSE_CALL_SECONDS for t in work.sequences),
+           "collapse low precision": sum(forward(t) / low_flops + COLLAPSE_CALL_SECONDS for t in work.sequences)}
+    if work.sensitivity_tokens:
+        passes = 1 + BACKWARD_FACTOR * work.sensitivity_probes
+        out["collapse sensitivity"] = passes * (forward(work.sensitivity_tokens) / COLLAPSE_FLOPS
+                                                + COLLAPSE_CALL_SECONDS)
+    return out
 
 
-def forward_seconds(n_layers: int, d: int, tokens: int) -> float:
-    """One forward pass through ``n_layers`` blocks at ``tokens`` tokens on the reference CPU, float32."""
-    return n_layers * tokens * (FORWARD_LINEAR * d * d + 4 * tokens * d) / FORWARD_FLOPS
-
-
-def collapse_cost(*, n_layers: int, d: int, sequence_tokens: list[int], low_dtype: str = "bfloat16",
-                  sensitivity_tokens: int = 0, probes: int = 0, weights_bytes: float = 0.0, heads: int = 1,
-                  device: str = "cpu", threads: int = REFERENCE_THREADS) -> RunCost:
-    """The collapse stage: every sequence (both of each pair, every family and length: ``sequence_tokens``) once in
-    float32 and once in ``low_dtype``, then ``probes`` vector-Jacobian products of one ``sensitivity_tokens``-token
-    sequence (0: none). Memory: the low-precision copy of the weights, the float32 hidden states one trace keeps,
-    one layer's attention scores (eager) and the sensitivity's graph."""
-    slow = 1.0 if device.startswith("cuda") else LOW_SLOWDOWN_CPU.get(low_dtype, 1.0)
-    passes = sum(forward_seconds(n_layers, d, t) for t in sequence_tokens)
-    sec = {"collapse pairs": passes * (1 + (slow if low_dtype != "float32" else 0)) * COLLAPSE_CALIBRATION}
-    if sensitivity_tokens and probes:
-        sec["collapse sensitivity"] = (forward_seconds(n_layers, d, sensitivity_tokens) * (1 + VJP_FORWARDS * probes)
-                                       * COLLAPSE_CALIBRATION)
-    longest = max(sequence_tokens, default=0)
-    low_bytes = {"float32": 4, "float64": 8}.get(low_dtype, 2)
-    mem = {"collapse low copy": weights_bytes * low_bytes / 4 if low_dtype != "float32" else 0.0,
-           "collapse states": (n_layers + 1) * longest * d * 4 + heads * longest * longest * 4,
-           "collapse sensitivity graph": n_layers * sensitivity_tokens * d * 4 * 16 * 2}   # rough: activations
-    speed = GPU_SPEEDUP if device.startswith("cuda") else max(1, min(threads, 16)) / REFERENCE_THREADS
-    return RunCost(memory=mem, seconds={k: v / speed for k, v in sec.items()}, device=device)
+def collapse_memory(work: CollapseWork, *, n_layers: int, d: int, weights_bytes: float) -> dict[str, float]:
+    """The collapse stage's memory: the low-precision copy of the weights, the float32 hidden states one trace keeps
+    and one layer's attention scores at the longest sequence, and the sensitivity's graph (rough: activations)."""
+    longest = max(work.sequences, default=0)
+    low_bytes = {"float32": 4, "float64": 8}.get(work.low_dtype, 2)
+    return {"collapse low copy": weights_bytes * low_bytes / 4 if work.low_dtype != "float32" else 0.0,
+            "collapse states": (n_layers + 1) * longest * d * 4 + work.heads * longest * longest * 4,
+            "collapse sensitivity graph": n_layers * work.sensitivity_tokens * d * 4 * 16 * 2}
 
 
 def weights_bytes(config, dtype: str) -> float:

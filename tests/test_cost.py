@@ -310,27 +310,34 @@ def test_the_coupling_extras_add_their_stages():
 # -- the collapse stage (issue 18 item 3) --
 
 def test_the_collapse_estimate_counts_every_forward_pass_in_both_precisions():
-    from coupling_tui.core.cost import LOW_SLOWDOWN_CPU, collapse_cost, forward_seconds
+    from coupling_tui.core.cost import (COLLAPSE_CALL_SECONDS, COLLAPSE_FLOPS, COLLAPSE_LOW_FLOPS, FORWARD_LINEAR,
+                                        CollapseWork, collapse_seconds)
 
-    tokens = [7, 9, 15, 17]
-    cost = collapse_cost(n_layers=30, d=576, sequence_tokens=tokens, low_dtype="bfloat16", weights_bytes=540e6)
-    one = sum(30 * t * (24 * 576 ** 2 + 4 * t * 576) / 31e9 for t in tokens)      # the forward model, by hand
-    assert sum(forward_seconds(30, 576, t) for t in tokens) == pytest.approx(one)
-    assert cost.seconds == {"collapse pairs": pytest.approx(one * (1 + LOW_SLOWDOWN_CPU["bfloat16"]))}
-    assert cost.memory["collapse low copy"] == pytest.approx(270e6)                # the bfloat16 copy
-    same = collapse_cost(n_layers=30, d=576, sequence_tokens=tokens, low_dtype="float32", weights_bytes=540e6)
-    assert same.seconds["collapse pairs"] == pytest.approx(one) and same.memory["collapse low copy"] == 0
+    tokens = (7, 9, 15, 17)
+    flops = [30 * t * (FORWARD_LINEAR * 576 ** 2 + 4 * t * 576) for t in tokens]      # the forward model, by hand
+    sec = collapse_seconds(CollapseWork(sequences=tokens, low_dtype="bfloat16"), n_layers=30, d=576)
+    assert sec == {"collapse pairs": pytest.approx(sum(f / COLLAPSE_FLOPS + COLLAPSE_CALL_SECONDS for f in flops)),
+                   "collapse low precision": pytest.approx(sum(f / COLLAPSE_LOW_FLOPS + COLLAPSE_CALL_SECONDS
+                                                               for f in flops))}
+    same = collapse_seconds(CollapseWork(sequences=tokens, low_dtype="float32"), n_layers=30, d=576)
+    assert same["collapse low precision"] == pytest.approx(same["collapse pairs"])
+    bf16 = estimate(**{**DEFAULT_RUN, "weights_bytes": 540e6}, collapse=CollapseWork(sequences=tokens))
+    f32 = estimate(**{**DEFAULT_RUN, "weights_bytes": 540e6}, collapse=CollapseWork(tokens, low_dtype="float32"))
+    assert bf16.memory["collapse low copy"] == pytest.approx(270e6)                # the bfloat16 copy
+    assert f32.memory["collapse low copy"] == 0
 
 
 def test_the_collapse_estimate_grows_quadratically_at_long_lengths_and_adds_the_sensitivity():
-    from coupling_tui.core.cost import collapse_cost
+    from coupling_tui.core.cost import CollapseWork, collapse_seconds
 
     def seconds(n, **kw):
-        return collapse_cost(n_layers=30, d=576, sequence_tokens=[2 * n - 1, 2 * n + 1], **kw).total_seconds
+        return sum(collapse_seconds(CollapseWork(sequences=(2 * n - 1, 2 * n + 1), **kw), n_layers=30,
+                                    d=576).values())
 
     assert seconds(1024) > 2 * seconds(512) > 4 * seconds(256)                     # attention's T² term shows
-    with_sens = collapse_cost(n_layers=30, d=576, sequence_tokens=[127, 129], sensitivity_tokens=127, probes=32)
-    assert with_sens.seconds["collapse sensitivity"] > 0 and with_sens.total_seconds > seconds(64)
+    with_sens = collapse_seconds(CollapseWork(sequences=(127, 129), sensitivity_tokens=127, sensitivity_probes=32),
+                                 n_layers=30, d=576)
+    assert with_sens["collapse sensitivity"] > 0 and sum(with_sens.values()) > seconds(64)
 
 
 def test_the_collapse_command_prints_the_estimate_first(tiny_dir, tmp_path, capsys):

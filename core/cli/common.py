@@ -126,6 +126,7 @@ def load_with_status(args: argparse.Namespace, console):
     happening (before any full-screen UI starts). Returns (model, baseline or None)."""
     from coupling_tui.core.load.models import load
 
+    started = time.perf_counter()
     with console.status("loading model…") as status:
         loaded = load(model_request(args), on_stage=lambda text: status.update(text + "…"))
         baseline = None
@@ -133,6 +134,7 @@ def load_with_status(args: argparse.Namespace, console):
             status.update("building the random-init baseline…")
             baseline = load(replace(model_request(args), random_init=True),
                             on_stage=lambda text: status.update(text + "…"))
+    loaded.load_seconds = time.perf_counter() - started
     for note in loaded.notes:
         console.print(note, markup=False, highlight=False)
     return loaded, baseline

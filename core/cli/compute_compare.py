@@ -93,7 +93,8 @@ def prepare(args: argparse.Namespace, loaded_a, loaded_b, prompt: str, options, 
     same with its own recorded parameters (``params_b``)."""
     from coupling_tui.core.engine.compare import stream_compare
     from coupling_tui.core.results.compare import side_label
-    from coupling_tui.core.cli.cost_check import available_memory, confirm, estimate_for, set_cost
+    from coupling_tui.core.cli.cost_check import (available_memory, confirm, estimate_for, machine_note,
+                                                  machine_rates, set_cost)
     from coupling_tui.core.faults import memory_guarded
     from coupling_tui.core.results.run import Run
     import sys
@@ -101,11 +102,13 @@ def prepare(args: argparse.Namespace, loaded_a, loaded_b, prompt: str, options, 
     from rich.text import Text
 
     sides = (options, replace(options, params=params_b(args, options.params)))
-    cost = set_cost([estimate_for(options, loaded_a, prompt), estimate_for(options, loaded_b, prompt)])
+    rates = machine_rates(loaded_a.device)
+    cost = set_cost([estimate_for(options, loaded_a, prompt, rates=rates),
+                     estimate_for(options, loaded_b, prompt, rates=rates)])
     interactive = sys.stdin is not None and sys.stdin.isatty()
     confirm(cost, available_memory(loaded_a.device), yes=getattr(args, "yes", False), interactive=interactive,
             ask=lambda q: console.input(Text(q)),
-            say=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+            say=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True), note=machine_note())
     labels = tuple(side_label(Run(header={"model": dict(loaded.info)})) for loaded in (loaded_a, loaded_b))
 
     def job():

@@ -1,13 +1,18 @@
 """Before a run starts: say what it will cost, ask before a large one when someone is there to answer, and refuse
-one that cannot fit when no one is (``--yes`` starts it anyway). Torch is only imported by ``estimate_for``."""
+one that cannot fit when no one is (``--yes`` starts it anyway). The times are scaled by this machine's measured
+rates (core.cli.calibration), and a busy machine's load average is told under them. Torch is only imported by
+``estimate_for`` and the probe."""
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from typing import Callable
 
-from coupling_tui.core.cost import REDUCE_FLAGS, RunCost, collapse_cost, estimate, fmt_bytes, fmt_seconds
+from coupling_tui.core.cli.calibration import RatesCache, load_average
+from coupling_tui.core.cost import (REDUCE_FLAGS, CollapseWork, Rates, RunCost, busy_note, estimate, fmt_bytes,
+                                    fmt_seconds)
 from coupling_tui.core.errors import UserError
 from coupling_tui.core.options import coupling as coupling_options
 from coupling_tui.core.options.run_options import RunOptions
@@ -59,10 +64,13 @@ def verdict(cost: RunCost, available: float | None) -> tuple[str, str]:
 
 
 def confirm(cost: RunCost, available: float | None, *, yes: bool, interactive: bool,
-            ask: Callable[[str], str] = input, say: Callable[[str], None] = print) -> None:
-    """Print the estimate; ask (interactive) or refuse (not) above the thresholds, unless ``yes``.
-    Declining or refusing raises UserError, before anything is computed."""
+            ask: Callable[[str], str] = input, say: Callable[[str], None] = print, note: str = "") -> None:
+    """Print the estimate (and ``note`` on the line under it: a busy machine's load); ask (interactive) or refuse
+    (not) above the thresholds, unless ``yes``. Declining or refusing raises UserError, before anything is
+    computed. The estimate line is ``cost.text()`` alone, as an out-of-memory message repeats it."""
     say(f"estimate: {cost.text()}")
+    if note:
+        say(f"  {note}")
     level, why = verdict(cost, available)
     if level == "ok" or yes:
         return
@@ -79,9 +87,11 @@ def confirm(cost: RunCost, available: float | None, *, yes: bool, interactive: b
                         f"make it smaller with {REDUCE_FLAGS}, or add --yes to start it anyway")
 
 
-def estimate_for(options: RunOptions, loaded, prompt: str, *, baseline: bool = False) -> RunCost:
-    """The estimate of the run ``options`` asks for on ``loaded`` (its real token count, depth, width, weights).
-    Blocks that ``options.layers`` names outside the model are a UserError here, before anything runs."""
+def estimate_for(options: RunOptions, loaded, prompt: str, *, baseline: bool = False,
+                 rates: Rates | None = None) -> RunCost:
+    """The estimate of the run ``options`` asks for on ``loaded`` (its real token count, depth, width, weights; its
+    collapse stage's sequences), at ``rates`` (None: the reference CPU's, scaled by torch's threads). Blocks that
+    ``options.layers`` names outside the model are a UserError here, before anything runs."""
     import torch
 
     from coupling_tui.core.engine.stream import tokenize
@@ -90,34 +100,43 @@ def estimate_for(options: RunOptions, loaded, prompt: str, *, baseline: bool = F
     ids, _ = tokenize(loaded, prompt, options.max_tokens)
     layers = options.blocks(n_layers)
     weights = resident_weights(loaded)
-    cost = estimate(n_layers=n_layers, d=loaded.info["d_model"], tokens=len(ids), top_k=options.top_k,
+    return estimate(n_layers=n_layers, d=loaded.info["d_model"], tokens=len(ids), top_k=options.top_k,
                     history_mb=options.history_mb, dtype=loaded.dtype, token_coupling=options.token_coupling,
                     weights_bytes=weights, family=loaded.info.get("family"), jacobian_method=options.jacobian_method,
                     layers=layers, baseline=baseline, vector_budget_mb=options.vector_budget_mb, device=loaded.device,
                     threads=torch.get_num_threads(), vju=options.vju,
                     token_pairs=len(coupling_options.token_pairs(options.token_pairs, n_layers)),
-                    context_layers=len(options.context_blocks(n_layers)))
-    if options.collapse is not None:
-        extra = collapse_cost_for(options, loaded, weights, torch.get_num_threads())
-        cost.memory.update(extra.memory)
-        cost.seconds.update(extra.seconds)
-    return cost
+                    context_layers=len(options.context_blocks(n_layers)),
+                    collapse=collapse_work(loaded, options.collapse), rates=rates)
 
 
-def collapse_cost_for(options: RunOptions, loaded, weights: float, threads: int) -> RunCost:
-    """``cost.collapse_cost`` of the stage ``options.collapse`` asks for: its pairs tokenised as the stage will
-    (lengths beyond the model's context are refused here, before anything runs)."""
+def collapse_work(loaded, spec) -> CollapseWork | None:
+    """The collapse stage's passes for ``spec`` (core.options.collapse.CollapseSpec; None: no stage) on ``loaded``:
+    its sequences, tokenised as the stage will (which also checks them against the model's context)."""
+    if spec is None:
+        return None
     from coupling_tui.core.engine.collapse import CollapsePass
 
-    stage = CollapsePass(loaded, options.collapse)
-    tokens = [len(s.ids) for f in stage.families for p in f.pairs for s in (p.short, p.long)]
+    stage = CollapsePass(loaded, spec)
     sens = stage.sens or {}
-    config = loaded.model.config
-    return collapse_cost(n_layers=loaded.info["n_layers"], d=loaded.info["d_model"], sequence_tokens=tokens,
-                         low_dtype=options.collapse.low_dtype, sensitivity_tokens=sens.get("n_tokens", 0),
-                         probes=sens.get("probes", 0), weights_bytes=weights,
-                         heads=int(getattr(config, "num_attention_heads", 1) or 1), device=loaded.device,
-                         threads=threads)
+    return CollapseWork(sequences=tuple(len(s.ids) for f in stage.families for p in f.pairs for s in (p.short, p.long)),
+                        low_dtype=spec.low_dtype, sensitivity_tokens=sens.get("n_tokens", 0),
+                        sensitivity_probes=sens.get("probes", 0),
+                        heads=int(getattr(loaded.model.config, "num_attention_heads", 1) or 1))
+
+
+def machine_rates(device: str, cache: RatesCache | None = None) -> Rates | None:
+    """This machine's measured rates on ``device`` (probed once, cached); None when the probe fails, so that the
+    estimate falls back to the reference CPU's."""
+    try:
+        return (cache or RatesCache()).rates(device)
+    except Exception:  # noqa: BLE001 - an estimate from the reference rates is better than no run
+        return None
+
+
+def machine_note() -> str:
+    """``core.cost.busy_note`` for this machine now ("" when it is not busy)."""
+    return busy_note(load_average(), os.cpu_count())
 
 
 def resident_weights(loaded) -> float:
@@ -142,7 +161,7 @@ def set_cost(costs: list[RunCost]) -> RunCost:
     kept = sum(c.memory.get("results file", 0.0) for c in costs) - peak.memory.get("results file", 0.0)
     if kept > 0:
         memory["other prompts' results"] = kept
-    return RunCost(memory=memory, seconds=seconds, device=peak.device)
+    return RunCost(memory=memory, seconds=seconds, device=peak.device, measured=all(c.measured for c in costs))
 
 
 def check_run_cost(options: RunOptions, loaded, prompt: str | list[str], console, *, baseline: bool = False,
@@ -156,12 +175,14 @@ def check_run_cost(options: RunOptions, loaded, prompt: str | list[str], console
     if options.top_k > d:                       # the engine takes at most d triplets: say so instead of silently
         console.print(f"note: --top-k {options.top_k} is more than the model's width d = {d}: using K = {d}",
                       markup=False, highlight=False, soft_wrap=True)
+    rates = machine_rates(loaded.device)
     if isinstance(prompt, str):
-        cost = estimate_for(options, loaded, prompt, baseline=baseline)
+        cost = estimate_for(options, loaded, prompt, baseline=baseline, rates=rates)
     else:
-        cost = set_cost([estimate_for(options, loaded, text, baseline=baseline) for text in prompt])
+        cost = set_cost([estimate_for(options, loaded, text, baseline=baseline, rates=rates) for text in prompt])
+    cost = replace(cost, done_seconds=getattr(loaded, "load_seconds", 0.0))
     interactive = sys.stdin is not None and sys.stdin.isatty()
     confirm(cost, available_memory(loaded.device), yes=yes, interactive=interactive,
             ask=lambda q: console.input(Text(q)),
-            say=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+            say=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True), note=machine_note())
     return cost

@@ -51,6 +51,9 @@ class LoadedModel:
     placement: dict | None = None
     """Sharded loads only (core.load.placement.describe): where each block lives; the results header's ``placement``.
     ``device`` is then where the token ids go (the input embedding's device)."""
+    load_seconds: float = 0.0
+    """Wall seconds the front end waited for this load (a GGUF's one-time dequantisation included), told beside the
+    cost estimate; 0 when nobody timed it."""
 
     @property
     def devices(self) -> list[str]:
