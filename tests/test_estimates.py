@@ -215,6 +215,25 @@ def test_the_real_probe_measures_positive_rates_on_this_machine():
     assert all(getattr(rates, n) > 1e6 for n in vars(rates)) and measured["probe_seconds"] > 0
 
 
+def test_a_contended_multi_threaded_probe_is_never_rated_below_one_thread(monkeypatch):
+    """Seen on a 2-core machine at load 1.9: the two-thread top-K probe ran 200× slower than one thread, and the
+    default run (100 s) was estimated at 2.1 h and asked before starting. One thread's CPU-second rate is the floor."""
+    import torch
+
+    from coupling_tui.core.linalg import probe
+
+    if torch.get_num_threads() < 2:
+        torch.set_num_threads(2)
+    threads = torch.get_num_threads()
+    real = probe.topk_cubes
+    monkeypatch.setattr(probe, "topk_cubes", lambda dev, clock=None: real(dev, clock) / (
+        1000 if torch.get_num_threads() > 1 else 1))
+    measured = probe.measure("cpu")
+    single = real(torch.device("cpu"), __import__("time").process_time)
+    assert torch.get_num_threads() == threads                       # restored
+    assert measured["topk"] > single / 20                           # one thread's rate, not the contended one's
+
+
 def test_compute_says_the_load_seconds_and_the_busy_note(tiny_dir, tmp_path, monkeypatch, capsys):
     import time
 

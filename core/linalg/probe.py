@@ -80,13 +80,28 @@ def forward_flops(device: torch.device, dtype: torch.dtype = torch.float32, cloc
 
 
 def measure(device: str = "cpu", low_dtype: str = "bfloat16", clock: Clock = time.perf_counter) -> dict[str, float]:
-    """Every rate on ``device`` (core.cost.Rates' fields), and the seconds the probe took."""
+    """Every rate on ``device`` (core.cost.Rates' fields), and the seconds the probe took. On a CPU with several
+    threads each rate is also taken on one thread in CPU seconds, and the faster counts: a loaded machine can make
+    the multi-threaded probe many times slower than one thread (the top-K solver 200× at load 1.9 on 2 cores),
+    which no run is, while one thread's CPU seconds barely notice the neighbours."""
     dev = torch.device(device)
     t0 = time.perf_counter()
-    rates = {"gemm": gemm_flops(dev, clock), "topk": topk_cubes(dev, clock), "forward": forward_flops(dev, clock=clock),
-             "low": forward_flops(dev, getattr(torch, low_dtype), clock)}
+    rates = _rates(dev, low_dtype, clock)
+    threads = torch.get_num_threads()
+    if dev.type == "cpu" and threads > 1:
+        torch.set_num_threads(1)
+        try:
+            single = _rates(dev, low_dtype, time.process_time)
+        finally:
+            torch.set_num_threads(threads)
+        rates = {name: max(rate, single[name]) for name, rate in rates.items()}
     rates["probe_seconds"] = time.perf_counter() - t0
     return rates
+
+
+def _rates(dev: torch.device, low_dtype: str, clock: Clock) -> dict[str, float]:
+    return {"gemm": gemm_flops(dev, clock), "topk": topk_cubes(dev, clock), "forward": forward_flops(dev, clock=clock),
+            "low": forward_flops(dev, getattr(torch, low_dtype), clock)}
 
 
 def _sync(device: torch.device) -> None:
