@@ -65,7 +65,7 @@ def test_defect7_explorer_failed_compute_exits_nonzero(tiny_dir, tmp_path, monke
     real_prepare = run_job.prepare
 
     def failing_prepare(*args, **kwargs):
-        job = real_prepare(*args, **kwargs)
+        real_prepare(*args, **kwargs)                  # the real estimate and checks run; their job is replaced
 
         def broken():
             yield from ()
