@@ -9,6 +9,10 @@ class UserError(Exception):
         self.message = message
         self.hint = hint
 
+    def __reduce__(self):
+        """Pickled whole, hint included (a Ray task's error reaches the driver so)."""
+        return type(self), (self.message, self.hint)
+
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n  {self.hint}"
 

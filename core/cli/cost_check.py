@@ -92,22 +92,28 @@ def estimate_for(options: RunOptions, loaded, prompt: str, *, baseline: bool = F
     """The estimate of the run ``options`` asks for on ``loaded`` (its real token count, depth, width, weights; its
     collapse stage's sequences), at ``rates`` (None: the reference CPU's, scaled by torch's threads). Blocks that
     ``options.layers`` names outside the model are a UserError here, before anything runs."""
-    import torch
-
     from coupling_tui.core.engine.stream import tokenize
 
-    n_layers = loaded.info["n_layers"]
     ids, _ = tokenize(loaded, prompt, options.max_tokens)
-    layers = options.blocks(n_layers)
-    weights = resident_weights(loaded)
-    return estimate(n_layers=n_layers, d=loaded.info["d_model"], tokens=len(ids), top_k=options.top_k,
-                    history_mb=options.history_mb, dtype=loaded.dtype, token_coupling=options.token_coupling,
-                    weights_bytes=weights, family=loaded.info.get("family"), jacobian_method=options.jacobian_method,
-                    layers=layers, baseline=baseline, vector_budget_mb=options.vector_budget_mb, device=loaded.device,
-                    threads=torch.get_num_threads(), vju=options.vju,
+    return estimate_sized(options, n_layers=loaded.info["n_layers"], d=loaded.info["d_model"], tokens=len(ids),
+                          weights=resident_weights(loaded), dtype=loaded.dtype, device=loaded.device,
+                          family=loaded.info.get("family"), collapse=collapse_work(loaded, options.collapse),
+                          baseline=baseline, rates=rates)
+
+
+def estimate_sized(options: RunOptions, *, n_layers: int, d: int, tokens: int, weights: float, dtype: str,
+                   device: str, family: str | None, collapse: CollapseWork | None = None, baseline: bool = False,
+                   rates: Rates | None = None) -> RunCost:
+    """``estimate_for`` from the model's sizes alone (a sweep estimates every model before any loads)."""
+    import torch
+
+    return estimate(n_layers=n_layers, d=d, tokens=tokens, top_k=options.top_k,
+                    history_mb=options.history_mb, dtype=dtype, token_coupling=options.token_coupling,
+                    weights_bytes=weights, family=family, jacobian_method=options.jacobian_method,
+                    layers=options.blocks(n_layers), baseline=baseline, vector_budget_mb=options.vector_budget_mb,
+                    device=device, threads=torch.get_num_threads(), vju=options.vju,
                     token_pairs=len(coupling_options.token_pairs(options.token_pairs, n_layers)),
-                    context_layers=len(options.context_blocks(n_layers)),
-                    collapse=collapse_work(loaded, options.collapse), rates=rates)
+                    context_layers=len(options.context_blocks(n_layers)), collapse=collapse, rates=rates)
 
 
 def collapse_work(loaded, spec) -> CollapseWork | None:
@@ -149,13 +155,19 @@ def resident_weights(loaded) -> float:
     return float(sum(p.numel() * p.element_size() for p in params))
 
 
-def set_cost(costs: list[RunCost]) -> RunCost:
-    """The cost of a prompt set's runs, one after another on the same model: the times add up; the peak is the
-    largest run's, plus the results of the other prompts, which stay in memory until the set is saved."""
+def added_seconds(costs: list[RunCost]) -> dict[str, float]:
+    """Runs one after another: each stage's seconds added up."""
     seconds: dict[str, float] = {}
     for cost in costs:
         for name, value in cost.seconds.items():
             seconds[name] = seconds.get(name, 0.0) + value
+    return seconds
+
+
+def set_cost(costs: list[RunCost]) -> RunCost:
+    """The cost of a prompt set's runs, one after another on the same model: the times add up; the peak is the
+    largest run's, plus the results of the other prompts, which stay in memory until the set is saved."""
+    seconds = added_seconds(costs)
     peak = max(costs, key=lambda c: c.total_bytes)
     memory = dict(peak.memory)
     kept = sum(c.memory.get("results file", 0.0) for c in costs) - peak.memory.get("results file", 0.0)

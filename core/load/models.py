@@ -145,6 +145,26 @@ def _load_config(src: str, request: ModelRequest) -> Any:
         raise explain(src, exc, "config", local=Path(src).is_dir()) from exc
 
 
+def inspect(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -> tuple[Any, Any, str, str]:
+    """The config and tokenizer of the model ``request`` names, and the dtype and device it would load as, without its
+    weights (a sweep's estimate before any model loads; a .gguf is converted once, as ``load`` would). A part that
+    cannot be read is one UserError, as from ``load``."""
+    import transformers
+    from transformers import AutoTokenizer
+
+    transformers.utils.logging.set_verbosity_error()
+    device = resolve_device(request.device) if request.device_map is None else "cpu"
+    src, info = _source(request, on_stage)
+    config = _load_config(src, request)
+    adapter_for(getattr(config, "model_type", None))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(src, revision=request.revision,
+                                                  trust_remote_code=request.trust_remote_code)
+    except Exception as exc:  # noqa: BLE001 - as _read: one line naming the part
+        raise explain(src, exc, "tokenizer", Path(src).is_dir()) from exc
+    return config, tokenizer, resolve_dtype(request.dtype, device, config), device
+
+
 def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -> LoadedModel:
     """Load the model in eval mode with gradients off, on the resolved device and dtype."""
     import torch
@@ -183,6 +203,7 @@ def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -
         "n_layers": len(blocks),
         "d_model": int(model.get_input_embeddings().weight.shape[1]),
         "vocab_size": int(model.get_input_embeddings().weight.shape[0]),
+        "n_params": int(sum(p.numel() for p in model.parameters())),
         "random_init": request.random_init,
         "seed": request.seed if request.random_init else None,
     })

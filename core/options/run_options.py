@@ -6,7 +6,7 @@ engine, the solvers and the argument groups share them. Pure Python."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -118,7 +118,18 @@ class RunOptions:
                 "baseline": "random-init" if baseline else None, "layers": self.blocks(n_layers),
                 "convention": self.convention, **self.params}
 
+    def __reduce__(self):
+        """Pickled (a Ray task's argument, core.engine.sweep_ray) with ``params`` as a plain dict: a read-only
+        mapping proxy does not pickle."""
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        state["params"] = dict(self.params)
+        return _rebuild, (state,)
+
     def with_params(self, **recorded: Any) -> RunOptions:
         """A copy whose ``params`` also (or instead) record ``recorded``."""
         return replace(self, params={**self.params, **recorded})
 
+
+
+def _rebuild(state: dict) -> RunOptions:
+    return RunOptions(**state)

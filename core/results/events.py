@@ -100,3 +100,72 @@ class CompareFinished:
 
 CompareEvent = CompareStarted | SideStarted | CompareFinished | Event
 """What ``core.engine.compare.stream_compare`` yields."""
+
+
+# -- many models on the same prompts, one after another or one Ray task each (core.engine.sweep, ``sweep``) --
+
+@dataclass(frozen=True)
+class SweepStarted:
+    """A sweep over ``models`` (as the user named them) begins. In process, each model's own stream (a run's or a
+    prompt set's events) follows its ``ModelStarted``; from a Ray task, ``ModelProgress`` tells how far it is and
+    ``ModelComputed`` hands over the whole container."""
+
+    models: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModelStarted:
+    index: int
+    """0-based: which model the events that follow belong to."""
+
+
+@dataclass(frozen=True)
+class ModelProgress:
+    """A model computing elsewhere (a Ray task) has done ``steps_done`` of ``n_steps``."""
+
+    index: int
+    steps_done: int
+    n_steps: int
+
+
+@dataclass(frozen=True)
+class ModelComputed:
+    """A model computed elsewhere (a Ray task): its whole container (a Run or a PromptSet)."""
+
+    index: int
+    container: Any
+    seconds: float
+    """Wall seconds of the task, loading included."""
+
+
+@dataclass(frozen=True)
+class ModelFinished:
+    index: int
+    seconds: float
+    """Wall seconds of the model, loading included."""
+
+
+@dataclass(frozen=True)
+class ModelFailed:
+    index: int
+    reason: str
+    """One line: why (the error message a ``compute`` of this model alone would print)."""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelSkipped:
+    """A model whose results exist with the same options: not computed again (``--force`` recomputes)."""
+
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class SweepFinished:
+    seconds: float
+
+
+SweepEvent = (SweepStarted | ModelStarted | ModelProgress | ModelComputed | ModelFinished | ModelFailed
+              | ModelSkipped | SweepFinished | BatchEvent)
+"""What ``core.engine.sweep`` yields."""

@@ -108,3 +108,10 @@ H_COUPLING_SCALAR = "coupling_scalar"
 """Run header (at the end): the run scalar pooled over every token's depth matrix (``tokens`` = "all")."""
 H_COUPLING_SCALAR_LAST = "coupling_scalar_last_token"
 """Run header (at the end, runs since issue 18): the last token's run scalar, the papers' (``tokens`` = "last")."""
+
+# -- A sweep directory (core.results.sweep_table): its table, the same rows as CSV and as JSON with the fits.
+SWEEP_CSV, SWEEP_JSON = "sweep.csv", "sweep.json"
+SWEEP_KIND = "coupling-tui-sweep"
+"""``sweep.json``'s ``format``."""
+H_N_PARAMS = "n_params"
+"""``model.n_params``: the model's parameter count (runs since the sweep, issue 19)."""
