@@ -151,7 +151,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     planned = plan(args, models, prompts)
     existing = {} if args.force else {i: c for i, p in enumerate(planned) if (c := stored(directory, p)) is not None}
     todo = [p for i, p in enumerate(planned) if i not in existing]
-    say(f"{len(planned)} models × {len(prompts)} prompt{'s' if len(prompts) > 1 else ''}"
+    say(f"{len(planned)} model{'s' if len(planned) > 1 else ''} × {len(prompts)} prompt{'s' if len(prompts) > 1 else ''}"
         + (f"; {len(existing)} already done with the same options" if existing else ""))
     if todo:
         _confirm_cost(todo, prompts, args, say)
