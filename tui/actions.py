@@ -177,13 +177,32 @@ ACTIONS: tuple[UserAction, ...] = (
 )
 
 
-def bindings() -> list[Binding]:
-    """The app's BINDINGS, one Binding per registered action."""
-    groups = {a.footer_group: Binding.Group(a.footer_group) for a in ACTIONS if a.footer_group}
+SWEEP_ACTIONS: tuple[UserAction, ...] = (
+    UserAction("sweep-open", "enter", "open_model", "open", "enter",
+               "Open the selected model's run (or prompt set) in the usual panes; Esc there comes back."),
+    UserAction("sweep-sort", "s", "sort", "sort", "s",
+               "Sort the table by the next column: sweep order, m last token, m all-token, score, parameters."),
+    UserAction("sweep-pooling", "t", "pooling", "last/all tokens", "t",
+               "Switch the scatter's coupling scalar: the last token's (the papers') or the all-token mean."),
+    UserAction("sweep-export-pane", "e", "export_pane", "export", "e",
+               "Export the focused pane to SVG (<dir>/<sweep>-<pane>.svg)."),
+    UserAction("sweep-export-all", "E", "export_all", "export all", "E",
+               "Export the scatter, the table and the whole screen to SVG.", show=False),
+    UserAction("sweep-help", "question_mark,f1", "show_help", "help", "?/F1", "Show this help."),
+    UserAction("sweep-quit", "q,escape", "quit", "quit", "q", "Quit."),
+    UserAction("sweep-interrupt", "ctrl+c", "interrupt", "interrupt", "^c", "Like Ctrl-C on the command line: quit.",
+               show=False),
+)
+"""The Sweep view's actions (``coupling-tui view DIR`` on a sweep directory, tui.sweep_app)."""
+
+
+def bindings(actions: tuple[UserAction, ...] = ACTIONS) -> list[Binding]:
+    """An app's BINDINGS, one Binding per registered action (the explorer's, or ``SWEEP_ACTIONS``)."""
+    groups = {a.footer_group: Binding.Group(a.footer_group) for a in actions if a.footer_group}
     return [
         Binding(a.keys, a.action, a.description, show=a.show, key_display=a.key_display, id=a.id,
                 group=groups.get(a.footer_group))
-        for a in ACTIONS
+        for a in actions
     ]
 
 
@@ -192,9 +211,9 @@ def requirement(action: str) -> str:
     return next((a.needs for a in ACTIONS if a.action.split("(")[0] == action and a.needs), "")
 
 
-def help_rows() -> list[tuple[str, str]]:
+def help_rows(actions: tuple[UserAction, ...] = ACTIONS) -> list[tuple[str, str]]:
     """(keys, what they do) for every registered action, for the help screen's table."""
-    return [(a.key_display, a.help) for a in ACTIONS]
+    return [(a.key_display, a.help) for a in actions]
 
 
 def palette_entries() -> list[PaletteEntry]:

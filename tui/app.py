@@ -44,6 +44,8 @@ __all__ = ["CouplingApp", "Job", "one_line"]
 Job = Callable[[], Iterator[Event]]
 
 
+BACK = "back"
+"""What the explorer returns when Esc leaves it for the Sweep view it was opened from."""
 COMPARE_PANES = ("coupling-b", "compare")
 """The panes only the compare layout shows (app_compare draws them)."""
 
@@ -63,7 +65,7 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
 
     def __init__(self, run: Run | PromptSet | Comparison | None = None, job: Job | None = None,
                  save_path: Path | None = None, export_dir: Path | None = None, run_name: str | None = None,
-                 compare: bool = False, compare_save_path: Path | None = None) -> None:
+                 compare: bool = False, compare_save_path: Path | None = None, back: bool = False) -> None:
         if (run is None) == (job is None):
             raise ValueError("CouplingApp needs exactly one of run= (a saved run or prompt set) or job= (an engine "
                              "run)")
@@ -105,6 +107,8 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
         self.stopped_by: int | None = None
         """SIGINT or SIGTERM when a signal (or Ctrl-C) ended the app; ``raise_signal_exit`` reports it."""
         self._previous_handlers: dict[int, object] = {}
+        self.back = back
+        """Opened from the Sweep view (tui.sweep_app): Esc, with no compute to stop, ends the app with ``BACK``."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="status"):
@@ -124,6 +128,8 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
 
     def on_mount(self) -> None:
         self._catch_signals()
+        if self.back:
+            self.notify(f"{self.run_name}: esc goes back to the sweep", markup=False)
         if self._job is not None:
             self.computing = True
             self.set_state("starting…")
@@ -246,7 +252,7 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
     # -- actions (bound through the registry in actions.py) --
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_compute":
-            return self.computing
+            return self.computing or self.back
         needs = requirement(action)
         if needs == "compare":
             return self.pair() is not None
@@ -260,6 +266,8 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
 
     def action_cancel_compute(self) -> None:
         if not self.computing:
+            if self.back:
+                self.exit(BACK)
             return
         self.workers.cancel_group(self, "compute")
         self._stop_computing()

@@ -25,10 +25,12 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen DataTable { height: auto; margin-bottom: 1; }
     """
 
-    def __init__(self, pane_help: str | None) -> None:
+    def __init__(self, pane_help: str | None, rows: list[tuple[str, str]] | None = None) -> None:
         super().__init__()
         self.pane_help = pane_help or ""
         """Markdown help of the pane that had focus."""
+        self.rows = help_rows() if rows is None else rows
+        """(keys, action) of the app's registry (the explorer's by default)."""
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
@@ -36,6 +38,6 @@ class HelpScreen(ModalScreen[None]):
             scroll.border_subtitle = "esc or q closes"
             table: DataTable[str] = DataTable(show_cursor=False, zebra_stripes=True)
             table.add_columns("Keys", "Action")
-            table.add_rows(help_rows())
+            table.add_rows(self.rows)
             yield table
             yield Markdown(self.pane_help)

@@ -188,21 +188,60 @@ def view_app(path: str, svg_dir: str = ".", compare: str | None = None):
 
 
 def view(args: argparse.Namespace) -> int:
+    from coupling_tui.core.results import sweep_table
+
+    if sweep_table.is_sweep(args.results) and args.compare is None:
+        return view_sweep(Path(args.results).expanduser(), Path(args.svg_dir).expanduser())
     app = view_app(args.results, args.svg_dir, args.compare)
     run_app(app)
     return 0
 
 
-def export_svgs(args: argparse.Namespace) -> int:
-    """Headless: open the run in a virtual terminal of --size, select --token/--layer, write every SVG."""
-    from coupling_tui.core.errors import UserError
+def view_sweep(directory: Path, svg_dir: Path) -> int:
+    """The Sweep view; Enter opens the selected model's run in the explorer, whose Esc comes back (selection, sort
+    and pooling kept); q in either quits."""
+    from coupling_tui.core.results import sweep_table
 
+    from .app import BACK
+    from .sweep_app import SweepApp
+
+    table = sweep_table.load(directory)
+    chosen = None
+    while True:
+        chosen = run_app(SweepApp(table, directory, svg_dir, chosen))
+        if chosen is None:
+            return 0
+        row = table["rows"][chosen.selected]
+        app = view_app(str(directory / row["results"]), str(svg_dir))
+        app.back = True
+        app.run_name = f"{directory.name}-{Path(row['results']).stem}"
+        if run_app(app) != BACK:
+            return 0
+
+
+def export_svgs(args: argparse.Namespace) -> int:
+    """Headless: open the run (or a sweep) in a virtual terminal of --size, select --token/--layer, write every
+    SVG."""
+    from coupling_tui.core.results import sweep_table
+
+    if sweep_table.is_sweep(args.results) and args.compare is None:
+        from .sweep_app import SweepApp
+
+        return _export_headless(SweepApp(sweep_table.load(args.results), Path(args.results).expanduser(),
+                                         Path(args.svg).expanduser()), args.size)
     app = view_app(args.results, args.svg, args.compare)
     app.start_token = args.token
     app.selected_layer = args.layer
     app.requested_token, app.requested_layer = args.token, args.layer
+    return _export_headless(app, args.size)
+
+
+def _export_headless(app, size: tuple[int, int]) -> int:
+    """Run ``app``'s ``export_and_exit`` headless at ``size``; print every path written."""
+    from coupling_tui.core.errors import UserError
+
     app.call_after_refresh(app.export_and_exit)
-    written = run_app(app, headless=True, size=args.size)
+    written = run_app(app, headless=True, size=size)
     if isinstance(written, UserError):
         raise written
     for path in written or []:
