@@ -213,3 +213,85 @@ def test_the_default_smollm2_and_its_twin(smollm2, tmp_path):
         "coupling_scalar_last_token"])
     table = json.loads((tmp_path / "o" / "sweep.json").read_text())
     assert table["fits"]["coupling_scalar"] == {"n": 2, "note": "needs 3 models with a score and this value, has 2"}
+
+
+# -- the Sweep view: `coupling-tui view DIR` and `export DIR` (issue 19 item 4) --
+
+async def test_the_sweep_view_draws_the_scatter_and_opens_a_model(swept):
+    from coupling_tui.core.results import sweep_table
+    from coupling_tui.tui.panes.sweep_scatter import SweepScatter, points
+    from coupling_tui.tui.sweep_app import SweepApp
+
+    out = swept[0]
+    table = sweep_table.load(out)
+    app = SweepApp(table, out, out)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        scatter = app.query_one(SweepScatter)
+        assert scatter.axes.x == "coupling_scalar_last_token" and scatter.axes.y == "score"
+        assert len(points(table, scatter.axes)) == 4                     # the failed model has no point
+        assert str(scatter.border_title).startswith("Sweep · fit: R² ")
+        assert f"R² {table['fits']['coupling_scalar_last_token']['r2']:.3f}" in str(scatter.border_title)
+        await pilot.press("t")                                            # the all-token mean instead
+        assert scatter.axes.x == "coupling_scalar" and "all-token mean" in str(app.query_one("#sweep-status").render())
+        await pilot.press("s")                                            # sorted by m last token
+        models = app.query_one("#models")
+        last = [table["rows"][i]["coupling_scalar_last_token"] for i in models.rows_shown[:4]]
+        assert last == sorted(last)
+        await pilot.press("down", "down", "down", "down", "enter")        # the failed model: nothing to open
+        await pilot.pause()
+        assert app.return_value is None and app.is_running
+        assert models.selected == 4
+        await pilot.press("up", "up", "up", "enter")
+        await pilot.pause()
+    chosen = app.return_value
+    assert chosen.sort == 1 and chosen.pooling == "coupling_scalar"
+    assert chosen.selected == models.rows_shown[1]
+
+
+def test_enter_opens_the_models_run_and_esc_comes_back(swept, monkeypatch):
+    """The loop of `view DIR`: the Sweep view's choice opens that model's results in the explorer (Esc there is
+    BACK), and the Sweep view comes back with the same selection, sort and pooling; q quits."""
+    from coupling_tui.tui import main as tui_main
+    from coupling_tui.tui.app import BACK, CouplingApp
+    from coupling_tui.tui.sweep_app import SweepApp, SweepView
+
+    out = swept[0]
+    seen, script = [], [SweepView(2, 1, "coupling_scalar"), BACK, None]
+
+    def fake_run_app(app, **kw):
+        seen.append(app)
+        return script[len(seen) - 1]
+
+    monkeypatch.setattr(tui_main, "run_app", fake_run_app)
+    assert tui_main.view_sweep(out, out) == 0
+    assert [type(a) for a in seen] == [SweepApp, CouplingApp, SweepApp]
+    opened = seen[1]
+    assert opened.back and opened.results.header["params"]["sweep"]["model"] == json.loads(
+        (out / "sweep.json").read_text())["rows"][2]["model"]
+    assert seen[2].view == SweepView(2, 1, "coupling_scalar")
+
+
+async def test_esc_in_the_opened_run_returns_back(swept):
+    from coupling_tui.tui.app import BACK
+    from coupling_tui.tui.main import view_app
+
+    row = rows_of(swept[0])[0]
+    app = view_app(str(swept[0] / row["results"]))
+    app.back = True
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        await pilot.press("escape")
+        await pilot.pause()
+    assert app.return_value == BACK
+
+
+@pytest.mark.parametrize("size", ["80x24", "120x40"])
+def test_export_writes_the_scatter_and_the_table(swept, tmp_path, size):
+    out = cli("export", str(swept[0]), "--svg", str(tmp_path), "--size", size)
+    assert out.returncode == 0, out.stderr
+    names = sorted(p.name for p in tmp_path.glob("*.svg"))
+    assert names == ["out-models.svg", "out-scatter.svg", "out-screen.svg"]
+    text = (tmp_path / "out-scatter.svg").read_text()
+    assert "fit:" in text and "R²" in text
+    assert "random-init…" in (tmp_path / "out-models.svg").read_text()           # the twin told apart
