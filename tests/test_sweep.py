@@ -295,3 +295,25 @@ def test_export_writes_the_scatter_and_the_table(swept, tmp_path, size):
     text = (tmp_path / "out-scatter.svg").read_text()
     assert "fit:" in text and "R²" in text
     assert "random-init…" in (tmp_path / "out-models.svg").read_text()           # the twin told apart
+
+
+def test_ctrl_c_keeps_the_models_done(names, tmp_path, monkeypatch):
+    """Ctrl-C during the second model: status 130, one line, the first model's results and a valid table of it;
+    nothing half-written."""
+    from coupling_tui.core.engine import sweep as engine_sweep
+    from coupling_tui.tui.main import main
+
+    real = engine_sweep.model_stream
+
+    def interrupted(job, prompts):
+        if job.name == names[1]:
+            raise KeyboardInterrupt
+        yield from real(job, prompts)
+
+    monkeypatch.setattr(engine_sweep, "model_stream", interrupted)
+    out = tmp_path / "o"
+    assert main(["sweep", "-m", names[0], "-m", names[1], "-m", names[2], *COMMON, "-o", str(out)]) == 130
+    rows = rows_of(out)
+    assert [r["model"] for r in rows] == [names[0]] and rows[0]["status"] == "ok"
+    assert json.loads((out / "sweep.json").read_text())["rows"][0]["model"] == names[0]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["sweep.csv", "sweep.json", rows[0]["results"]])

@@ -81,10 +81,11 @@ def failure_reason(exc: BaseException) -> str:
 
 
 def stream_sweep(jobs: list[ModelJob], prompts: list[Prompt], *, skip: dict[int, str] | None = None,
-                 model_events=model_stream) -> Iterator[SweepEvent]:
+                 model_events=None) -> Iterator[SweepEvent]:
     """The sweep's events (module docstring). ``skip`` = {job index: why} for models whose results exist;
-    ``model_events(job, prompts)`` is one model's stream (``model_stream``; tests pass their own)."""
+    ``model_events(job, prompts)`` is one model's stream (default ``model_stream``)."""
     skip = skip or {}
+    model_events = model_events or model_stream
     started = time.perf_counter()
     yield SweepStarted(models=tuple(job.name for job in jobs))
     for index, job in enumerate(jobs):
