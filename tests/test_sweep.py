@@ -317,3 +317,14 @@ def test_ctrl_c_keeps_the_models_done(names, tmp_path, monkeypatch):
     assert [r["model"] for r in rows] == [names[0]] and rows[0]["status"] == "ok"
     assert json.loads((out / "sweep.json").read_text())["rows"][0]["model"] == names[0]
     assert sorted(p.name for p in out.iterdir()) == sorted(["sweep.csv", "sweep.json", rows[0]["results"]])
+
+
+def test_viewing_a_sweep_imports_no_torch(swept, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from coupling_tui.tui.main import main; "
+            f"code = main(['export', {str(swept[0])!r}, '--svg', {str(tmp_path)!r}]); "
+            "print(code, sorted(m for m in ('torch', 'transformers', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "0 []", out.stdout + out.stderr

@@ -195,8 +195,6 @@ def _confirm_cost(todo: list[Planned], prompts, args: argparse.Namespace, say) -
     from coupling_tui.core.cli.cost_check import available_memory, confirm, machine_note, machine_rates
     from coupling_tui.core.cli.sweep_plan import model_cost, sweep_cost
 
-    with contextlib.suppress(Exception):
-        import torch                                    # noqa: F401 - the rates probe needs it; so do the models
     costs, unknown = [], []
     for p in todo:
         device = p.job.request.device if p.job.request.device != "auto" else "cpu"
