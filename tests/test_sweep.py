@@ -328,3 +328,58 @@ def test_viewing_a_sweep_imports_no_torch(swept, tmp_path):
             "print(code, sorted(m for m in ('torch', 'transformers', 'scipy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "0 []", out.stdout + out.stderr
+
+
+async def test_a_live_sweep_streams_rows_into_the_view(names, tmp_path):
+    """``sweep --view``: the Sweep view computes the sweep in its worker; rows appear as models finish, and the
+    table it shows at the end is the one written to DIR."""
+    import asyncio
+
+    from coupling_tui.core.cli.sweep import build_sweep_parser, prepare_sweep
+    from coupling_tui.tui.panes.sweep_models import SweepModels
+    from coupling_tui.tui.sweep_app import SweepApp
+
+    args = build_sweep_parser().parse_args(["-m", names[0], "-m", "/no/such/model", "-m", names[2], *COMMON,
+                                            "-o", str(tmp_path / "o"), "--view"])
+    said: list[str] = []
+    prepared = prepare_sweep(args, said.append)
+    app = SweepApp({"rows": [], "prompts": [], "fits": {}}, prepared.directory, tmp_path, live=prepared.drive)
+    seen_rows = []
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(600):
+            await asyncio.sleep(0.1)
+            seen_rows.append(len(app.table["rows"]))
+            if not app.computing:
+                break
+        assert not app.computing and app.failure is None
+        await pilot.pause()
+        assert app.query_one(SweepModels).row_count == 3
+    assert seen_rows[0] < 3 and sorted(seen_rows) == seen_rows              # rows arrived one by one
+    assert [r["model"] for r in rows_of(tmp_path / "o")] == [names[0], "/no/such/model", names[2]]
+    assert any(line.startswith("model 3/3") for line in said)
+
+
+async def test_quitting_a_live_sweep_stops_it_between_events(tmp_path):
+    import threading
+
+    from coupling_tui.tui.sweep_app import SweepApp
+
+    events, stopped = [], threading.Event()
+
+    def endless(on_event):
+        from coupling_tui.core.results.sweep import Sweep
+
+        try:
+            while True:
+                on_event(Sweep())
+                events.append(1)
+                threading.Event().wait(0.02)
+        finally:
+            stopped.set()
+
+    app = SweepApp({"rows": [], "prompts": [], "fits": {}}, tmp_path, tmp_path, live=endless)
+    async with app.run_test() as pilot:
+        await pilot.pause(0.3)
+        assert app.computing and events
+        await pilot.press("q")
+    assert stopped.wait(5) and app.return_value is None

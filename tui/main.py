@@ -197,26 +197,60 @@ def view(args: argparse.Namespace) -> int:
     return 0
 
 
-def view_sweep(directory: Path, svg_dir: Path) -> int:
-    """The Sweep view; Enter opens the selected model's run in the explorer, whose Esc comes back (selection, sort
-    and pooling kept); q in either quits."""
+def watch_sweep(args: argparse.Namespace) -> int:
+    """``coupling-tui sweep --view``: plan and confirm on the terminal, then compute in the Sweep view (rows and
+    points appear as models finish); once it is done, Enter opens a model as in ``view DIR``."""
+    from rich.console import Console
+
+    from coupling_tui.core.cli import sweep as sweep_cli
     from coupling_tui.core.results import sweep_table
 
-    from .app import BACK
+    from .sweep_app import SweepApp
+
+    console = Console(stderr=True)
+    said: list[str] = []
+    say = lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    prepared = sweep_cli.prepare_sweep(args, say)
+    prepared.writer.say = said.append                  # the per-model lines wait until the screen is given back
+    directory, svg_dir = prepared.directory, Path.cwd()
+    table = {"rows": [], "prompts": prepared.writer.meta["prompts"], "fits": {}}
+    app = SweepApp(table, directory, svg_dir, live=prepared.drive)
+    chosen = run_app(app)
+    for line in said:
+        say(line)
+    if app.failure is not None:
+        raise app.failure
+    status = sweep_cli.finish(prepared, say) if sweep_table.is_sweep(directory) else 2
+    if chosen is not None and sweep_table.is_sweep(directory):
+        view_sweep(directory, svg_dir, chosen)
+    return status
+
+
+def view_sweep(directory: Path, svg_dir: Path, chosen=None) -> int:
+    """The Sweep view; Enter opens the selected model's run in the explorer, whose Esc comes back (selection, sort
+    and pooling kept); q in either quits. ``chosen`` (a SweepView): a model to open first (after a live sweep)."""
+    from coupling_tui.core.results import sweep_table
+
     from .sweep_app import SweepApp
 
     table = sweep_table.load(directory)
-    chosen = None
     while True:
+        if chosen is not None and not _open_model(directory, svg_dir, chosen, table):
+            return 0
         chosen = run_app(SweepApp(table, directory, svg_dir, chosen))
         if chosen is None:
             return 0
-        row = table["rows"][chosen.selected]
-        app = view_app(str(directory / row["results"]), str(svg_dir))
-        app.back = True
-        app.run_name = f"{directory.name}-{Path(row['results']).stem}"
-        if run_app(app) != BACK:
-            return 0
+
+
+def _open_model(directory: Path, svg_dir: Path, chosen, table: dict) -> bool:
+    """The chosen model's run in the explorer; True when its Esc asked to go back to the Sweep view."""
+    from .app import BACK
+
+    row = table["rows"][chosen.selected]
+    app = view_app(str(directory / row["results"]), str(svg_dir))
+    app.back = True
+    app.run_name = f"{directory.name}-{Path(row['results']).stem}"
+    return run_app(app) == BACK
 
 
 def export_svgs(args: argparse.Namespace) -> int:
@@ -263,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         from coupling_tui.core.cli import sweep as sweep_cli
 
         args = sweep_cli.build_sweep_parser().parse_args(argv[1:])
-        action = lambda: sweep_cli.sweep_command(args)  # noqa: E731
+        action = lambda: (watch_sweep if args.view else sweep_cli.sweep_command)(args)  # noqa: E731
     elif argv and argv[0] == "view":
         args = build_view_parser().parse_args(argv[1:])
         action = lambda: view(args)  # noqa: E731

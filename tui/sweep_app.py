@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+from textual import work
 from textual.app import App, ComposeResult
+from textual.message import Message
 from textual.containers import Vertical
 from textual.widgets import Footer, Static
+from textual.worker import get_current_worker
 
 from coupling_tui.core.errors import UserError
 
@@ -43,6 +47,26 @@ def status_text(directory: Path, table: dict, view: SweepView) -> str:
     return text
 
 
+class SweepProgress(Message):
+    """From the live sweep's worker: where it is, and whether a model just ended (the table changed)."""
+
+    def __init__(self, text: str, ended: bool) -> None:
+        super().__init__()
+        self.text, self.ended = text, ended
+
+
+class SweepDone(Message):
+    """The live sweep ended: ``error`` is None, or what stopped it."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        super().__init__()
+        self.error = error
+
+
+class Stopped(Exception):
+    """Raised inside the live sweep's worker between events when the app asks it to stop."""
+
+
 class SweepApp(SignalsMixin, App[SweepView | None]):
     """The Sweep view (module docstring). Its result: the view with the model to open, or None to quit."""
 
@@ -56,8 +80,17 @@ class SweepApp(SignalsMixin, App[SweepView | None]):
     SweepScatter:focus, SweepModels:focus { border: round $accent; }
     """
 
-    def __init__(self, table: dict, directory: Path, export_dir: Path, view: SweepView | None = None) -> None:
+    def __init__(self, table: dict, directory: Path, export_dir: Path, view: SweepView | None = None,
+                 live: Callable | None = None) -> None:
         super().__init__()
+        self.live = live
+        """A sweep to run and watch (core.cli.sweep.PreparedSweep.drive): called in a thread worker with a callback
+        after every event; None = a saved sweep."""
+        self.computing = False
+        self.progress = ""
+        """Where the live sweep is ("model 2/5 NAME · layers 3/30")."""
+        self.failure: BaseException | None = None
+        """What stopped a live sweep (a bug in it): the command reports it once the app has quit."""
         self.table, self.directory, self.export_dir = table, Path(directory), Path(export_dir)
         self.view = view or SweepView()
         self.run_name = self.directory.name or "sweep"
@@ -74,12 +107,55 @@ class SweepApp(SignalsMixin, App[SweepView | None]):
 
     def on_mount(self) -> None:
         self._catch_signals()
+        if self.live is not None:
+            self.computing = True
+            self._run_live()
         self.query_one(SweepModels).show(self.table, self.view.sort, self.view.selected)
         self.query_one(SweepModels).focus()
         self.redraw()
 
+    @work(thread=True, exclusive=True, group="sweep", name="sweep")
+    def _run_live(self) -> None:
+        worker = get_current_worker()
+
+        def on_event(sweep) -> None:
+            if worker.is_cancelled:
+                raise Stopped
+            self.post_message(SweepProgress(sweep.progress_text(), bool(sweep.just_ended)))
+
+        try:
+            self.live(on_event)
+        except Stopped:
+            self.post_message(SweepDone(None))
+        except BaseException as exc:  # noqa: BLE001 - reported by the command once the app has quit
+            self.post_message(SweepDone(exc))
+        else:
+            self.post_message(SweepDone(None))
+
+    def on_sweep_progress(self, message: SweepProgress) -> None:
+        if message.ended:
+            from coupling_tui.core.results import sweep_table
+
+            self.table = sweep_table.load(self.directory)
+            self.query_one(SweepModels).show(self.table, self.view.sort, self.view.selected)
+        self.progress = message.text
+        self.redraw()
+
+    def on_sweep_done(self, message: SweepDone) -> None:
+        self.computing = False
+        self.progress = ""
+        if message.error is not None:
+            self.failure = message.error
+            self.exit(None, return_code=1)
+            return
+        self.redraw()
+        self.notify("the sweep is done: Enter opens a model", markup=False)
+
     def redraw(self) -> None:
-        self.query_one("#sweep-status", Static).update(status_text(self.directory, self.table, self.view))
+        text = status_text(self.directory, self.table, self.view)
+        if self.computing:
+            text = f"computing {self.progress} · " + text
+        self.query_one("#sweep-status", Static).update(text)
         self.query_one(SweepScatter).show(self.table, self.view.pooling, self.view.selected)
 
     def on_data_table_row_highlighted(self, event: SweepModels.RowHighlighted) -> None:
@@ -96,6 +172,10 @@ class SweepApp(SignalsMixin, App[SweepView | None]):
         index = self.query_one(SweepModels).selected
         if index is None:
             return
+        if self.computing:
+            self.notify("the sweep is still computing: open its models when it is done (or with `coupling-tui view "
+                        "DIR` in another terminal)", severity="warning", markup=False)
+            return
         row = self.table["rows"][index]
         if row.get("status") != "ok" or not row.get("results"):
             self.notify(f"{row['model']} has no run to open: {row.get('status')}", severity="warning", markup=False)
@@ -107,7 +187,14 @@ class SweepApp(SignalsMixin, App[SweepView | None]):
         self.exit(SweepView(index, self.view.sort, self.view.pooling))
 
     def action_cancel_compute(self) -> None:
-        """Nothing computes in the Sweep view (app_signals calls this before quitting on a signal)."""
+        """Stop a live sweep between layers (app_signals calls this before quitting on a signal); the models done
+        stay in the table."""
+        if self.computing:
+            self.workers.cancel_group(self, "sweep")
+
+    def action_quit(self) -> None:
+        self.action_cancel_compute()
+        self.exit(None)
 
     def action_sort(self) -> None:
         self.view = SweepView(self.view.selected, (self.view.sort + 1) % len(SORTS), self.view.pooling)

@@ -11,7 +11,9 @@ import argparse
 import contextlib
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 from coupling_tui.core.cli.args import add_common_args, add_jacobian_args, add_model_args, add_prompt_args
 from coupling_tui.core.cli.run_bounds import add_run_size_args
@@ -41,6 +43,9 @@ def build_sweep_parser(prog: str = "coupling-tui sweep") -> argparse.ArgumentPar
                    help="a CSV with columns model,score (e.g. a leaderboard average), matched on the model's name as "
                         "given here; adds the score column and the fits")
     g.add_argument("--force", action="store_true", help="compute every model again, even with results in DIR")
+    g.add_argument("--view", action="store_true",
+                   help="watch the sweep in the Sweep view: rows and points appear as models finish (q stops it, "
+                        "keeping the models done)")
     g.add_argument("--executor", default="local", choices=EXECUTORS,
                    help="local: models one after another in this process (default); ray: one Ray task per model, "
                         "on the cluster at --ray-address or RAY_ADDRESS, else on a local Ray started for the sweep "
@@ -130,16 +135,40 @@ def fit_lines(table: dict) -> list[str]:
     return out
 
 
-def sweep_command(args: argparse.Namespace) -> int:
-    from rich.console import Console
+@dataclass
+class PreparedSweep:
+    """A sweep planned, checked and confirmed, not started: ``drive`` computes it (headless under a progress bar,
+    or in the explorer's worker thread for ``--view``)."""
 
-    from coupling_tui.core.cli.common import progress_bar, validated_prompts
+    directory: Path
+    writer: TableWriter
+    events: Callable[[], Iterator]
+    """Makes the sweep's event stream (core.engine.sweep or sweep_ray); nothing runs before it is iterated."""
+    existing: dict
+    """Index → the stored container of each model skipped."""
 
-    console = Console(stderr=True)
-    say = lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    def drive(self, on_event: Callable[[sweep_state.Sweep], None] | None = None) -> sweep_state.Sweep:
+        """Run the sweep: fold its events into a Sweep, save each model and rewrite the table as it ends, and call
+        ``on_event`` after every event (it may raise to stop: the running model stops between layers)."""
+        sweep = sweep_state.Sweep()
+        with contextlib.closing(self.events()) as events:
+            for event in events:
+                sweep.apply(event)
+                for index in sweep.just_ended:
+                    self.writer.ended(index, sweep.models[index], self.existing.get(index))
+                if on_event is not None:
+                    on_event(sweep)
+        return sweep
+
+
+def prepare_sweep(args: argparse.Namespace, say) -> PreparedSweep:
+    """Everything before the first model loads: the models, scores, prompts and directory checked (a UserError for
+    anything wrong), each model's job planned, the models already done found, the cost estimated and confirmed."""
     models = entries(args.model, args.models)
     scores = read_scores(args.scores) if args.scores else {}
     args.random_init, args.revision, args.collapse = False, None, False
+    from coupling_tui.core.cli.common import validated_prompts
+
     prompts = validated_prompts(args)
     directory = check_directory(args.output)
     if args.executor == "ray":
@@ -155,23 +184,34 @@ def sweep_command(args: argparse.Namespace) -> int:
         + (f"; {len(existing)} already done with the same options" if existing else ""))
     if todo:
         _confirm_cost(todo, prompts, args, say)
-    meta = _meta(args, planned, prompts)
-    writer = TableWriter(directory, planned, scores, meta, say)
-    sweep = sweep_state.Sweep()
-    with contextlib.closing(_events(args, planned, prompts, {i: SAME_OPTIONS for i in existing})) as events, \
-            progress_bar(console) as progress:
+    writer = TableWriter(directory, planned, scores, _meta(args, planned, prompts), say)
+    skip = {i: SAME_OPTIONS for i in existing}
+    return PreparedSweep(directory, writer, lambda: _events(args, planned, prompts, skip), existing)
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from coupling_tui.core.cli.common import progress_bar
+
+    console = Console(stderr=True)
+    say = lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    prepared = prepare_sweep(args, say)
+    with progress_bar(console) as progress:
         task = progress.add_task("models", total=None)
-        for event in events:
-            sweep.apply(event)
-            for index in sweep.just_ended:
-                writer.ended(index, sweep.models[index], existing.get(index))
-            progress.update(task, total=sweep.n_steps or None, completed=sweep.steps_done,
-                            description=sweep.progress_label())
-    table = sweep_table.load(directory)
-    for line in fit_lines(table) if scores else []:
+        prepared.drive(lambda sweep: progress.update(task, total=sweep.n_steps or None, completed=sweep.steps_done,
+                                                     description=sweep.progress_label()))
+    return finish(prepared, say)
+
+
+def finish(prepared: PreparedSweep, say) -> int:
+    """After a sweep: the fits (with scores), the directory on stdout, and the exit status (2 when no model
+    succeeded)."""
+    table = sweep_table.load(prepared.directory)
+    for line in fit_lines(table) if prepared.writer.scores else []:
         say(line)
-    print(directory)
-    if not writer.any_ok:
+    print(prepared.directory)
+    if not prepared.writer.any_ok:
         say("coupling-tui: error: no model of the sweep succeeded (the reasons are in the table)")
         return 2
     return 0
