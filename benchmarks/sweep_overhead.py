@@ -34,6 +34,7 @@ def main() -> int:
     p.add_argument("--top-k", default="10")
     p.add_argument("--cpus-per-model", default=str(os.cpu_count() or 1),
                    help="each Ray task's CPUs (default: all, so that tasks run one at a time as locally)")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best of each counts (default 2)")
     p.add_argument("--write", default=None, metavar="MD", help="also write the result into this page's marked section")
     args = p.parse_args()
     flags = ["--layers", args.layers, "--max-tokens", args.max_tokens, "--top-k", args.top_k, "--no-token-coupling",
@@ -47,23 +48,30 @@ def main() -> int:
     print(f"load average at start: {load0:.2f} on {os.cpu_count()} cores; models: {', '.join(MODELS)}; "
           f"flags: {' '.join(flags[:-3])}", flush=True)
     sweep(["-m", MODELS[0], *flags, "-o", str(work / "warm")])            # the GGUF conversion, once, untimed
-    alone = 0.0
-    for i, name in enumerate(MODELS):
-        extra = ["--random-init", "--seed", name.split("seed=")[1].split(":")[0]] if name.startswith("random") else []
-        out = work / f"alone-{i}.safetensors"
-        assert compute([*extra, *flags, "-o", str(out)]) == 0                  # the offline default model
-        alone += run_file.load(out).header["seconds"]
-    local_wall, local_load = _sweep(sweep, flags, work / "local", [])
     import ray
 
     t0 = time.perf_counter()
     ray.init(include_dashboard=False, log_to_driver=False)
     ray_start = time.perf_counter() - t0
-    ray_wall, _ = _sweep(sweep, flags, work / "ray", ["--executor", "ray", "--cpus-per-model", args.cpus_per_model])
+    alone, local, ray_wall = [], [], []
+    for r in range(args.rounds):                         # interleaved, the best of each: a shared machine drifts
+        total = 0.0
+        for i, name in enumerate(MODELS):
+            extra = ["--random-init", "--seed", name.split("seed=")[1].split(":")[0]] if name.startswith("random") \
+                else []
+            out = work / f"alone-{r}-{i}.safetensors"
+            assert compute([*extra, *flags, "-o", str(out)]) == 0              # the offline default model
+            total += run_file.load(out).header["seconds"]
+        alone.append(total)
+        local.append(_sweep(sweep, flags, work / f"local-{r}", []))
+        ray_wall.append(_sweep(sweep, flags, work / f"ray-{r}", ["--executor", "ray", "--cpus-per-model",
+                                                                args.cpus_per_model])[0])
     ray.shutdown()
+    alone, (local_wall, local_load), ray_wall = min(alone), min(local), min(ray_wall)
     local_runs = local_wall - local_load
     lines = ["```", f"{len(MODELS)} models: {', '.join(MODELS)}; {' '.join(flags[:-3])}; {os.cpu_count()} CPU cores, "
              f"load average {load0:.2f} at the start, {os.getloadavg()[0]:.2f} at the end",
+             f"best of {args.rounds} interleaved rounds each",
              f"alone (baseline): {alone:.2f} s of engine time for {len(MODELS)} runs",
              f"local sweep: {local_wall:.2f} s wall, {local_load:.2f} s of it loading → runs {local_runs:.2f} s = "
              f"{local_runs / alone:.3f} × alone (target ≤ 1.05)",
