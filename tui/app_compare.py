@@ -117,5 +117,6 @@ class CompareMixin:
         a, b, labels = self.pair()  # type: ignore[misc]
         depth = f"{a.n_layers} layers" if a.n_layers == b.n_layers else f"{a.n_layers} / {b.n_layers} layers"
         conv = a.convention if a.convention == b.convention else f"{a.convention} / {b.convention}"
-        return (f"A {labels[0]} · B {labels[1]} · {a.header.get('device', '?')} · {a.n_tokens} tokens · {depth} · "
+        names = [run_name(run) if run.header else label for run, label in ((a, labels[0]), (b, labels[1]))]
+        return (f"A {names[0]} · B {names[1]} · {a.header.get('device', '?')} · {a.n_tokens} tokens · {depth} · "
                 f"{conv} convention" if a.header else "coupling-tui")
