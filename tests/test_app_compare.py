@@ -80,7 +80,7 @@ async def test_view_a_b_shows_both_heatmaps_and_b_follows_at_its_stand_ins(saved
                                                            f"{sb.scalar_all['offdiag']:.3f}")
 
         await pilot.press("x")                                                  # B on the left
-        assert app.results is b and lead.border_title.endswith(compare.side_label(b))
+        assert app.results is b and lead.border_title.endswith(compare.run_name(b))
         assert lead.cursor_value == pytest.approx(stored_m(b, lead.current.k, app.selected_token,
                                                            app.selected_layer, lead.column["depth"]))
         await pilot.press("x")
@@ -145,11 +145,11 @@ async def test_a_run_with_its_random_init_baseline_opens_compared_and_one_withou
     async with app.run_test(size=(120, 40)) as pilot:
         notes = []
         app.notify = lambda message, **kw: notes.append(message)       # type: ignore[method-assign]
-        assert app.check_action("toggle_compare", ()) is False                 # c is off the footer and unbound
-        await pilot.press("c")
-        assert notes == [] and not app.screen.has_class("-compare") and not shown(app, "coupling-b")
-        app.action_toggle_compare()                                            # as the command palette would
-        assert notes == [NO_PAIR] and not app.screen.has_class("-compare")
+        assert app.check_action("toggle_compare", ()) is False                 # c is off the footer
+        await pilot.press("c")                                                 # and says why (issue 20 item 6)
+        assert notes == [NO_PAIR] and not app.screen.has_class("-compare") and not shown(app, "coupling-b")
+        app.action_toggle_compare()                                            # as the palette did
+        assert notes == [NO_PAIR] * 2 and not app.screen.has_class("-compare")
 
 
 def test_compute_compare_prints_the_table_and_writes_two_files(tiny_dir, other_dir, tmp_path):  # noqa: F811

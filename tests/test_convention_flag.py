@@ -78,7 +78,7 @@ async def test_the_status_line_shows_the_convention(convention):
     app = CouplingApp(run=run)
     async with app.run_test(size=(160, 24)):
         info = str(app.query_one("#run-info", Static).render())
-        assert info.startswith("fake/model · cpu · float32 · 4 tokens · 3 layers · ")
+        assert info.startswith("fake/model (trained) · cpu · float32 · 4 tokens · 3 layers · ")
         assert f"· {convention or 'paper'} convention" in info, info
 
 

@@ -1,6 +1,6 @@
-"""The command palette's entries come from the action registry (``UserAction.commands``): the palette lists exactly
-the registry's commands, each calling its app method, and they are the palette's entries from before the registry
-held them (titles, help lines, effects)."""
+"""The command palette's entries come from the action registry (``UserAction.commands``): the palette lists the
+registry's commands that apply to the run (issue 20 item 6), each calling its app method, and they are the palette's
+entries from before the registry held them (titles, help lines, effects)."""
 
 from __future__ import annotations
 
@@ -58,14 +58,18 @@ async def hits(provider: ExplorerCommands, query: str | None = None) -> list:
     return [hit async for hit in found]
 
 
-async def test_the_palette_lists_exactly_the_registry_commands():
+async def test_the_palette_lists_the_registry_commands_that_apply():
     fixed = [e for e in palette_entries() if not e.words]
-    app = CouplingApp(run=finished_run(k=4))
+    app = CouplingApp(run=finished_run(k=4, coupling=True))
     async with app.run_test(size=(80, 24)):
         provider = ExplorerCommands(app.screen)
         discovered = await hits(provider)
+        applying = [e for e in fixed if app.applies(e.needs)]
         assert [(h.display, h.help, called(h.command)) for h in discovered] == [
-            (e.title, e.help, (e.method, e.args)) for e in fixed]
+            (e.title, e.help, (e.method, e.args)) for e in applying]
+        assert {e.needs for e in applying} == {"", "coupling", "views"}
+        app.applies = lambda needs: True                         # type: ignore[method-assign]
+        assert [h.display for h in await hits(provider)] == [e.title for e in fixed]
         for hit in discovered:                                   # each one calls the app's own method
             callback = hit.command.func if isinstance(hit.command, partial) else hit.command
             assert callback.__self__ is app
@@ -76,6 +80,7 @@ async def test_the_palette_lists_exactly_the_registry_commands():
 async def test_the_palette_entries_are_the_ones_from_before_the_registry():
     app = CouplingApp(run=finished_run(k=4))
     async with app.run_test(size=(80, 24)):
+        app.applies = lambda needs: True                         # every entry, as if every one applied
         provider = ExplorerCommands(app.screen)
         assert {h.display: (h.help, *called(h.command)) for h in await hits(provider)} == BEFORE
         for query, (title, method, args) in NUMBERED_BEFORE.items():

@@ -55,7 +55,7 @@ async def test_tokens_pane_shows_all_tokens_and_highlights_the_selected_one():
         text = pane.render()
         assert text.plain == "·w0 ·w1 ·w2 ·w3 ·w4 ·w5"
         assert selected_text(text) == ["·w3"]
-        assert pane.border_subtitle == "4/6"
+        assert pane.border_subtitle == "token 3 '·w3' · tokens 0–5"
         pane.show(run, 0)
         assert selected_text(pane.render()) == ["·w0"]
 
@@ -117,7 +117,7 @@ async def test_trajectory_render_changes_with_the_token_and_is_repeatable():
         pane.show(run, 4)
         await pilot.pause()
         assert pane.render().plain != first
-        assert pane.border_subtitle == "token 4 · ·w4"
+        assert pane.border_subtitle == "token 4 '·w4' · trained"
 
 
 async def test_trajectory_pane_refreshes_only_when_its_data_changes(monkeypatch):
@@ -162,8 +162,8 @@ async def test_token_text_is_shown_literally_never_as_markup():
     async with PaneApp(trajectory).run_test(size=(60, 20)) as pilot:
         trajectory.show(run, 1)
         await pilot.pause()
-        assert trajectory.subtitle == "token 1 · ·[b]x"
-        assert trajectory.border_subtitle == "token 1 · ·\\[b]x"  # the markup form of the literal text
+        assert trajectory.subtitle == "token 1 '·[b]x' · trained"
+        assert trajectory.border_subtitle == "token 1 '·\\[b]x' · trained"  # the markup form of the literal text
 
 
 def test_sigma_labels_and_numbers():
@@ -186,7 +186,7 @@ async def test_spectrum_pane_plots_the_stored_singular_values_of_the_selection()
         assert depths == list(range(6)) and pane.by_depth.marker == 2
         np.testing.assert_array_equal(np.float32(sigma1), S[:, 3, 0])
         assert pane.message == f"σ₁ 3.9 · σ₈ {S[2, 3, 7]:.4g} · ‖J‖_F {F[2, 3]:.4g} · top 8 · closed-form"
-        assert pane.subtitle == "layer 2 · token 3 '·w3'"
+        assert pane.subtitle == "layer 2 · token 3 '·w3' · trained"
         plain = pane.by_index.render().plain
         assert "σ_i" in plain and plain.count("●") == 8 and plain == pane.by_index.render().plain  # no re-logging
         depth_plain = pane.by_depth.render().plain
@@ -238,5 +238,5 @@ async def test_spectrum_subtitle_shows_token_text_literally():
     async with PaneApp(pane).run_test(size=(60, 30)) as pilot:
         pane.show(run, 1, 3)
         await pilot.pause()
-        assert pane.subtitle == "layer 3 · token 1 '·[b]x'"
-        assert pane.border_subtitle == "layer 3 · token 1 '·\\[b]x'"
+        assert pane.subtitle == "layer 3 · token 1 '·[b]x' · trained"
+        assert pane.border_subtitle == "layer 3 · token 1 '·\\[b]x' · trained"

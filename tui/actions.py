@@ -26,6 +26,13 @@ class Command:
     command has none."""
 
 
+NEEDS = ("coupling", "baseline", "vju", "views", "collapse", "prompts", "compare", "computing")
+"""What an action can need: the Coupling pane on screen ("coupling", absent from a collapse run without
+Jacobians); with it a random-init baseline outside the compare layout ("baseline", --random-baseline), the vju
+variant ("vju", --vju), a view besides depth ("views"); collapse data ("collapse"); a prompt set ("prompts");
+two runs to compare ("compare"); a compute running ("computing")."""
+
+
 @dataclass(frozen=True)
 class PaletteEntry:
     """A command resolved for the palette: the app method (its name) and the arguments it is called with."""
@@ -35,6 +42,8 @@ class PaletteEntry:
     method: str
     args: tuple[object, ...]
     words: tuple[str, ...]
+    needs: str = ""
+    """The action's ``UserAction.needs``: the palette offers the entry only when the app says it applies."""
 
 
 @dataclass(frozen=True)
@@ -57,12 +66,10 @@ class UserAction:
     footer_group: str = ""
     """Actions sharing a footer group are shown as one footer entry: their keys, then this label."""
     needs: str = ""
-    """What the action needs on screen to be offered (the footer hides it otherwise): "coupling" (the Coupling
-    pane, absent from a collapse run without Jacobians), "collapse" (a run with collapse data), "prompts" (a prompt
-    set: two or more prompts), "compare" (two runs to compare) or nothing."""
+    """What the action needs to apply (one of ``NEEDS``, or nothing): the footer hides it otherwise, the palette
+    leaves its commands out, and its key says why it does not apply (tui/app_keys.py)."""
     commands: tuple[Command, ...] = ()
-    """Its command-palette entries (none: not in the palette). The palette offers them whatever the run; the app's
-    methods say when there is nothing to do."""
+    """Its command-palette entries (none: not in the palette), offered when the action applies."""
 
 
 ACTIONS: tuple[UserAction, ...] = (
@@ -94,16 +101,16 @@ ACTIONS: tuple[UserAction, ...] = (
                "Depth coupling of the selected token, or averaged over all tokens.", needs="coupling",
                commands=(Command("Toggle token / average", "depth coupling of one token or all"),)),
     UserAction("toggle-baseline", "r", "toggle_baseline", "random-init", "r",
-               "Trained model or its random-init baseline (runs computed with --random-baseline).",
-               needs="coupling",
+               "Trained model or its random-init baseline (runs computed with --random-baseline), in every pane of "
+               "the one-run layout.", needs="baseline",
                commands=(Command("Toggle trained / random-init", "needs --random-baseline"),)),
     UserAction("toggle-view", "v", "toggle_view", "views", "v",
                "Cycle the coupling views: depth (layer×layer), token (token×token at a layer pair), and the "
-               "context views (cross-token Jacobians, runs computed with --context-layers).", needs="coupling",
+               "context views (cross-token Jacobians, runs computed with --context-layers).", needs="views",
                commands=(Command("Next coupling view", "depth, token, context (same output / same input)"),)),
     UserAction("toggle-variant", "u", "toggle_variant", "ujv/vju", "u",
                "Depth coupling as |Uᵀ J V| (ujv) or |Vᵀ J U| (vju: runs computed with --vju).", show=False,
-               needs="coupling",
+               needs="vju",
                commands=(Command("Toggle coupling variant ujv / vju", "needs --vju"),)),
     UserAction("toggle-metric", "m", "toggle_metric", "metric", "m", "Colour the coupling matrix by 1−m² or m.",
                show=False, needs="coupling",
@@ -168,7 +175,7 @@ ACTIONS: tuple[UserAction, ...] = (
                "Command palette: jump to a layer, token or collapse length; switch metric, K, view, collapse family; "
                "export.", show=False),
     UserAction("cancel-compute", "escape", "cancel_compute", "cancel", "esc",
-               "Stop a running compute; nothing is saved."),
+               "Stop a running compute; nothing is saved.", needs="computing"),
     UserAction("help", "question_mark,f1", "show_help", "help", "?/F1", "Show this help."),
     UserAction("quit", "q", "quit", "quit", "q", "Quit (a running compute is cancelled)."),
     UserAction("interrupt", "ctrl+c", "interrupt", "interrupt", "^c",
@@ -206,6 +213,11 @@ def bindings(actions: tuple[UserAction, ...] = ACTIONS) -> list[Binding]:
     ]
 
 
+def action_for_key(keys: list[str]) -> UserAction | None:
+    """The registered action bound to a key pressed (its Textual name and aliases, ``events.Key.aliases``)."""
+    return next((a for a in ACTIONS if set(a.keys.split(",")) & set(keys)), None)
+
+
 def requirement(action: str) -> str:
     """What the app action ``action`` (its name, without arguments) needs to be offered (``UserAction.needs``)."""
     return next((a.needs for a in ACTIONS if a.action.split("(")[0] == action and a.needs), "")
@@ -222,5 +234,6 @@ def palette_entries() -> list[PaletteEntry]:
     for a in ACTIONS:
         for c in a.commands:
             _, method, args = parse(c.call or a.action)
-            entries.append(PaletteEntry(c.title, c.help, method if c.call else f"action_{method}", args, c.words))
+            entries.append(PaletteEntry(c.title, c.help, method if c.call else f"action_{method}", args, c.words,
+                                        a.needs))
     return entries

@@ -13,6 +13,7 @@ from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import Worker, get_current_worker
 
 from coupling_tui.core.results.aggregate import is_aggregate
+from coupling_tui.core.results.compare import weights
 from coupling_tui.core.results.comparison import Comparison
 from coupling_tui.core.results.container import RunContainer, container_for
 from coupling_tui.core.results.events import Event, RunStarted
@@ -21,9 +22,10 @@ from coupling_tui.core.options.prompts import truncation_note
 from coupling_tui.core.results.run import Run, convention_of
 from coupling_tui.core.options.sharding import placement_summary
 
-from .actions import bindings, requirement
+from .actions import bindings
 from .app_compare import CompareMixin
 from .app_export import ExportMixin
+from .app_keys import KeysMixin
 from .app_layout import LayoutMixin
 from .app_save import SaveMixin
 from .app_sets import PromptSetsMixin
@@ -34,7 +36,7 @@ from .messages import ComputeCancelled, ComputeFailed, EngineEvent, Failure, Run
 from .panes import RUN_PANE_CLASS
 from .panes.collapse import CollapsePane
 from .panes.compare import ComparePane
-from .panes.coupling import ONLY_DEPTH, CouplingPane
+from .panes.coupling import CouplingPane
 from .panes.spectrum import SpectrumPane
 from .panes.tokens import TokensPane
 from .panes.trajectory import TrajectoryPane
@@ -48,9 +50,13 @@ BACK = "back"
 """What the explorer returns when Esc leaves it for the Sweep view it was opened from."""
 COMPARE_PANES = ("coupling-b", "compare")
 """The panes only the compare layout shows (app_compare draws them)."""
+OWN_RUN_PANES = ("coupling", "collapse")
+"""The panes drawn from the run itself while ``r`` shows its random-init twin: the Coupling pane draws the baseline
+from it (one colour scale for both), the Collapse data is the trained model's only."""
 
 
-class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, ExportMixin, SaveMixin, App[None]):
+class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, ExportMixin, SaveMixin,
+                  App[None]):
     """The explorer: a status bar, the panes, a progress bar while computing, and the footer."""
 
     CSS_PATH = "app.tcss"
@@ -249,25 +255,12 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
         self.query_one(ProgressBar).display = False
         self.refresh_bindings()
 
-    # -- actions (bound through the registry in actions.py) --
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "cancel_compute":
-            return self.computing or self.back
-        needs = requirement(action)
-        if needs == "compare":
-            return self.pair() is not None
-        if needs == "prompts":
-            return self.prompt_set is not None
-        if needs == "collapse":
-            return CollapsePane.available(self.results)
-        if needs == "coupling":
-            return self.has_place(self.coupling) and not self.collapse_zoomed()
-        return True
-
+    # -- actions (bound through the registry in actions.py; app_keys says when each applies) --
     def action_cancel_compute(self) -> None:
-        if not self.computing:
-            if self.back:
-                self.exit(BACK)
+        if not self.computing and self.back:
+            self.exit(BACK)
+            return
+        if self.refused("computing"):
             return
         self.workers.cancel_group(self, "compute")
         self._stop_computing()
@@ -305,21 +298,19 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
         self.show_run()
 
     def action_toggle_baseline(self) -> None:
-        if not self.coupling.toggle_baseline(self.results):
-            self.notify("this run has no random-init baseline: compute it with --random-baseline",
-                        severity="warning", markup=False)
-        self.show_run()
+        if not self.refused("baseline"):
+            self.coupling.toggle_baseline(self.results)
+            self.show_run()
 
     def action_toggle_view(self) -> None:
-        if not self.coupling.toggle_view(self.results, self.selected_layer) and self.results.coupling_ks:
-            self.notify(ONLY_DEPTH, severity="warning", markup=False)
-        self.show_run()
+        if not self.refused("views"):
+            self.coupling.toggle_view(self.results, self.selected_layer)
+            self.show_run()
 
     def action_toggle_variant(self) -> None:
-        if not self.coupling.toggle_variant(self.results):
-            self.notify("this run has only the ujv variant: compute the vju one with --vju", severity="warning",
-                        markup=False)
-        self.show_run()
+        if not self.refused("vju"):
+            self.coupling.toggle_variant(self.results)
+            self.show_run()
 
     def action_toggle_metric(self) -> None:
         self.coupling.toggle_metric()
@@ -330,10 +321,20 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
         self.show_run()
 
     def jump_to_layer(self, layer: int) -> None:
-        self._select_layer(layer)
+        if self._in_range("layer", layer, self.results.n_layers):
+            self._select_layer(layer)
 
     def jump_to_token(self, token: int) -> None:
-        self._select_token(token)
+        if self._in_range("token", token, self.results.n_tokens):
+            self._select_token(token)
+
+    def _in_range(self, what: str, n: int, count: int) -> bool:
+        """A number typed in the palette is refused, not clamped, when the run has no such layer or token."""
+        if 0 <= n < count:
+            return True
+        self.notify(f"no {what} {n} in this run (it has {what}s 0–{count - 1})" if count else
+                    f"no {what}s in this run yet", severity="warning", markup=False)
+        return False
 
     def action_show_help(self) -> None:
         node = self.focused
@@ -363,12 +364,14 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
         self.selected_token = max(0, min(self.selected_token, self.results.n_tokens - 1))
         self.selected_layer = max(0, min(self.selected_layer, self.results.n_layers - 1))
         comparing = self.comparing()
-        if self.screen.has_class("-compare") != comparing:
+        if self.explorer_screen.has_class("-compare") != comparing:
             self.arrange()
+        shown = self.shown_run()                           # the run, or its random-init twin (r)
         for pane in self.query(f".{RUN_PANE_CLASS}"):
             if pane.id in COMPARE_PANES or (comparing and pane.id == "coupling"):
                 continue                                   # drawn by draw_pair, or hidden
-            pane.show(self.results, self.selected_token, self.selected_layer)  # type: ignore[attr-defined]
+            run = self.results if pane.id in OWN_RUN_PANES else shown
+            pane.show(run, self.selected_token, self.selected_layer)  # type: ignore[attr-defined]
         if comparing:
             self.draw_pair(self.selected_token, self.selected_layer)
         else:
@@ -382,7 +385,9 @@ class CouplingApp(SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, Expo
         else:
             model = header.get("model", {})
             tokens = "" if is_aggregate(self.results) else f"{self.results.n_tokens} tokens · "
-            info = (f"{model.get('source', '?')} · {header.get('device', '?')} · {header.get('dtype', '?')} · "
+            shown = "random-init" if self.coupling.baseline else weights(self.shown_run())
+            info = (f"{model.get('source', '?')} ({shown}) · {header.get('device', '?')} · "
+                    f"{header.get('dtype', '?')} · "
                     f"{tokens}{self.results.n_layers} layers · {convention_of(header)} convention")
             placed = placement_summary(header)
             if placed:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from coupling_tui.core.results.aggregate import is_aggregate
-from coupling_tui.core.results.compare import map_layer, map_token, random_init_run, side_label
+from coupling_tui.core.results.compare import map_layer, map_token, random_init_run, run_name, side_label
 from coupling_tui.core.results.comparison import Comparison, save_a_alone
 from coupling_tui.core.results.run import Run
 
@@ -48,14 +48,25 @@ class CompareMixin:
         """Whether the compare layout is on screen."""
         return self.compare_shown and self.pair() is not None
 
+    def shown_run(self) -> Run:
+        """The run the one-run layout's panes show: the run, or its random-init twin (the same tokens, the
+        baseline's arrays) while ``r`` shows it — the Coupling pane draws the baseline from the run itself, on one
+        colour scale with the trained matrix. Built once per change of the run."""
+        run = self.results
+        if not self.coupling.baseline or is_aggregate(run):
+            return run
+        key = (id(run), run.steps_done, run.finished)
+        if getattr(self, "_twin_key", None) != key:
+            self._twin_key, self._twin = key, random_init_run(run)
+        return self._twin or run
+
     @property
     def coupling_b(self) -> CouplingPane:
         return self.query_one("#coupling-b", CouplingPane)
 
     # -- keys --
     def action_toggle_compare(self) -> None:
-        if self.pair() is None:
-            self.notify(NO_PAIR, severity="warning", markup=False)
+        if self.refused("compare"):
             return
         self.compare_shown = not self.compare_shown
         self.arrange()
@@ -64,8 +75,7 @@ class CompareMixin:
         self.show_run()
 
     def action_swap_sides(self) -> None:
-        if self.pair() is None:
-            self.notify(NO_PAIR, severity="warning", markup=False)
+        if self.refused("compare"):
             return
         self.swapped = not self.swapped
         if self.comparison is not None:
@@ -90,8 +100,9 @@ class CompareMixin:
         """Both heatmaps and the Compare pane: B's pane follows A's view state at B's stand-in token and layer."""
         a, b, labels = self.pair()  # type: ignore[misc]
         lead, other = self.coupling, self.coupling_b
-        lead.border_title = f"Coupling · A {labels[0]}"
-        other.border_title = f"Coupling · B {labels[1]}"
+        lead.baseline = False                              # each pane shows the run its title names, never a twin
+        lead.border_title = f"Coupling · A {run_name(a) if a.header else labels[0]}"
+        other.border_title = f"Coupling · B {run_name(b) if b.header else labels[1]}"
         lead.show(a, token, layer)
         if b.header:
             other.follow(lead, a, b)
@@ -106,5 +117,6 @@ class CompareMixin:
         a, b, labels = self.pair()  # type: ignore[misc]
         depth = f"{a.n_layers} layers" if a.n_layers == b.n_layers else f"{a.n_layers} / {b.n_layers} layers"
         conv = a.convention if a.convention == b.convention else f"{a.convention} / {b.convention}"
-        return (f"A {labels[0]} · B {labels[1]} · {a.header.get('device', '?')} · {a.n_tokens} tokens · {depth} · "
+        names = [run_name(run) if run.header else label for run, label in ((a, labels[0]), (b, labels[1]))]
+        return (f"A {names[0]} · B {names[1]} · {a.header.get('device', '?')} · {a.n_tokens} tokens · {depth} · "
                 f"{conv} convention" if a.header else "coupling-tui")

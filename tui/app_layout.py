@@ -28,7 +28,7 @@ class LayoutMixin:
             self.show_side(self.SIDE_PANES[0])             # Coupling back beside the first side pane
         if not self.has_place(panes.first()):
             message = {"collapse": NO_COLLAPSE, "compare": NO_PAIR}.get(pane_id, NO_COUPLING)
-            if self.screen.has_class("-compare") and pane_id in self.SIDE_PANES:
+            if self.explorer_screen.has_class("-compare") and pane_id in self.SIDE_PANES:
                 message = f"the compare layout has no {pane_id} pane: c goes back to the one-run layout"
             self.notify(message, severity="warning", markup=False)
             return
@@ -39,11 +39,11 @@ class LayoutMixin:
     def has_place(self, pane) -> bool:
         """Whether ``pane`` has a place in this run's layout: Collapse needs collapse data; a collapse run without
         Jacobians gives the Coupling pane's place to the side column."""
-        if pane.id != "coupling" and self.screen.has_class("-aggregate"):
+        if pane.id != "coupling" and self.explorer_screen.has_class("-aggregate"):
             return False
         if pane.id in ("coupling-b", "compare"):
-            return self.screen.has_class("-compare")
-        if self.screen.has_class("-compare") and pane.id not in ("coupling", "tokens"):
+            return self.explorer_screen.has_class("-compare")
+        if self.explorer_screen.has_class("-compare") and pane.id not in ("coupling", "tokens"):
             return False                                   # the side column makes way for the Compare pane
         if pane.id == "collapse":
             return not pane.has_class("-absent")
@@ -57,8 +57,8 @@ class LayoutMixin:
         the focus."""
         has = CollapsePane.available(self.results)
         collapse_run = has and names.JACOBIAN_SINGULAR_VALUES not in self.results.arrays
-        self.screen.set_class(is_aggregate(self.results), "-aggregate")   # the Coupling pane alone (app.tcss)
-        self.screen.set_class(self.comparing(), "-compare")              # two heatmaps and the Compare pane
+        self.explorer_screen.set_class(is_aggregate(self.results), "-aggregate")   # the Coupling pane alone (app.tcss)
+        self.explorer_screen.set_class(self.comparing(), "-compare")              # two heatmaps and the Compare pane
         if (has, collapse_run) == self._layout:
             return
         self._layout = (has, collapse_run)
@@ -74,7 +74,7 @@ class LayoutMixin:
 
     def collapse_zoomed(self) -> bool:
         """Whether the Collapse pane has the whole width: a short and narrow screen (app.tcss) that shows it."""
-        return (self.screen.has_class("-short") and self.screen.has_class("-narrow")
+        return (self.explorer_screen.has_class("-short") and self.explorer_screen.has_class("-narrow")
                 and self.query_one("#main").has_class("-collapse-shown"))
 
     def show_side(self, pane_id: str) -> None:
@@ -85,6 +85,12 @@ class LayoutMixin:
                 pane.set_class(other == pane_id, "-shown")
         self.query_one("#main").set_class(pane_id == "collapse", "-collapse-shown")
         self.refresh_bindings()
+
+    @property
+    def explorer_screen(self):
+        """The explorer's own screen (its layout classes), also while the help screen or the palette is on top."""
+        stack = self.screen_stack
+        return stack[0] if stack else self.screen
 
     @property
     def coupling(self) -> CouplingPane:
@@ -98,11 +104,10 @@ class LayoutMixin:
         """Apply ``change`` to the Collapse pane and redraw; on a short screen that shows another side pane, show
         Collapse. A run without collapse data says so (the palette reaches these actions whatever the run)."""
         pane = self.collapse
-        if not CollapsePane.available(self.results):
-            self.notify(NO_COLLAPSE, severity="warning", markup=False)
+        if self.refused("collapse"):
             return
         change(pane)
-        if self.screen.has_class("-short") and not pane.has_class("-shown"):
+        if self.explorer_screen.has_class("-short") and not pane.has_class("-shown"):
             self.show_side("collapse")
             pane.focus()
         self.show_run()

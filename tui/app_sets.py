@@ -17,9 +17,7 @@ class PromptSetsMixin:
 
     # -- prompt sets: p / P step through the prompts and the aggregate --
     def action_step_prompt(self, delta: int) -> None:
-        if self.prompt_set is None:
-            self.notify("this run has one prompt: give --prompt several times or a .jsonl --prompt-file",
-                        severity="warning", markup=False)
+        if self.refused("prompts"):
             return
         self.show_entry((self.entry + delta) % (self.prompt_set.n_prompts + 1))
 
@@ -32,8 +30,7 @@ class PromptSetsMixin:
         self.show_entry(number - 1)
 
     def show_aggregate(self) -> None:
-        if self.prompt_set is None:
-            self.action_step_prompt(1)                     # says why there is none
+        if self.refused("prompts"):
             return
         self.show_entry(self.prompt_set.n_prompts)
 

@@ -1,6 +1,7 @@
 """Command palette (ctrl+p) entries of the explorer, all from the action registry (``UserAction.commands`` in
 actions.py): fixed commands fuzzy-matched on their titles, and numbered ones (``layer 12``, ``t40``, ``n=16``) parsed
-from what is typed. Each calls an app method; the palette itself is Textual's."""
+from what is typed; only those whose action applies to what is on screen (``app.applies``). Each calls an app
+method; the palette itself is Textual's."""
 
 from __future__ import annotations
 
@@ -28,19 +29,21 @@ class ExplorerCommands(Provider):
         args = entry.args + more
         return partial(method, *args) if args else method
 
+    def _applies(self, entry: PaletteEntry) -> bool:
+        return self.app.applies(entry.needs)  # type: ignore[attr-defined]
+
     async def discover(self) -> Hits:
-        for entry in _FIXED:
+        for entry in filter(self._applies, _FIXED):
             yield DiscoveryHit(entry.title, self._callback(entry), help=entry.help)
 
     async def search(self, query: str) -> Hits:
         match = _NUMBER_QUERY.fullmatch(query)
-        if match:
-            entry = _NUMBERED[match.group(1).lower()]
+        if match and self._applies(entry := _NUMBERED[match.group(1).lower()]):
             n = int(match.group(2))
             title = entry.title.format(n=n)
             yield Hit(1.0, title, self._callback(entry, n), text=title)
         matcher = self.matcher(query)
-        for entry in _FIXED:
+        for entry in filter(self._applies, _FIXED):
             score = matcher.match(entry.title)
             if score > 0:
                 yield Hit(score, matcher.highlight(entry.title), self._callback(entry), help=entry.help)

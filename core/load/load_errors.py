@@ -4,9 +4,8 @@ never reported as "not found" (issue 17 defect 9): the message names the part an
 
 from __future__ import annotations
 
-import os
-
 from coupling_tui.core.errors import UserError
+from coupling_tui.core.load.hub import hub_host, offline, unreachable
 
 LOGIN_HINT = ("run `hf auth login` (`huggingface-cli login` with an older huggingface_hub) or set HF_TOKEN, with an "
               "account that has access")
@@ -23,10 +22,6 @@ PARTS = {
 class UnreadableModel(UserError):
     """A part of a model (config, tokenizer or weights) that exists but could not be read: corrupt, truncated or
     of an unexpected shape. For a cached conversion it means the cache entry is bad, and the loader converts again."""
-
-
-def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -69,6 +64,10 @@ def explain(src: str, exc: Exception, part: str, local: bool) -> UserError:
     if "RepositoryNotFoundError" in names:
         return UserError(f"model not found: {src} (no such model on the hub, or a private one)",
                          f"check the id; if it is private, {LOGIN_HINT}")
-    where = "offline (HF_HUB_OFFLINE is set): only models already in the local cache can load" if offline() else \
-        "check the id or path, and your network"
+    if offline():
+        where = "offline (HF_HUB_OFFLINE is set): only models already in the local cache can load"
+    elif unreachable():
+        where = f"{hub_host()} cannot be reached and the model is not in the local cache"
+    else:
+        where = "check the id or path, and your network"
     return UserError(f"model not found: {src}; {where}", f"({detail(exc)})")

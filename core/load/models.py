@@ -12,6 +12,7 @@ from typing import Any, Callable
 from coupling_tui.core.load.adapters import Adapter, adapter_for
 from coupling_tui.core.cost import weights_bytes
 from coupling_tui.core.errors import UserError
+from coupling_tui.core.load.hub import cache_only
 from coupling_tui.core.load.load_errors import UnreadableModel, explain
 from coupling_tui.core.load.local_model import check_local, check_weights
 from coupling_tui.core.faults import is_out_of_memory, load_out_of_memory_error
@@ -140,7 +141,8 @@ def _load_config(src: str, request: ModelRequest) -> Any:
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(src, revision=request.revision, trust_remote_code=request.trust_remote_code)
+        return AutoConfig.from_pretrained(src, revision=request.revision, trust_remote_code=request.trust_remote_code,
+                                          local_files_only=cache_only(src))
     except Exception as exc:  # transformers raises OSError/ValueError/hub errors with long texts
         raise explain(src, exc, "config", local=Path(src).is_dir()) from exc
 
@@ -165,8 +167,10 @@ def inspect(request: ModelRequest, on_stage: Callable[[str], None] | None = None
     return config, tokenizer, resolve_dtype(request.dtype, device, config), device
 
 
-def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -> LoadedModel:
-    """Load the model in eval mode with gradients off, on the resolved device and dtype."""
+def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None,
+         on_config: Callable[[Any], None] | None = None) -> LoadedModel:
+    """Load the model in eval mode with gradients off, on the resolved device and dtype. ``on_config`` sees the
+    config before any weights load (a UserError it raises stops the load)."""
     import torch
     import transformers
 
@@ -181,7 +185,7 @@ def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -
     said: list[str] = []                  # notes from the cache (an entry discarded), printed with the others
     src, info = _source(request, on_stage, said.append)
     try:
-        config, adapter, dtype, tokenizer, model = _read(src, info, request, device, device_map, on_stage)
+        config, adapter, dtype, tokenizer, model = _read(src, info, request, device, device_map, on_stage, on_config)
     except UnreadableModel as exc:
         if "gguf_file" not in info:
             raise
@@ -190,7 +194,7 @@ def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -
         # A cached conversion that does not load (a file damaged after it was written): convert again, once.
         default_model.discard(Path(src), exc.message, said.append)
         src = str(default_model.converted_dir(Path(info["gguf_file"]), on_stage, said.append))
-        config, adapter, dtype, tokenizer, model = _read(src, info, request, device, device_map, on_stage)
+        config, adapter, dtype, tokenizer, model = _read(src, info, request, device, device_map, on_stage, on_config)
     for p in model.parameters():
         p.requires_grad_(False)
     blocks = adapter.block_list(model)
@@ -219,7 +223,7 @@ def load(request: ModelRequest, on_stage: Callable[[str], None] | None = None) -
                        notes=notes, placement=where)
 
 
-def _read(src: str, info: dict, request: ModelRequest, device: str, device_map, on_stage) -> tuple:
+def _read(src: str, info: dict, request: ModelRequest, device: str, device_map, on_stage, on_config=None) -> tuple:
     """Config, adapter, dtype, tokenizer and model from ``src``; a part that fails to read is one UserError naming
     it (an UnreadableModel for a local directory)."""
     import torch
@@ -229,12 +233,15 @@ def _read(src: str, info: dict, request: ModelRequest, device: str, device_map, 
     if on_stage:
         on_stage(f"reading config of {info['source']}")
     config = _load_config(src, request)
+    if on_config is not None:
+        on_config(config)
     adapter = adapter_for(getattr(config, "model_type", None))
     if local and not request.random_init:
         check_weights(Path(src), info["source"])
     dtype = resolve_dtype(request.dtype, device, config)
     torch_dtype = getattr(torch, dtype)
-    common = dict(revision=request.revision, trust_remote_code=request.trust_remote_code)
+    common = dict(revision=request.revision, trust_remote_code=request.trust_remote_code,
+                  local_files_only=cache_only(src))
     part = "tokenizer"
     try:
         if on_stage:

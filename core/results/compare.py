@@ -18,12 +18,26 @@ from coupling_tui.core.results.run import Run, default_k
 from coupling_tui.core.results import names
 
 
+def model_name(run: Run) -> str:
+    """A short name for a run's model: its source's last path part."""
+    source = str((run.header.get("model") or {}).get("source") or "?")
+    return source.split(" (")[0].rstrip("/").rsplit("/", 1)[-1] or source
+
+
+def weights(run: Run) -> str:
+    """"random-init" when the run's model has random weights (a --random-init run, a baseline twin), else
+    "trained"."""
+    return "random-init" if (run.header.get("model") or {}).get("random_init") else "trained"
+
+
 def side_label(run: Run) -> str:
     """A short name for a run's model: its source's last path part, "(random-init)" when its weights are."""
-    model = run.header.get("model") or {}
-    source = str(model.get("source") or "?")
-    name = source.split(" (")[0].rstrip("/").rsplit("/", 1)[-1] or source
-    return f"{name} (random-init)" if model.get("random_init") else name
+    return f"{model_name(run)} (random-init)" if weights(run) == "random-init" else model_name(run)
+
+
+def run_name(run: Run) -> str:
+    """The run a pane shows, named by its model and its weights: "SmolLM2-135M-Instruct (trained)"."""
+    return f"{model_name(run)} ({weights(run)})"
 
 
 def random_init_run(run: Run) -> Run | None:
@@ -120,6 +134,8 @@ class Side:
     trajectory: dict[str, float]
     """Run.trajectory_values of the selected token."""
     next_token: str | None
+    pending: str = ""
+    """What the run still lacks of the entries the verdict compares ("2/30 layers"); "" once it has them all."""
 
 
 def side(run: Run, k: int | None, token: int) -> Side:
@@ -141,7 +157,25 @@ def side(run: Run, k: int | None, token: int) -> Side:
     nxt = (run.header.get("next_token") or {}).get("text")
     return Side(label=side_label(run), family=str(model.get("family", "?")), n_layers=run.n_layers,
                 d_model=int(model.get("d_model") or 0), n_tokens=run.n_tokens, k=k, scalar_last=scalar_last,
-                scalar_all=scalar_all, scalar_token=scalar_token, haar_null=null, trajectory=trajectory, next_token=nxt)
+                scalar_all=scalar_all, scalar_token=scalar_token, haar_null=null, trajectory=trajectory, next_token=nxt,
+                pending=pending(run, k))
+
+
+def pending(run: Run, k: int | None) -> str:
+    """What ``run`` still lacks of its depth coupling at K = ``k`` over every token (the entries the verdict ranks
+    by): "" when finished or every off-diagonal entry is in, else its blocks ("2/30 layers") or, once every block
+    is, its coupling entries ("coupling 40 %": the second pass)."""
+    if run.finished or not run.header:
+        return "" if run.finished else "not started"
+    if run.layers_done < run.n_layers:
+        return f"{run.layers_done}/{run.n_layers} layers"
+    depth = run.arrays.get(names.COUPLING_DEPTH_K)
+    if k is None or depth is None or k not in run.coupling_ks:
+        return ""
+    m = depth[run.coupling_ks.index(k)]                                                 # [T, L, L]
+    off = ~np.eye(m.shape[-1], dtype=bool)
+    done, total = int(np.isfinite(m[:, off]).sum()), int(m.shape[0] * off.sum())
+    return "" if done == total else f"coupling {100 * done // max(total, 1)} %"
 
 
 def sides(a: Run, b: Run, token: int = -1, k: int | None = None) -> tuple[Side, Side]:
@@ -203,6 +237,9 @@ def verdict(a: Side, b: Side) -> str:
     ma, mb = _scalar(a.scalar_all, "offdiag"), _scalar(b.scalar_all, "offdiag")
     if a.k is None:
         return "no coupling K in common: the runs' m_K cannot be compared"
+    if a.pending or b.pending:
+        waiting = " · ".join(f"{name}: {s.pending}" for name, s in (("A", a), ("B", b)) if s.pending)
+        return f"no verdict until both runs are complete ({waiting})"
     if ma is None or mb is None:
         return "the run scalar fills in as layers finish"
     if abs(ma - mb) < 5e-4:

@@ -16,7 +16,7 @@ from coupling_tui.core.results.run import Run
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .logplot import LogPlot, Series, log_points
-from .tokens import visible
+from .tokens import quoted, visible
 from coupling_tui.core.results import names
 
 COLOURS = ((86, 156, 214), (230, 140, 40))
@@ -91,7 +91,8 @@ Keys: `c` back to the one-run layout, `x` swaps A and B.
         else:
             self.lines, self.verdict, k = [], "B starts when A finishes", None
         self.table.update(self._table(labels))
-        set_subtitle(self, f"A token {token} · B token {token_b}" + (f" · K={k}" if k is not None else ""))
+        tokens = f"A {quoted(a, token)}" + (f" · B {quoted(b, token_b)}" if b.n_tokens else "") if a.n_tokens else ""
+        set_subtitle(self, tokens + (f" · K={k}" if k is not None else ""))
         self._plot(a, b, token, token_b, layer)
 
     def _table(self, labels: tuple[str, str]) -> Table | Text:

@@ -10,12 +10,13 @@ from textual.containers import Container
 from textual.widgets import Static
 
 from coupling_tui.core.results.aggregate import aggregate_view, has_aggregate_baseline, is_aggregate
+from coupling_tui.core.results.compare import weights
 from coupling_tui.core.results.headline import aggregate_headline_text, headline_text, run_headline
 from coupling_tui.core.results.run import CONTEXT_VIEWS, COUPLING_METRICS, CouplingView, Run, default_k
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .heatmap import Heatmap
-from .tokens import visible
+from .tokens import quoted
 from coupling_tui.core.results import names
 
 NO_COUPLING = "no coupling in this run (computed with --top-k 0)"
@@ -256,10 +257,10 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
         n = view.values.shape[0]
         col = self.column[self.view] = max(0, min(self.column[self.view], n - 1))
         self.cursor_value = view.cell(row, col)[0]
-        what = "random-init" if self.baseline and self.view in ("depth", "token") else "trained"
+        what = "random-init" if self.baseline and self.view in ("depth", "token") else weights(run)
         k = f"K={view.k}"
         if self.view == "depth":
-            where = "token average" if self.average else f"token {token} '{visible(run.token_texts[token])}'"
+            where = "token average" if self.average else quoted(run, token)
             where += " · vju" if self.variant == "vju" else ""
         else:
             row_layer, col_layer = self._layers(run, layer)

@@ -8,11 +8,12 @@ from textual.app import ComposeResult
 from textual.containers import Container
 from textual.widgets import Static
 
+from coupling_tui.core.results.compare import weights
 from coupling_tui.core.results.run import Run
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .logplot import LogPlot, log_points
-from .tokens import visible
+from .tokens import quoted
 from coupling_tui.core.results import names
 
 SINGULAR_VALUES = names.JACOBIAN_SINGULAR_VALUES
@@ -76,7 +77,7 @@ the block stretches small changes of x_t, direction by direction.
         has_jacobians = SINGULAR_VALUES in run.arrays
         subtitle = ""
         if run.n_tokens > 0:
-            subtitle = f"layer {layer} · token {token} '{visible(run.token_texts[token])}'"
+            subtitle = f"layer {layer} · {quoted(run, token)} · {weights(run)}"
         set_subtitle(self, subtitle)
         if not run.header:
             message = WAITING

@@ -20,6 +20,11 @@ def visible(token_text: str) -> str:
     return token_text.translate(_VISIBLE_WHITESPACE) or "∅"
 
 
+def quoted(run: Run, token: int) -> str:
+    """The one way every pane names a token: its index counted from 0 and its visible text, ``token 51 '.'``."""
+    return f"token {token} '{visible(run.token_texts[token])}'"
+
+
 class TokensPane(Widget):
     """Shows every token of the prompt, wrapped to the pane width, scrolled so the selected one is in view."""
 
@@ -53,7 +58,7 @@ The prompt as the model's tokenizer split it, one cell per token. Whitespace is 
         if token != self.selected:
             self.selected = token
             self.refresh()
-        subtitle = f"{token + 1}/{len(cells)}" if cells else ""
+        subtitle = f"{quoted(run, token)} · tokens 0–{len(cells) - 1}" if cells else ""
         if subtitle != self.border_subtitle:
             self.border_subtitle = subtitle
 

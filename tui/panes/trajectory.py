@@ -6,11 +6,12 @@ import math
 
 from rich.text import Text
 
+from coupling_tui.core.results.compare import weights
 from coupling_tui.core.results.run import Run
 
 from . import RUN_PANE_CLASS, set_subtitle
 from .logplot import LogPlot, Series, log_points
-from .tokens import visible
+from .tokens import quoted
 from coupling_tui.core.results import names
 
 NORMS = names.TRAJECTORY_NORMS
@@ -81,7 +82,7 @@ means the norm grows by a constant factor per block. The border title is the leg
         p10/median/p90 band) with block ``layer``'s output (depth layer + 1) marked."""
         subtitle, series, title = "", [], ""
         if NORMS in run.arrays and run.n_tokens > 0:
-            subtitle = f"token {token} · {visible(run.token_texts[token])}"
+            subtitle = f"{quoted(run, token)} · {weights(run)}"
             norms = run.norms(token)
             series.append(Series("token", log_points(range(len(norms)), norms), TOKEN_COLOUR))
             line = run.growth_line(token)
