@@ -92,19 +92,19 @@ def markdown(table: dict, machine: dict) -> list[str]:
              f"| model | parameters | m_{k} last token (the papers') | m_{k} all-token mean | score (−loss, nats) | "
              "seconds |", "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| `{r['model']}` | {r['n_params']:,} | {_num(r['coupling_scalar_last_token'])} ± "
-                     f"{_num(r['coupling_scalar_last_token_std'])} | {_num(r['coupling_scalar'])} ± "
-                     f"{_num(r['coupling_scalar_std'])} | {_num(r['score'])} | {r['seconds']:.0f} |")
+        lines.append(f"| `{r['model']}` | {r['n_params']:,} | {_num(r['coupling_scalar_last_token'], '.4f')} ± "
+                     f"{_num(r['coupling_scalar_last_token_std'], '.4f')} | {_num(r['coupling_scalar'], '.4f')} ± "
+                     f"{_num(r['coupling_scalar_std'], '.4f')} | {_num(r['score'])} | {r['seconds']:.0f} |")
     fit = table["fits"]["coupling_scalar_last_token"]
     trained = rows[0]
     twins = [r["coupling_scalar_last_token"] for r in rows[1:]]
     lines += ["", "Means ± sample std over the prompts. The fit of the score on the last token's scalar over these "
               f"{fit['n']} models: " + (f"R² {fit['r2']:.3f}, p {fit['p']:.2g}, Spearman ρ {fit['spearman_rho']:.2f}"
                                         if "r2" in fit else fit["note"]) + ".", "",
-              f"What it shows: the trained model's last-token coupling ({trained['coupling_scalar_last_token']:.3f}) "
+              f"What it shows: the trained model's last-token coupling ({trained['coupling_scalar_last_token']:.4f}) "
               f"is {'below' if trained['coupling_scalar_last_token'] < min(twins) else 'not below'} every random twin's "
-              f"({min(twins):.3f}–{max(twins):.3f}), and the twins differ from each other by "
-              f"{max(twins) - min(twins):.3f} across seeds. This is not a correlation: one trained model and three "
+              f"({min(twins):.4f}–{max(twins):.4f}), and the twins differ from each other by "
+              f"{max(twins) - min(twins):.1e} across seeds. This is not a correlation: one trained model and three "
               "untrained copies of it form two clusters, and any line through two clusters fits well. The "
               "paper's claim is about many trained models; `sweep` is for running it on a model set of your own.", "",
               "![the Sweep view's scatter](sweep-example-scatter.svg)"]

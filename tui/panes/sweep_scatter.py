@@ -103,7 +103,7 @@ The selected model of the table is the red ◆; Enter opens its run in the usual
         legend = Text()
         legend.append("● ", style=_hex(POINT_COLOUR)).append("models")
         if self.axes.fit is not None:
-            legend.append("  ┄ ", style=_hex(FIT_COLOUR)).append("OLS fit")
+            legend.append("  ─ ", style=_hex(FIT_COLOUR)).append("OLS fit")
         if name is not None:
             legend.append("  ◆ ", style=MARK_COLOR).append(name if len(name) <= 40 else "…" + name[-39:])
         self.border_subtitle = legend
