@@ -383,3 +383,44 @@ async def test_quitting_a_live_sweep_stops_it_between_events(tmp_path):
         assert app.computing and events
         await pilot.press("q")
     assert stopped.wait(5) and app.return_value is None
+
+
+def test_a_ray_worker_that_dies_is_one_failed_row(names):
+    """A task whose worker process dies (os._exit, as a segfault or the OOM killer would) is that model's failed
+    row; the other model completes."""
+    ray = pytest.importorskip("ray")
+    from coupling_tui.core.engine.sweep import ModelJob
+    from coupling_tui.core.engine.sweep_ray import compute_model, stream_sweep_ray
+    from coupling_tui.core.load.models import ModelRequest
+    from coupling_tui.core.options.prompts import Prompt
+    from coupling_tui.core.options.run_options import RunOptions
+    from coupling_tui.core.results.events import ModelComputed, ModelFailed
+
+    def body(index, job, prompts, queue):
+        if index == 1:
+            import os
+
+            os._exit(1)
+        return compute_model(index, job, prompts, queue)
+
+    jobs = [ModelJob(n, ModelRequest(model=n), RunOptions(top_k=4)) for n in names[:2]]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        events = list(stream_sweep_ray(jobs, [Prompt(PROMPT, "p")], body=body))
+    finally:
+        ray.shutdown()
+    ends = {e.index: e for e in events if isinstance(e, (ModelComputed, ModelFailed))}
+    assert isinstance(ends[0], ModelComputed) and ends[0].container.finished
+    assert isinstance(ends[1], ModelFailed) and "the Ray worker died" in ends[1].reason
+
+
+def test_without_ray_the_ray_executor_names_the_extra(names, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['ray'] = None; from coupling_tui.tui.main import main; "
+            f"sys.exit(main(['sweep', '-m', {names[0]!r}, '--executor', 'ray', '-o', {str(tmp_path / 'o')!r}]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.startswith("coupling-tui: error: --executor ray needs Ray, which is not installed")
+    assert "pip install 'coupling-tui[ray]'" in out.stderr and not (tmp_path / "o").exists()

@@ -54,9 +54,10 @@ def compute_model(index: int, job: ModelJob, prompts: list[Prompt], queue) -> tu
 
 def stream_sweep_ray(jobs: list[ModelJob], prompts: list[Prompt], *, skip: dict[int, str] | None = None,
                      address: str | None = None, gpus_per_model: float = 0.0, cpus_per_model: float = 1.0,
-                     init_kwargs: dict | None = None) -> Iterator[SweepEvent]:
+                     init_kwargs: dict | None = None, body=compute_model) -> Iterator[SweepEvent]:
     """The sweep's events with every model not in ``skip`` as its own Ray task (module docstring). ``address``:
-    a running cluster's (None: Ray's own default — RAY_ADDRESS, else a local Ray for this sweep)."""
+    a running cluster's (None: Ray's own default — RAY_ADDRESS, else a local Ray for this sweep); ``body``: the
+    task's function (``compute_model``; tests pass one whose worker dies)."""
     ray = import_ray()
     skip = skip or {}
     started = time.perf_counter()
@@ -70,7 +71,7 @@ def stream_sweep_ray(jobs: list[ModelJob], prompts: list[Prompt], *, skip: dict[
     from ray.util.queue import Empty, Queue
 
     queue = Queue()
-    task = ray.remote(compute_model).options(num_gpus=gpus_per_model, num_cpus=cpus_per_model, max_retries=0)
+    task = ray.remote(body).options(num_gpus=gpus_per_model, num_cpus=cpus_per_model, max_retries=0)
     pending: dict = {}
     try:
         yield SweepStarted(models=tuple(job.name for job in jobs))
