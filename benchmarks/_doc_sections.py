@@ -21,6 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def shown_path(path: Path) -> str:
+    """``path`` as a command line shows it: relative to the repository root when inside it."""
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
 def markers(script: str, section: str = "main") -> tuple[str, str]:
     """The begin and end markers of ``section`` written by benchmarks/<script>.py ("main": no section name)."""
     tag = script if section == "main" else f"{script} {section}"

@@ -17,9 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _doc_sections import main as run_main  # noqa: E402
 from _doc_sections import (ROOT, fenced, load_meta, machine_text, printout, run_command, save_meta,  # noqa: E402
-                           wrap)
+                           shown_path, wrap)
 
 SCRIPT = "docs_compare"
+SECTIONS = ("main",)
+"""The marked sections of its page, as ``render`` returns them."""
 DEFAULT_SAVE = ROOT / "benchmarks" / "out" / "docs" / "compare"
 PROMPT_FILE = "sample_prompts/prose.txt"
 MAX_TOKENS, TOP_K = 32, 10
@@ -28,9 +30,8 @@ MAX_TOKENS, TOP_K = 32, 10
 def measure(save: Path) -> None:
     """Run the command as a user would; keep its results file and its printout in ``save``."""
     out = save / "prose.safetensors"
-    rel = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
     meta = run_command(["--compare", "random-init", "--prompt-file", PROMPT_FILE, "--max-tokens", str(MAX_TOKENS),
-                        "--top-k", str(TOP_K), "-y", "-o", str(rel)])
+                        "--top-k", str(TOP_K), "-y", "-o", shown_path(out)])
     meta["results"] = out.name
     save_meta(save, "compare", meta)
 

@@ -27,6 +27,8 @@ from _doc_sections import ROOT, load_meta, machine, machine_text, save_meta, wra
 from _doc_sections import main as run_main  # noqa: E402
 
 SCRIPT = "docs_metrics"
+SECTIONS = ("cost", "extras", "trained")
+"""The marked sections of its page, as ``render`` returns them."""
 DEFAULT_SAVE = ROOT / "benchmarks" / "out" / "docs" / "metrics"
 COMPARE_SAVE = ROOT / "benchmarks" / "out" / "docs" / "compare"
 EXTRAS = {"max_tokens": 32, "top_k": 50, "vju": True, "token_pairs": "adjacent", "context_layers": "0,14,29"}
@@ -122,8 +124,7 @@ def extras_facts(run) -> list[str]:
     fro = a["context.out_frobenius"][mid].astype(np.float64)
     lines = [f"- **Same-layer token coupling** (`coupling.token_k`, K = {K_SMALL}, t ≠ t'): {np.mean(per_layer):.3f} "
              f"averaged over the {L} layers; lowest at layer {int(np.argmin(per_layer))} "
-             f"({min(per_layer):.3f}), highest at layer {int(np.argmax(per_layer))} ({max(per_layer):.3f}); "
-             f"layer {L - 1}: {per_layer[-1]:.3f}.",
+             f"({min(per_layer):.3f}), highest at layer {int(np.argmax(per_layer))} ({max(per_layer):.3f}).",
              f"- **Between adjacent layers** (`coupling.token_pair_k`, K = {K_SMALL}, t ≠ t'): {np.mean(up):.3f} "
              f"(l → l+1) and {np.mean(down):.3f} (l+1 → l); the lowest pair {best[0]} → {best[1]} "
              f"({pair_m[best]:.3f}).",

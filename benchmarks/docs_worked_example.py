@@ -20,9 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _doc_sections import main as run_main  # noqa: E402
 from _doc_sections import (ROOT, fenced, load_meta, machine_text, printout, run_command, save_meta,  # noqa: E402
-                           wrap)
+                           shown_path, wrap)
 
 SCRIPT = "docs_worked_example"
+SECTIONS = ("run", "printout", "reading")
+"""The marked sections of its page, as ``render`` returns them."""
 DEFAULT_SAVE = ROOT / "benchmarks" / "out" / "docs" / "worked-example"
 FLAGS = ["--prompt-file", "sample_prompts/all.jsonl", "--top-k", "10", "--no-token-coupling", "--max-tokens", "32"]
 DEPTH_STEP = 4
@@ -31,8 +33,7 @@ DEPTH_STEP = 4
 
 def measure(save: Path) -> None:
     out = save / "samples"
-    rel = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
-    meta = run_command([*FLAGS, "-y", "-o", str(rel)])
+    meta = run_command([*FLAGS, "-y", "-o", shown_path(out)])
     meta["results"] = out.name
     save_meta(save, "worked-example", meta)
 
