@@ -4,7 +4,8 @@ replacement of the marked sections of a page, the machine and its load average, 
 command run as a user runs it, its printout captured.
 
 A measured run is kept in a folder (``--save``): the results files and ``<name>.json`` for each command (the command
-line, its printout, wall seconds, load average, machine), so that ``--from`` renders the page again without torch."""
+line, its printout, wall seconds, load average, machine), so that ``--from DIR`` renders the page again without
+torch, and ``--from DIR --check PAGE`` says whether PAGE still holds what that run renders to."""
 
 from __future__ import annotations
 
@@ -155,20 +156,41 @@ def fenced(text: str) -> str:
     return f"```\n{text}\n```"
 
 
+def stale_sections(path: Path, script: str, bodies: dict[str, str]) -> list[str]:
+    """The sections of ``bodies`` whose marked block in ``path`` differs from what they render to."""
+    text = path.read_text()
+    out = []
+    for section, body in bodies.items():
+        begin, end = markers(script, section)
+        current = text.split(begin, 1)[1].split(end, 1)[0] if begin in text and end in text else None
+        if current is None or begin + current + end != block(script, section, body):
+            out.append(section)
+    return out
+
+
 def main(script: str, description: str, default_save: Path, measure, render, argv: list[str] | None = None) -> None:
     """The command line every docs script shares: run ``measure(save)`` (unless ``--from`` a saved run), print the
-    sections ``render(save)`` returns, and replace them in ``--write``'s page."""
+    sections ``render(save)`` returns, replace them in ``--write``'s page, or with ``--check`` exit 1 when the page's
+    sections differ from what the saved run renders to."""
     import argparse
 
     p = argparse.ArgumentParser(prog=f"benchmarks/{script}.py", description=description)
     p.add_argument("--save", type=Path, default=default_save, help="keep the run here (default %(default)s)")
     p.add_argument("--from", dest="source", type=Path, default=None, help="render a saved run instead of running")
     p.add_argument("--write", type=Path, default=None, help="replace the marked sections of this page")
+    p.add_argument("--check", type=Path, default=None, metavar="PAGE",
+                   help="with --from: exit 1 when PAGE's marked sections are not what the saved run renders to")
     args = p.parse_args(argv)
+    if args.check is not None and args.source is None:
+        p.error("--check needs --from (a saved run)")
     save = args.source or args.save.resolve()
     if args.source is None:
         measure(save)
     sections = render(save)
+    if args.check is not None:
+        stale = stale_sections(args.check, script, sections)
+        print(f"{args.check}: " + (f"stale sections {', '.join(stale)}" if stale else "up to date"))
+        raise SystemExit(1 if stale else 0)
     print("\n\n".join(block(script, name, body) for name, body in sections.items()))
     if args.write is not None:
         write_sections(args.write, script, sections)

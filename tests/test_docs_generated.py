@@ -278,3 +278,13 @@ def test_big_models_renders_the_offload_runs_and_their_differences(bench):
     assert "```\nloaded m (4 layers, d=32) with blocks 0, 2–3 on cpu, 1 offloaded to disk\ncomputed 4 layers" in md
     assert "| `coupling.depth_k` | 3.0e-08 | 1.23 |" in md
     assert "not measured here" in " ".join(md.split())
+
+
+def test_check_names_the_sections_that_differ_from_the_render(tmp_path, bench):
+    s = bench.sections
+    page = tmp_path / "page.md"
+    a, b = s.markers("docs_x", "a"), s.markers("docs_x", "b")
+    page.write_text(f"{a[0]}\n{a[1]}\n{b[0]}\n{b[1]}\n")
+    s.write_sections(page, "docs_x", {"a": "one", "b": "two"})
+    assert s.stale_sections(page, "docs_x", {"a": "one", "b": "two"}) == []
+    assert s.stale_sections(page, "docs_x", {"a": "one", "b": "2", "c": "new"}) == ["b", "c"]
