@@ -26,16 +26,19 @@ from coupling_tui.core.maths.collapse_view import MEASURES, UNIT_ROUNDOFF, sensi
 from coupling_tui.core.options.collapse import ATTENTIONS, FAMILIES, parse_lengths
 from coupling_tui.core.results import names
 
-BEGIN = "<!-- collapse_table: begin (written by benchmarks/collapse_table.py; do not edit by hand) -->"
-END = "<!-- collapse_table: end -->"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _doc_sections import markers as doc_markers, replace_between, write_text_atomically  # noqa: E402
+
+SCRIPT = "collapse_table"
 
 
 def markers(section: str = "main") -> tuple[str, str]:
     """The begin and end markers of one section ("main": BEGIN and END; another: its name in them)."""
-    if section == "main":
-        return BEGIN, END
-    return BEGIN.replace("collapse_table:", f"collapse_table {section}:"), END.replace("collapse_table:",
-                                                                                     f"collapse_table {section}:")
+    return doc_markers(SCRIPT, section)
+
+
+BEGIN, END = markers()
 L1, LINF, REL = (MEASURES.index(m) for m in ("L1/d", "L∞", "rel L2"))
 
 
@@ -155,13 +158,8 @@ def markdown(runs: dict, section: str = "main") -> str:
 
 
 def write_between_markers(path: Path, block: str, section: str = "main") -> None:
-    """Replace the section's markers and what lies between them in ``path`` with ``block``."""
-    begin, end = markers(section)
-    text = path.read_text()
-    if begin not in text or end not in text:
-        raise SystemExit(f"{path} has no {begin!r} … {end!r} markers")
-    head, rest = text.split(begin, 1)
-    path.write_text(head + block + rest.split(end, 1)[1])
+    """Replace the section's markers and what lies between them in ``path`` with ``block`` (atomically)."""
+    write_text_atomically(path, replace_between(path.read_text(), *markers(section), block, str(path)))
 
 
 def main(argv: list[str] | None = None) -> None:

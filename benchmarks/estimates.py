@@ -19,44 +19,19 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _doc_sections import LoadSampler  # noqa: E402
+
 SET_FILES = ("capital.txt", "code.txt", "counting.txt")
 """The prompt set: three short sample prompts."""
 ROOT = Path(__file__).resolve().parents[1]
 FORWARD_TOKENS = 1024
 """The forward-only run (--top-k 0): long enough for the attention's O(T²) term to count."""
-
-
-class LoadSampler:
-    """The 1-minute load average every ``period`` seconds in a thread, while used as a context manager."""
-
-    def __init__(self, period: float = 1.0) -> None:
-        self.period, self.samples = period, [os.getloadavg()[0]]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            self.samples.append(os.getloadavg()[0])
-
-    def __enter__(self) -> "LoadSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.samples.append(os.getloadavg()[0])
-
-    def text(self) -> str:
-        mean = sum(self.samples) / len(self.samples)
-        return f"{mean:.1f} (max {max(self.samples):.1f})"
 
 
 @dataclass
@@ -69,6 +44,8 @@ class Measured:
     cpu: float = 0.0
     stages: dict[str, float] = field(default_factory=dict)
     load: str = ""
+    result: object = None
+    """The finished Run (one prompt) or PromptSet."""
 
 
 class StageClock:
@@ -121,12 +98,12 @@ def measure(name: str, loaded, options, prompts: list, rates, clock=time.perf_co
     with LoadSampler() as load:
         wall0, cpu0 = time.perf_counter(), time.process_time()
         if len(prompts) == 1:
-            stages.fold(engine.stream(loaded, prompts[0].text, options), Run())
+            result = stages.fold(engine.stream(loaded, prompts[0].text, options), Run())
         else:
-            stages.fold(batch.stream_prompts(loaded, prompts, options), PromptSet())
+            result = stages.fold(batch.stream_prompts(loaded, prompts, options), PromptSet())
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     sens = options.collapse is not None and options.collapse.sensitivity
-    return Measured(name, cost, wall, cpu, stages.seconds(sens), load.text())
+    return Measured(name, cost, wall, cpu, stages.seconds(sens), load.text(), result)
 
 
 def estimated_stages(cost) -> dict[str, float]:

@@ -1,9 +1,10 @@
 """What a run will cost before it starts: peak memory and wall time from the run's sizes. Torch-free.
 
 The model follows the engine's data structures (core/engine/, core/engine/coupling_stream.py) and is calibrated on
-measured runs on the reference 2-core CPU (docs/metrics.md "measured cost", benchmarks/RESULTS.md): the default
-run (SmolLM2, 30 layers × 52 tokens, d = 576, K = 50, float32) takes 114 s — Jacobians 21.7 s, top-50 triplets
-33.9 s, depth coupling 21.5 s, token coupling 33.7 s — and keeps 2.07 GB of dense-J history. Times scale with the
+measured runs on the reference 2-core CPU (benchmarks/RESULTS.md): the default run (SmolLM2, 30 layers × 52 tokens,
+d = 576, K = 50, float32) took 114 s there — Jacobians 21.7 s, top-50 triplets 33.9 s, depth coupling 21.5 s, token
+coupling 33.7 s — and keeps 2.07 GB of dense-J history (benchmarks/docs_metrics.py measures it again, stage by
+stage against this estimate, for docs/metrics.md "Measured cost"). Times scale with the
 CPU threads torch uses (GEMM-bound); on a GPU they are a rough guess. Every stage of ``engine.stream`` is
 estimated, the forward trace and the collapse stage included.
 

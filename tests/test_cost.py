@@ -16,7 +16,8 @@ from coupling_tui.core.options.layers import parse_layers, select_layers
 GB = 1e9
 DEFAULT_RUN = dict(n_layers=30, d=576, tokens=52, top_k=50, history_mb=4096.0, dtype="float32", token_coupling=True,
                    weights_bytes=134.5e6 * 4, family="llama", device="cpu", threads=2)
-"""SmolLM2-135M on the built-in prompt, as measured (docs/metrics.md): 114 s, 2.07 GB of dense-J history."""
+"""SmolLM2-135M on the built-in prompt, as measured on the reference CPU (core/cost.py): 114 s, 2.07 GB of dense-J
+history."""
 
 
 def test_the_default_run_matches_its_measured_cost():
