@@ -124,10 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     lines = markdown(sweep_table.load(out / "sweep"), machine)
     print("\n".join(lines))
     if args.write:
-        from _markers import write_section
+        from _doc_sections import write_sections
 
         figures(out, Path(args.write).parent)
-        write_section(Path(args.write), "sweep_example", lines)
+        write_sections(Path(args.write), "sweep_example", {"main": "\n".join(lines)})
     return 0
 
 
