@@ -4,6 +4,7 @@ convention, every other option the same; each row says what it measures and wher
 
     .venv/bin/python benchmarks/conventions.py                   # SmolLM2-135M-Instruct, the default prompt, 16 tokens
     .venv/bin/python benchmarks/conventions.py --model DIR --max-tokens 32 -p "your text"
+    .venv/bin/python benchmarks/conventions.py --write docs/metrics.md     # the table of docs/metrics.md
 
 About 60-100 s per convention for SmolLM2 (30 blocks, d = 576) on a 2-core CPU at 16 tokens (token coupling off)."""
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -99,9 +101,19 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--top-k", type=int, default=50)
     ap.add_argument("-k", type=int, default=50, help="the K of the m rows (one both conventions store)")
+    ap.add_argument("--write", default=None, metavar="PAGE",
+                    help="also write the table into PAGE's marked section (docs/metrics.md)")
     args = ap.parse_args()
+    from _doc_sections import LoadSampler, machine, machine_text, write_sections
+
     loaded = load(ModelRequest(model=args.model))
-    print(table(computed(loaded, args.prompt, args.max_tokens, args.top_k), args.k))
+    with LoadSampler() as sampled:
+        runs = computed(loaded, args.prompt, args.max_tokens, args.top_k)
+    where = {"machine": machine(), "load": sampled.text(), "date": time.strftime("%Y-%m-%d")}
+    text = table(runs, args.k).replace(" (official).", f" (official) of wall time on a {machine_text(where)}.", 1)
+    print(text)
+    if args.write:
+        write_sections(Path(args.write), "conventions", {"main": text})
 
 
 if __name__ == "__main__":
