@@ -1,5 +1,5 @@
 """The ``coupling-tui`` command: explore (default), ``compute`` and ``collapse`` (headless), ``view`` (a saved run,
-no torch), ``export`` (SVGs of a saved run)."""
+no torch), ``export`` (SVGs of a saved run), ``figures`` (matplotlib figures of a saved run, no torch)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ COMMANDS = {
     "sweep": "the same prompts on many models: one table, the fits against a score, resumable (Ray optional)",
     "view": "open a saved results file (or two, side by side) in the explorer (no model, no torch)",
     "export": "write every pane of a saved run as SVG, no terminal needed",
+    "figures": "draw a saved run's figures for a paper with matplotlib (svg, pdf, png; --data for CSV/NPZ)",
 }
 
 
@@ -301,6 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     elif argv and argv[0] == "view":
         args = build_view_parser().parse_args(argv[1:])
         action = lambda: view(args)  # noqa: E731
+    elif argv and argv[0] == "figures":
+        from coupling_tui.core.cli import figures as figures_cli
+
+        args = figures_cli.build_figures_parser().parse_args(argv[1:])
+        action = lambda: figures_cli.figures_command(args)  # noqa: E731
     elif argv and argv[0] == "export":
         args = build_export_parser().parse_args(argv[1:])
         action = lambda: export_svgs(args)  # noqa: E731
