@@ -140,6 +140,12 @@ def coupling_figures(subjects: list[Subject], k: int | None, metric: str) -> lis
     """The depth-coupling heatmap (every subject on one colour scale), m(l, l+1) against depth and m against
     |i − j|."""
     found = depth_matrices(subjects, k)
+    if found is None and k is not None:
+        from coupling_tui.core.errors import UserError
+
+        ks = sorted(set.intersection(*(set(s.run.coupling_ks) for s in subjects)))
+        raise UserError(f"--k {k}: no depth coupling at K = {k} here",
+                        f"K stored: {', '.join(map(str, ks))}" if ks else "this run has no depth coupling")
     if found is None:
         return []
     k, matrices = found
