@@ -157,12 +157,12 @@ async def test_e_exports_the_focused_pane_as_valid_svg_with_the_screen_numbers(t
         assert "Coupling" in text and "Trajectory" not in text             # the pane alone
         await pilot.press("E")
         await pilot.pause(0.5)
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["myrun-coupling.svg", "myrun-screen.svg", "myrun-spectrum.svg", "myrun-tokens.svg",
-                     "myrun-trajectory.svg"]
+    names = sorted(p.name for p in tmp_path.iterdir())               # E after e: the group numbered, e's kept
+    assert names == ["myrun-coupling-2.svg", "myrun-coupling.svg", "myrun-screen-2.svg", "myrun-spectrum-2.svg",
+                     "myrun-tokens-2.svg", "myrun-trajectory-2.svg"]
     for name in names:
         ET.fromstring((tmp_path / name).read_text())                    # every file parses as XML
-    assert "Spectrum" in svg_text((tmp_path / "myrun-spectrum.svg").read_text())  # shown for it on a short screen
+    assert "Spectrum" in svg_text((tmp_path / "myrun-spectrum-2.svg").read_text())  # shown for it on a short screen
 
 
 async def test_export_into_an_unwritable_directory_fails_cleanly(tmp_path):

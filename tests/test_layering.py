@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("options", "load", "engine", "linalg", "maths", "results", "cli")
+STAGES = ("options", "load", "engine", "linalg", "maths", "results", "cli", "figures")
 """core's subpackages, one per stage (each ``__init__`` says what it holds and what it may import)."""
 
 
@@ -56,11 +56,12 @@ def test_importing_every_core_module_loads_no_textual():
 
 
 def test_torch_free_modules_stay_torch_free():
-    """Every module of results/, maths/ and options/, the command line's shared helpers and the whole explorer
-    import without torch (or transformers)."""
-    mods = [m for stage in ("results", "maths", "options") for m in module_names(ROOT / "core" / stage,
+    """Every module of results/, maths/, options/ and figures/, the command line's shared helpers and figures command
+    and the whole explorer import without torch (or transformers)."""
+    mods = [m for stage in ("results", "maths", "options", "figures") for m in module_names(ROOT / "core" / stage,
                                                                                  f"coupling_tui.core.{stage}")]
-    mods += ["coupling_tui.core.cli.common", *module_names(ROOT / "tui", "coupling_tui.tui")]
+    mods += ["coupling_tui.core.cli.common", "coupling_tui.core.cli.figures",
+             *module_names(ROOT / "tui", "coupling_tui.tui")]
     assert len(mods) >= 30 and "coupling_tui.core.results.run_file" in mods and "coupling_tui.tui.app" in mods
     code = (f"import sys, importlib; [importlib.import_module(m) for m in {mods!r}]; "
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")

@@ -16,6 +16,10 @@ from .panes import RUN_PANE_CLASS
 class ExportMixin:
     """Mixed into CouplingApp (``export_dir``, ``run_name`` and ``has_place``)."""
 
+    replace_exports = False
+    """Whether an export replaces files of the same names (the headless ``coupling-tui export``); the explorer's e
+    and E never do: they number the new files (``export.free_number``)."""
+
     # -- SVG export --
     def _pane_for_export(self):
         node = self.focused
@@ -35,7 +39,8 @@ class ExportMixin:
     def _write_pane(self, pane) -> Path:
         """``pane`` as it is on screen, to ``<export dir>/<run>-<pane id>.svg``."""
         return export.write_svg(self.export_dir, self.run_name, pane.id or "pane",
-                                export.pane_svg(self, pane, f"{self.run_name} · {pane.id}"))
+                                export.pane_svg(self, pane, f"{self.run_name} · {pane.id}"),
+                                replace=self.replace_exports)
 
     async def action_export_all(self) -> None:
         try:
@@ -56,7 +61,7 @@ class ExportMixin:
                 svgs[pane.id or "pane"] = await layout.pane_svg(pane, f"{self.run_name} · {pane.id}")
         await layout.settle()
         svgs["screen"] = export.screen_svg(self, self.run_name)
-        return export.write_svgs(self.export_dir, self.run_name, svgs)
+        return export.write_svgs(self.export_dir, self.run_name, svgs, replace=self.replace_exports)
 
     def export_and_exit(self) -> None:
         """Headless ``coupling-tui export``: write every SVG, then exit with the paths (or the error) as result. The

@@ -1,5 +1,7 @@
 """SVG export of the whole screen or of one pane, written atomically (a failed write leaves no partial file; a
-group of SVGs is written whole or not at all: ``write_svgs``).
+group of SVGs is written whole or not at all: ``write_svgs``). The explorer never replaces an earlier export: a
+name that exists is numbered (``-2``, ``-3`` …); the headless ``coupling-tui export --svg DIR`` replaces (it names its
+directory explicitly).
 
 A pane's SVG is the screen as rendered, cropped to the pane's region: exactly the cells the user sees, numbers
 included. Textual exposes a whole-screen export only (``App.export_screenshot``, which renders through the
@@ -9,6 +11,7 @@ screen's compositor); the crop below uses that same compositor.
 from __future__ import annotations
 
 import io
+import os
 import re
 from pathlib import Path
 
@@ -67,15 +70,47 @@ def svg_name(run_name: str, part: str) -> str:
 SVG_HINT = "choose a writable directory with --svg"
 
 
-def write_svg(directory: Path, run_name: str, part: str, svg: str) -> Path:
-    """Write one SVG atomically into ``directory`` (its text made XML-safe: ``safe_text``); an unwritable place
-    raises UserError("cannot write …")."""
-    return atomic_write_bytes(Path(directory).expanduser() / svg_name(run_name, part), safe_text(svg).encode("utf-8"),
-                              hint=SVG_HINT)
+def numbered(name: str, n: int) -> str:
+    """``name`` with ``-n`` before its extension (``n`` ≤ 1: ``name`` itself)."""
+    if n <= 1:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}-{n}{dot}{ext}" if dot else f"{name}-{n}"
 
 
-def write_svgs(directory: Path, run_name: str, svgs: dict[str, str]) -> list[Path]:
+def free_number(directory: Path, file_names: list[str]) -> int:
+    """The smallest n ≥ 1 for which none of ``file_names`` numbered n (``numbered``) exists in ``directory``: an
+    export never replaces an earlier one, and a group keeps one number (``-2`` on every file of the second)."""
+    directory = Path(directory).expanduser()
+    n = 1
+    while any(os.path.lexists(directory / numbered(name, n)) for name in file_names):
+        n += 1
+    return n
+
+
+def write_svg(directory: Path, run_name: str, part: str, svg: str, *, replace: bool = False) -> Path:
+    """Write one SVG atomically into ``directory`` as ``<run>-<part>.svg`` (its text made XML-safe: ``safe_text``),
+    or ``<run>-<part>-2.svg`` … when that exists, unless ``replace``; an unwritable place raises
+    UserError("cannot write …")."""
+    directory = Path(directory).expanduser()
+    name = svg_name(run_name, part)
+    name = name if replace else numbered(name, free_number(directory, [name]))
+    return atomic_write_bytes(directory / name, safe_text(svg).encode("utf-8"), hint=SVG_HINT)
+
+
+def write_svgs(directory: Path, run_name: str, svgs: dict[str, str], *, replace: bool = False) -> list[Path]:
     """Write every ``part → svg`` into ``directory`` as ``<run>-<part>.svg``, all or none (``atomic_write_files``):
-    a failure leaves the directory as it was. Returns the paths in the order of ``svgs``."""
-    files = {svg_name(run_name, part): safe_text(svg).encode("utf-8") for part, svg in svgs.items()}
-    return atomic_write_files(Path(directory).expanduser(), files, hint=SVG_HINT)
+    a failure leaves the directory as it was. Unless ``replace``, a group whose names exist already is written as
+    ``<run>-<part>-n.svg`` with the first n free for all of them. Returns the paths in the order of ``svgs``."""
+    directory = Path(directory).expanduser()
+    names = [svg_name(run_name, part) for part in svgs]
+    n = 1 if replace else free_number(directory, names)
+    files = {numbered(name, n): safe_text(svg).encode("utf-8") for name, svg in zip(names, svgs.values())}
+    return atomic_write_files(directory, files, hint=SVG_HINT)
+
+
+def default_svg_dir() -> Path:
+    """Where e / E write when no --svg-dir is given: ``<user data dir>/svg``."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("coupling-tui")) / "svg"

@@ -1,5 +1,5 @@
 """The ``coupling-tui`` command: explore (default), ``compute`` and ``collapse`` (headless), ``view`` (a saved run,
-no torch), ``export`` (SVGs of a saved run)."""
+no torch), ``export`` (SVGs of a saved run), ``figures`` (matplotlib figures of a saved run, no torch)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ COMMANDS = {
     "sweep": "the same prompts on many models: one table, the fits against a score, resumable (Ray optional)",
     "view": "open a saved results file (or two, side by side) in the explorer (no model, no torch)",
     "export": "write every pane of a saved run as SVG, no terminal needed",
+    "figures": "draw a saved run's figures for a paper with matplotlib (svg, pdf, png; --data for CSV/NPZ)",
 }
 
 
@@ -43,8 +44,18 @@ def build_explore_parser() -> argparse.ArgumentParser:
 
 
 def add_svg_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--svg-dir", "--svg", dest="svg_dir", default=".", metavar="DIR",
-                   help="where e / E write SVG exports, as <run>-<pane>.svg (default: the current directory)")
+    from .export import default_svg_dir
+
+    p.add_argument("--svg-dir", "--svg", dest="svg_dir", default=None, metavar="DIR",
+                   help=f"where e / E write SVG exports, as <run>-<pane>.svg, numbered <run>-<pane>-2.svg … rather "
+                        f"than replacing an earlier export (default: {default_svg_dir()}; each export says where)")
+
+
+def svg_path(value: str | None) -> Path:
+    """--svg-dir as a path; the user data dir's ``svg`` folder when not given."""
+    from .export import default_svg_dir
+
+    return Path(value).expanduser() if value else default_svg_dir()
 
 
 def build_view_parser() -> argparse.ArgumentParser:
@@ -78,7 +89,7 @@ def build_export_parser() -> argparse.ArgumentParser:
                    help="a second results file: export the compare layout (both runs side by side); 'random-init': "
                         "the run beside its random-init baseline")
     p.add_argument("--svg-dir", "--svg", dest="svg", required=True, metavar="DIR",
-                   help="directory to write the SVGs into (created)")
+                   help="directory to write the SVGs into (created); files of the same names there are replaced")
     p.add_argument("--size", type=_size, default=(200, 60), metavar="WxH",
                    help="virtual terminal size in cells (default 200x60: every pane visible)")
     p.add_argument("--token", type=int, default=None, help="token to select (default: the last)")
@@ -124,7 +135,7 @@ def explore(args: argparse.Namespace) -> int:
 
     from .app import CouplingApp
 
-    app = CouplingApp(job=job, save_path=output, export_dir=Path(args.svg_dir).expanduser(), compare=mode is not None)
+    app = CouplingApp(job=job, save_path=output, export_dir=svg_path(args.svg_dir), compare=mode is not None)
     run_app(app)                   # stopped by SIGINT/SIGTERM: the same one line and status as the CLI
     return reported(app)
 
@@ -152,12 +163,12 @@ def explore_compare(args: argparse.Namespace, prompt: str, console) -> int:
     from .app import CouplingApp
 
     app = CouplingApp(job=job, save_path=output, compare_save_path=output_b,
-                      export_dir=Path(args.svg_dir).expanduser(), compare=True)
+                      export_dir=svg_path(args.svg_dir), compare=True)
     run_app(app)
     return reported(app)
 
 
-def view_app(path: str, svg_dir: str = ".", compare: str | None = None):
+def view_app(path: str, svg: str | None = None, compare: str | None = None):
     """The explorer on a saved results file or prompt set (its directory or its aggregate.safetensors), or on two
     results files side by side (``compare``): no model and no torch import."""
     from coupling_tui.core.results import set_file as set_results
@@ -173,25 +184,25 @@ def view_app(path: str, svg_dir: str = ".", compare: str | None = None):
         if random_init_run(run) is None:
             raise UserError(f"{path} has no random-init baseline to compare with",
                             "compute it with --random-baseline or --compare random-init")
-        return CouplingApp(run=run, export_dir=Path(svg_dir).expanduser(), run_name=f"{Path(path).stem}-vs-random-init",
+        return CouplingApp(run=run, export_dir=svg_path(svg), run_name=f"{Path(path).stem}-vs-random-init",
                            compare=True)
     if compare is not None:
         from coupling_tui.core.results.comparison import open_pair
 
         pa, pb = Path(path).expanduser(), Path(compare).expanduser()
-        return CouplingApp(run=open_pair(pa, pb), export_dir=Path(svg_dir).expanduser(),
+        return CouplingApp(run=open_pair(pa, pb), export_dir=svg_path(svg),
                            run_name=f"{pa.stem}-vs-{pb.stem}")
     opened = set_results.open_results(path)
     p = Path(path).expanduser().resolve()
     name = p.name if p.is_dir() else p.parent.name if set_results.is_set(p) else p.stem
-    return CouplingApp(run=opened, export_dir=Path(svg_dir).expanduser(), run_name=name)
+    return CouplingApp(run=opened, export_dir=svg_path(svg), run_name=name)
 
 
 def view(args: argparse.Namespace) -> int:
     from coupling_tui.core.results import sweep_table
 
     if sweep_table.is_sweep(args.results) and args.compare is None:
-        return view_sweep(Path(args.results).expanduser(), Path(args.svg_dir).expanduser())
+        return view_sweep(Path(args.results).expanduser(), svg_path(args.svg_dir))
     app = view_app(args.results, args.svg_dir, args.compare)
     run_app(app)
     return 0
@@ -212,7 +223,7 @@ def watch_sweep(args: argparse.Namespace) -> int:
     say = lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
     prepared = sweep_cli.prepare_sweep(args, say)
     prepared.writer.say = said.append                  # the per-model lines wait until the screen is given back
-    directory, svg_dir = prepared.directory, Path.cwd()
+    directory, svg_dir = prepared.directory, svg_path(None)
     table = {"rows": [], "prompts": prepared.writer.meta["prompts"], "fits": {}}
     app = SweepApp(table, directory, svg_dir, live=prepared.drive)
     chosen = run_app(app)
@@ -261,9 +272,11 @@ def export_svgs(args: argparse.Namespace) -> int:
     if sweep_table.is_sweep(args.results) and args.compare is None:
         from .sweep_app import SweepApp
 
-        return _export_headless(SweepApp(sweep_table.load(args.results), Path(args.results).expanduser(),
-                                         Path(args.svg).expanduser()), args.size)
+        app = SweepApp(sweep_table.load(args.results), Path(args.results).expanduser(), Path(args.svg).expanduser())
+        app.replace_exports = True
+        return _export_headless(app, args.size)
     app = view_app(args.results, args.svg, args.compare)
+    app.replace_exports = True                  # the headless export names its directory: it replaces
     app.start_token = args.token
     app.selected_layer = args.layer
     app.requested_token, app.requested_layer = args.token, args.layer
@@ -301,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     elif argv and argv[0] == "view":
         args = build_view_parser().parse_args(argv[1:])
         action = lambda: view(args)  # noqa: E731
+    elif argv and argv[0] == "figures":
+        from coupling_tui.core.cli import figures as figures_cli
+
+        args = figures_cli.build_figures_parser().parse_args(argv[1:])
+        action = lambda: figures_cli.figures_command(args)  # noqa: E731
     elif argv and argv[0] == "export":
         args = build_export_parser().parse_args(argv[1:])
         action = lambda: export_svgs(args)  # noqa: E731

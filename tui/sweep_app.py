@@ -71,6 +71,8 @@ class SweepApp(SignalsMixin, App[SweepView | None]):
     """The Sweep view (module docstring). Its result: the view with the model to open, or None to quit."""
 
     TITLE = "coupling-tui sweep"
+    replace_exports = False
+    """As CouplingApp's (``app_export.ExportMixin``): only the headless export replaces files of the same names."""
     BINDINGS = bindings(SWEEP_ACTIONS)
     CSS = """
     #sweep-status { height: 1; background: $panel; padding: 0 1; }
@@ -215,7 +217,8 @@ class SweepApp(SignalsMixin, App[SweepView | None]):
         pane = self.focused if isinstance(self.focused, (SweepScatter, SweepModels)) else self.query_one(SweepScatter)
         try:
             path = export.write_svg(self.export_dir, self.run_name, pane.id,
-                                    export.pane_svg(self, pane, f"{self.run_name} · {pane.id}"))
+                                    export.pane_svg(self, pane, f"{self.run_name} · {pane.id}"),
+                                    replace=self.replace_exports)
         except (UserError, ValueError) as exc:
             self.notify(one_line(exc), title="export failed", severity="error", timeout=10, markup=False)
             return
@@ -234,7 +237,7 @@ class SweepApp(SignalsMixin, App[SweepView | None]):
         svgs = {pane.id: export.pane_svg(self, pane, f"{self.run_name} · {pane.id}")
                 for pane in (self.query_one(SweepScatter), self.query_one(SweepModels))}
         svgs["screen"] = export.screen_svg(self, self.run_name)
-        return export.write_svgs(self.export_dir, self.run_name, svgs)
+        return export.write_svgs(self.export_dir, self.run_name, svgs, replace=self.replace_exports)
 
     def export_and_exit(self) -> None:
         """Headless ``coupling-tui export DIR``: every SVG, then exit with the paths (or the error)."""

@@ -18,11 +18,8 @@ def run_scalar(m, k: int | None = None, *, far: int = 10) -> dict:
     e.g. layers not computed, are skipped): the mean of m over i ≠ j, over |i − j| = 1 (both directions) and over
     |i − j| ≥ ``far``, each also as 1 − m² (None where no entry exists: JSON-safe); with what was averaged (K as told, matrices,
     layers, entries)."""
-    m = np.asarray(m, dtype=np.float64)
+    m, gap = _square(m)
     L = m.shape[-1]
-    if m.ndim < 2 or m.shape[-2] != L:
-        raise ValueError(f"m must be [..., L, L], got shape {m.shape}")
-    gap = np.abs(np.subtract.outer(np.arange(L), np.arange(L)))
     flat = m.reshape(-1, L, L)
     out = {"k": k, "matrices": flat.shape[0], "layers": L}
     for name, mask in (("offdiag", gap > 0), ("adjacent", gap == 1), ("far", gap >= far)):
@@ -32,6 +29,44 @@ def run_scalar(m, k: int | None = None, *, far: int = 10) -> dict:
         out[f"{name}_1_minus_m2"] = float((1 - vals ** 2).mean()) if vals.size else None
         out[f"{name}_entries"] = int(vals.size)
     return out
+
+
+def _square(m) -> tuple[np.ndarray, np.ndarray]:
+    """m as float64 [..., L, L] (checked) and the layer distance |i − j| of every entry [L, L]."""
+    m = np.asarray(m, dtype=np.float64)
+    if m.ndim < 2 or m.shape[-2] != m.shape[-1]:
+        raise ValueError(f"m must be [..., L, L], got shape {m.shape}")
+    L = m.shape[-1]
+    return m, np.abs(np.subtract.outer(np.arange(L), np.arange(L)))
+
+
+def distance_profile(m) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """m against the layer distance: for each |i − j| = 1 .. L − 1, the mean of m [L, L] over the 2(L − |i − j|)
+    ordered pairs at that distance (both directions), NaN entries skipped. Returns (distances [L − 1] int, mean m
+    [L − 1] float64, NaN where no entry at that distance is finite, finite entries averaged [L − 1] int)."""
+    m, gap = _square(m)
+    if m.ndim != 2:
+        raise ValueError(f"m must be one [L, L] matrix, got shape {m.shape}")
+    distances = np.arange(1, m.shape[0])
+    means, counts = np.full(distances.size, np.nan), np.zeros(distances.size, np.int64)
+    for n, g in enumerate(distances):
+        vals = m[gap == g]
+        vals = vals[np.isfinite(vals)]
+        counts[n] = vals.size
+        if vals.size:
+            means[n] = vals.mean()
+    return distances, means, counts
+
+
+def adjacent_coupling(m) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The coupling of neighbouring blocks along depth, from m [L, L] (row = the Jacobian, column = the basis):
+    (l = 0 .. L − 2, m[l, l + 1]: block l's Jacobian in block l + 1's singular bases, m[l + 1, l]: block l + 1's
+    in block l's), the stored entries, float64."""
+    m, _ = _square(m)
+    if m.ndim != 2:
+        raise ValueError(f"m must be one [L, L] matrix, got shape {m.shape}")
+    layers = np.arange(m.shape[0] - 1)
+    return layers, m[layers, layers + 1], m[layers + 1, layers]
 
 
 def last_token_scalar(depth, k: int | None = None, *, far: int = 10) -> dict:

@@ -4,10 +4,13 @@ labels, a cursor cell and a colour-scale legend. Presentation only: it maps the 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b",
@@ -39,6 +42,12 @@ def colour(value: float, lo: float, hi: float) -> str:
     return f"#{round(r):02x}{round(g):02x}{round(b):02x}"
 
 
+@lru_cache(maxsize=4096)
+def half_block_style(top: str, bottom: str | None) -> Style:
+    """The style of "▀" showing ``top`` over ``bottom`` (one object per pair: the renderer caches by style)."""
+    return Style(color=top, bgcolor=bottom)
+
+
 def window(n: int, size: int, centre: int) -> tuple[int, int]:
     """The first index and count of a window of at most ``size`` of n indices that contains ``centre``."""
     size = max(1, min(n, size))
@@ -62,6 +71,8 @@ class Heatmap(Widget):
         self.axis_label = ""
         self._key: tuple | None = None
         self._label_w = LABEL_WIDTH
+        self._strips: list[Strip] = []
+        self._strips_key: tuple | None = None
 
     def set_matrix(self, values: np.ndarray, scale: tuple[float, float], cursor: tuple[int, int],
                    axis_label: str = "") -> None:
@@ -74,6 +85,21 @@ class Heatmap(Widget):
 
     def render(self) -> Text:
         return self.render_at(self.size.width, self.size.height)
+
+    def render_line(self, y: int) -> Strip:
+        """Row ``y`` of ``render_at``'s text, rendered by rich once per matrix, cursor and size (Textual's own
+        path from a Text converts each of its thousands of spans on every repaint: 3–4× slower, issue 20 item 11)."""
+        key = (self._key, self.size.width, self.size.height)
+        if key != self._strips_key:
+            self._strips_key = key
+            text = self.render_at(self.size.width, self.size.height)
+            lines = Segment.split_and_crop_lines(text.render(self.app.console), self.size.width, pad=True,
+                                                 style=self.rich_style)
+            base = self.rich_style
+            self._strips = [Strip(Segment.apply_style(line, base), self.size.width) for line in lines]
+        if 0 <= y < len(self._strips):
+            return self._strips[y]
+        return Strip.blank(self.size.width, self.rich_style)
 
     def render_at(self, width: int, height: int) -> Text:
         """The heatmap, its axis line and its legend in ``width`` × ``height`` cells."""
@@ -95,11 +121,14 @@ class Heatmap(Widget):
             top, bottom = y // scale_px, (y + 1) // scale_px if y + 1 < pixel_rows else None
             label = self._row_label(r0, y, scale_px, pixel_rows, step)
             out.append(label, style="bold" if label.startswith("▶") else "dim")
-            for x in range(nc * scale_px):
-                c = x // scale_px
-                fg = colours[top][c]
-                bg = colours[bottom][c] if bottom is not None else None
-                out.append("▀", style=Style(color=fg, bgcolor=bg))
+            pairs = [(colours[top][c], colours[bottom][c] if bottom is not None else None) for c in range(nc)]
+            c = 0
+            while c < nc:                        # one span per run of equal cells: rendering costs per span
+                run = c + 1
+                while run < nc and pairs[run] == pairs[c]:
+                    run += 1
+                out.append("▀" * ((run - c) * scale_px), style=half_block_style(*pairs[c]))
+                c = run
             out.append("\n")
         out.append(self._column_axis(c0, nc, scale_px, step))
         out.append("\n")
