@@ -71,9 +71,21 @@ async def rendered(app, pilot) -> None:
     app.screen._on_timer_update()                   # noqa: SLF001 - the compositor renders the dirty widgets
 
 
+def send_key(app, key: str) -> None:
+    """The key event as the terminal driver hands it to the app. Not ``pilot.press``/``app._press_keys``: after
+    sending they wait for the process to be idle (``wait_for_idle``: up to a second each time, twice), which a
+    compute in the worker thread never is, so they measured that wait instead of the app."""
+    from textual import events
+
+    char = "?" if key == "question_mark" else key if len(key) == 1 else None
+    event = events.Key(key, char)
+    event.set_sender(app)
+    app._driver.send_message(event)                 # noqa: SLF001 - the driver's own entry point
+
+
 async def press_and_render(app, pilot, key: str) -> float:
     start = time.perf_counter()
-    await app._press_keys([key])                    # noqa: SLF001 - what pilot.press does before waiting
+    send_key(app, key)
     await rendered(app, pilot)
     took = time.perf_counter() - start
     if key == "question_mark":                      # the help screen opened: close it (not timed)

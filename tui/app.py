@@ -32,6 +32,7 @@ from .app_sets import PromptSetsMixin
 from .app_signals import SignalsMixin
 from .commands import ExplorerCommands
 from .help_screen import HelpScreen
+from .backlog import Backlog
 from .messages import ComputeCancelled, ComputeFailed, EngineEvent, Failure, RunSaved, SaveFailed, one_line
 from .panes import RUN_PANE_CLASS
 from .panes.collapse import CollapsePane
@@ -113,6 +114,8 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
         self.stopped_by: int | None = None
         """SIGINT or SIGTERM when a signal (or Ctrl-C) ended the app; ``raise_signal_exit`` reports it."""
         self._previous_handlers: dict[int, object] = {}
+        self.backlog = Backlog()
+        """Engine events posted and not applied yet: a burst of them is drawn once, by its last."""
         self.back = back
         """Opened from the Sweep view (tui.sweep_app): Esc, with no compute to stop, ends the app with ``BACK``."""
 
@@ -167,6 +170,7 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
             for event in events:
                 if worker.is_cancelled:
                     break
+                self.backlog.add()
                 self.post_message(EngineEvent(event))
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line on screen
             if not worker.is_cancelled:
@@ -201,6 +205,7 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
     def _apply_event(self, message: EngineEvent) -> None:
         """Any event of any container: the container folds it in; the run shown, the progress bar (every step of
         every run the container holds) and the status line follow; the last event saves."""
+        more = self.backlog.taken()                     # more events wait: the last of them redraws
         if not self.computing:
             return  # queued before a cancel or a failure: the run stays as it was
         event = message.event
@@ -219,6 +224,8 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
         if container.finished:
             self._stop_computing()
             self.finish(container.seconds)
+        elif more:
+            return
         else:
             self.query_one(ProgressBar).update(total=container.n_steps or None, progress=container.steps_done)
             self.set_state(f"computing {container.progress_text()}")
