@@ -23,6 +23,7 @@ from coupling_tui.core.results.run import Run, convention_of
 from coupling_tui.core.options.sharding import placement_summary
 
 from .actions import bindings
+from .app_colour import ColourMixin
 from .app_compare import CompareMixin
 from .app_export import ExportMixin
 from .app_keys import KeysMixin
@@ -55,8 +56,8 @@ OWN_RUN_PANES = ("coupling", "collapse")
 from it (one colour scale for both), the Collapse data is the trained model's only."""
 
 
-class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, ExportMixin, SaveMixin,
-                  App[None]):
+class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, ColourMixin, ExportMixin,
+                  SaveMixin, App[None]):
     """The explorer: a status bar, the panes, a progress bar while computing, and the footer."""
 
     CSS_PATH = "app.tcss"
@@ -71,7 +72,8 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
 
     def __init__(self, run: Run | PromptSet | Comparison | None = None, job: Job | None = None,
                  save_path: Path | None = None, export_dir: Path | None = None, run_name: str | None = None,
-                 compare: bool = False, compare_save_path: Path | None = None, back: bool = False) -> None:
+                 compare: bool = False, compare_save_path: Path | None = None, back: bool = False,
+                 scale: str = "auto") -> None:
         if (run is None) == (job is None):
             raise ValueError("CouplingApp needs exactly one of run= (a saved run or prompt set) or job= (an engine "
                              "run)")
@@ -113,6 +115,8 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
         self.stopped_by: int | None = None
         """SIGINT or SIGTERM when a signal (or Ctrl-C) ended the app; ``raise_signal_exit`` reports it."""
         self._previous_handlers: dict[int, object] = {}
+        self.scale = scale
+        """The coupling heatmaps' colour scale at start (``--scale``): "auto" or "fixed" (tui/app_colour.py)."""
         self.back = back
         """Opened from the Sweep view (tui.sweep_app): Esc, with no compute to stop, ends the app with ``BACK``."""
 
@@ -122,8 +126,8 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
             yield Static(id="run-state", markup=False)
         yield TokensPane(id="tokens")
         with Horizontal(id="main"):
-            yield CouplingPane(id="coupling")
-            yield CouplingPane(id="coupling-b")
+            yield CouplingPane(id="coupling", scale=self.scale)
+            yield CouplingPane(id="coupling-b", scale=self.scale)
             with Container(id="side"):
                 yield TrajectoryPane(id="trajectory")
                 yield SpectrumPane(id="spectrum")
@@ -311,14 +315,6 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
         if not self.refused("vju"):
             self.coupling.toggle_variant(self.results)
             self.show_run()
-
-    def action_toggle_metric(self) -> None:
-        self.coupling.toggle_metric()
-        self.show_run()
-
-    def set_metric(self, metric: str) -> None:
-        self.coupling.set_metric(metric)
-        self.show_run()
 
     def jump_to_layer(self, layer: int) -> None:
         if self._in_range("layer", layer, self.results.n_layers):
