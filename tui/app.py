@@ -380,7 +380,8 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
             info = "coupling-tui"
         else:
             model = header.get("model", {})
-            tokens = "" if is_aggregate(self.results) else f"{self.results.n_tokens} tokens · "
+            tokens = ("" if is_aggregate(self.results) or CollapsePane.collapse_only(self.results)  # not the pairs'
+                      else f"{self.results.n_tokens} tokens · ")
             shown = "random-init" if self.coupling.baseline else weights(self.shown_run())
             info = (f"{model.get('source', '?')} ({shown}) · {header.get('device', '?')} · "
                     f"{header.get('dtype', '?')} · "
