@@ -38,6 +38,7 @@ from .panes import RUN_PANE_CLASS
 from .panes.collapse import CollapsePane
 from .panes.compare import ComparePane
 from .panes.coupling import CouplingPane
+from .panes.readout import MiddleCutStatic
 from .panes.spectrum import SpectrumPane
 from .panes.tokens import TokensPane
 from .panes.trajectory import TrajectoryPane
@@ -123,7 +124,7 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
     def compose(self) -> ComposeResult:
         with Horizontal(id="status"):
             yield Static(id="run-info", markup=False)
-            yield Static(id="run-state", markup=False)
+            yield MiddleCutStatic(id="run-state")          # a saved path keeps its file name
         yield TokensPane(id="tokens")
         with Horizontal(id="main"):
             yield CouplingPane(id="coupling", scale=self.scale)
@@ -397,4 +398,4 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
 
     def set_state(self, text: str) -> None:
         self.state_text = text
-        self.query_one("#run-state", Static).update(text)
+        self.query_one("#run-state", MiddleCutStatic).show_text(text)

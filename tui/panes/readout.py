@@ -102,5 +102,8 @@ class MiddleCutStatic(Static):
             self.text = text
             self.update(text)
 
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        return cell_len(self.text)
+
     def render(self) -> Text:
         return Text(middle_cut(self.text, self.content_size.width), no_wrap=True)
