@@ -13,7 +13,7 @@ import pytest
 
 from coupling_tui.tui.app import CouplingApp
 from coupling_tui.tui.panes.collapse import CollapsePane
-from coupling_tui.tui.panes.logplot import log_ticks
+from coupling_tui.tui.panes import logplot
 from coupling_tui.tui.panes.spectrum import SpectrumPane
 from coupling_tui.tui.panes.trajectory import TrajectoryPane
 from tests.fakes import collapse_events
@@ -34,11 +34,11 @@ def y_tick_labels(lines: list[str]) -> list[str]:
 
 
 def test_log_ticks_are_decades_then_1_2_5_then_the_ends():
-    assert log_ticks(2.1, 9345.7) == ([10.0, 100.0, 1000.0], ["10", "100", "1000"])
-    assert log_ticks(0.8, 12) == ([1.0, 10.0], ["1", "10"])
-    assert log_ticks(12.4, 70.5) == ([20.0, 50.0], ["20", "50"])
-    assert log_ticks(3e5, 4e7) == ([1e6, 1e7], ["1e6", "1e7"])
-    assert log_ticks(3.1, 3.9) == ([3.1, 3.9], ["3.1", "3.9"])
+    assert logplot.log_ticks(2.1, 9345.7) == ([10.0, 100.0, 1000.0], ["10", "100", "1000"])
+    assert logplot.log_ticks(0.8, 12) == ([1.0, 10.0], ["1", "10"])
+    assert logplot.log_ticks(12.4, 70.5) == ([20.0, 50.0], ["20", "50"])
+    assert logplot.log_ticks(3e5, 4e7) == ([1e6, 1e7], ["1e6", "1e7"])
+    assert logplot.log_ticks(3.1, 3.9) == ([3.1, 3.9], ["3.1", "3.9"])
 
 
 async def test_the_trajectory_ticks_at_decades_and_names_its_percentiles():
@@ -67,7 +67,7 @@ async def test_spectrum_lines_run_through_their_dots_and_tick_at_round_numbers()
         for plot in (spectrum.by_index, spectrum.by_depth):
             labels = y_tick_labels(region_lines(app, plot))
             ys = [y for series in plot.series for y in series.points[1]]
-            assert labels[::-1] == log_ticks(min(ys), max(ys))[1], labels  # top first: decades, 1-2-5 or the ends
+            assert labels[::-1] == logplot.log_ticks(min(ys), max(ys))[1], labels  # top first: decades, 1-2-5 or the ends
 
 
 @pytest.fixture(scope="module")
