@@ -36,7 +36,7 @@ TITLES = {"tokens": TokensPane.BORDER_TITLE, "coupling": CouplingPane.BORDER_TIT
           "compare": ComparePane.BORDER_TITLE}
 ONE_RUN = ("tokens", "coupling", "trajectory", "spectrum", "collapse")
 TWO_RUNS = ("tokens", "coupling", "coupling-b", "compare")
-COLLAPSE_RUN = ("tokens", "trajectory", "spectrum", "collapse")     # no Jacobians: no Coupling pane
+COLLAPSE_RUN = ("collapse",)     # no Jacobians, no per-token states of the pairs: the Collapse pane alone (item 3)
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,12 @@ BEFORE = {
 """The 17 fixed palette entries commands.py listed by hand before the registry held them: title → (help, the app
 method called, its arguments)."""
 
+ADDED = {
+    "Colour scale: fixed 0–1": ("the same for every run, to compare runs by eye", "set_scale", ("fixed",)),
+    "Colour scale: auto": ("the matrix's off-diagonal range", "set_scale", ("auto",)),
+}
+"""Fixed entries added since (issue 20 item 4: the colour scale)."""
+
 NUMBERED_BEFORE = {
     "layer 12": ("Jump to layer 12", "jump_to_layer", (12,)), "l=3": ("Jump to layer 3", "jump_to_layer", (3,)),
     " Token 40 ": ("Jump to token 40", "jump_to_token", (40,)), "t4": ("Jump to token 4", "jump_to_token", (4,)),
@@ -82,7 +88,7 @@ async def test_the_palette_entries_are_the_ones_from_before_the_registry():
     async with app.run_test(size=(80, 24)):
         app.applies = lambda needs: True                         # every entry, as if every one applied
         provider = ExplorerCommands(app.screen)
-        assert {h.display: (h.help, *called(h.command)) for h in await hits(provider)} == BEFORE
+        assert {h.display: (h.help, *called(h.command)) for h in await hits(provider)} == BEFORE | ADDED
         for query, (title, method, args) in NUMBERED_BEFORE.items():
             found = await hits(provider, query)
             assert [(h.text, called(h.command), h.score) for h in found] == [(title, (method, args), 1.0)], query
@@ -91,7 +97,7 @@ async def test_the_palette_entries_are_the_ones_from_before_the_registry():
 
 def test_every_registered_command_resolves_to_an_app_method():
     entries = palette_entries()
-    assert len(entries) == sum(len(a.commands) for a in ACTIONS) == len(BEFORE) + 4
+    assert len(entries) == sum(len(a.commands) for a in ACTIONS) == len(BEFORE) + len(ADDED) + 4
     for entry in entries:
         assert callable(getattr(CouplingApp, entry.method)), entry
     words = [w for e in entries for w in e.words]

@@ -63,8 +63,8 @@ async def test_the_pane_draws_token_fit_and_band_with_the_values_line(run):
         pane.show(run, t, 1)
         await pilot.pause()
         labels = [s.label for s in pane.series]
-        assert labels == ["token", "fit", "tokens p10·p50·p90", "", ""]
-        assert pane.title_text == "Trajectory ● token  ─ fit  ─ tokens p10·p50·p90"
+        assert labels == ["token", "fit", "p10", "p50", "p90"]                 # each percentile named (item 8)
+        assert pane.title_text == "Trajectory ● token · ─ fit · ┄ p10 · ─ p50 · ┄ p90"
         np.testing.assert_allclose(pane.plotted[1], run.norms(t))
         plain = pane.render().plain
         assert f"LSS {run.trajectory_values(t)['lss']:.2f}" in plain and "growth ×" in plain

@@ -116,6 +116,13 @@ ACTIONS: tuple[UserAction, ...] = (
                show=False, needs="coupling",
                commands=(Command("Coupling metric: 1−m²", "the official notebook's plot", call="set_metric('1-m²')"),
                          Command("Coupling metric: m", "0 = coupled, ≈1 = unrelated", call="set_metric('m')"))),
+    UserAction("toggle-scale", "s", "toggle_scale", "scale", "s",
+               "Colour scale of the coupling heatmaps: auto (the matrix's off-diagonal range: the diagonal is outside "
+               "it) or fixed 0–1 (the same for every run, to compare runs by eye; --scale fixed starts with it).",
+               show=False, needs="coupling",
+               commands=(Command("Colour scale: fixed 0–1", "the same for every run, to compare runs by eye",
+                                 call="set_scale('fixed')"),
+                         Command("Colour scale: auto", "the matrix's off-diagonal range", call="set_scale('auto')"))),
     UserAction("previous-length", "comma", "step_length(-1)", "n−", ",",
                "Collapse: the previous length n (runs with collapse data).", footer_group="length",
                needs="collapse",

@@ -23,6 +23,7 @@ from coupling_tui.core.results.run import Run, convention_of
 from coupling_tui.core.options.sharding import placement_summary
 
 from .actions import bindings
+from .app_colour import ColourMixin
 from .app_compare import CompareMixin
 from .app_export import ExportMixin
 from .app_keys import KeysMixin
@@ -32,12 +33,14 @@ from .app_sets import PromptSetsMixin
 from .app_signals import SignalsMixin
 from .commands import ExplorerCommands
 from .help_screen import HelpScreen
+from .app_cursor import CursorMixin
 from .backlog import Backlog
 from .messages import ComputeCancelled, ComputeFailed, EngineEvent, Failure, RunSaved, SaveFailed, one_line
 from .panes import RUN_PANE_CLASS
 from .panes.collapse import CollapsePane
 from .panes.compare import ComparePane
 from .panes.coupling import CouplingPane
+from .panes.readout import MiddleCutStatic
 from .panes.spectrum import SpectrumPane
 from .panes.tokens import TokensPane
 from .panes.trajectory import TrajectoryPane
@@ -56,8 +59,8 @@ OWN_RUN_PANES = ("coupling", "collapse")
 from it (one colour scale for both), the Collapse data is the trained model's only."""
 
 
-class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, ExportMixin, SaveMixin,
-                  App[None]):
+class CouplingApp(KeysMixin, CursorMixin, SignalsMixin, PromptSetsMixin, CompareMixin, LayoutMixin, ColourMixin,
+                  ExportMixin, SaveMixin, App[None]):
     """The explorer: a status bar, the panes, a progress bar while computing, and the footer."""
 
     CSS_PATH = "app.tcss"
@@ -72,7 +75,8 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
 
     def __init__(self, run: Run | PromptSet | Comparison | None = None, job: Job | None = None,
                  save_path: Path | None = None, export_dir: Path | None = None, run_name: str | None = None,
-                 compare: bool = False, compare_save_path: Path | None = None, back: bool = False) -> None:
+                 compare: bool = False, compare_save_path: Path | None = None, back: bool = False,
+                 scale: str = "auto") -> None:
         if (run is None) == (job is None):
             raise ValueError("CouplingApp needs exactly one of run= (a saved run or prompt set) or job= (an engine "
                              "run)")
@@ -116,17 +120,19 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
         self._previous_handlers: dict[int, object] = {}
         self.backlog = Backlog()
         """Engine events posted and not applied yet: a burst of them is drawn once, by its last."""
+        self.scale = scale
+        """The coupling heatmaps' colour scale at start (``--scale``): "auto" or "fixed" (tui/app_colour.py)."""
         self.back = back
         """Opened from the Sweep view (tui.sweep_app): Esc, with no compute to stop, ends the app with ``BACK``."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="status"):
             yield Static(id="run-info", markup=False)
-            yield Static(id="run-state", markup=False)
+            yield MiddleCutStatic(id="run-state")          # a saved path keeps its file name
         yield TokensPane(id="tokens")
         with Horizontal(id="main"):
-            yield CouplingPane(id="coupling")
-            yield CouplingPane(id="coupling-b")
+            yield CouplingPane(id="coupling", scale=self.scale)
+            yield CouplingPane(id="coupling-b", scale=self.scale)
             with Container(id="side"):
                 yield TrajectoryPane(id="trajectory")
                 yield SpectrumPane(id="spectrum")
@@ -280,18 +286,6 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
         else:
             self.set_state(f"cancelled after {run.layers_done}/{run.n_layers} layers — nothing saved")
 
-    def action_step_token(self, delta: int) -> None:
-        self._select_token(self.selected_token + delta)
-
-    def action_first_token(self) -> None:
-        self._select_token(0)
-
-    def action_last_token(self) -> None:
-        self._select_token(self.results.n_tokens - 1)
-
-    def action_step_layer(self, delta: int) -> None:
-        self._select_layer(self.selected_layer + delta)
-
     def action_step_column(self, delta: int) -> None:
         self.coupling.step_column(self.results, delta)
         self.show_run()
@@ -319,30 +313,6 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
             self.coupling.toggle_variant(self.results)
             self.show_run()
 
-    def action_toggle_metric(self) -> None:
-        self.coupling.toggle_metric()
-        self.show_run()
-
-    def set_metric(self, metric: str) -> None:
-        self.coupling.set_metric(metric)
-        self.show_run()
-
-    def jump_to_layer(self, layer: int) -> None:
-        if self._in_range("layer", layer, self.results.n_layers):
-            self._select_layer(layer)
-
-    def jump_to_token(self, token: int) -> None:
-        if self._in_range("token", token, self.results.n_tokens):
-            self._select_token(token)
-
-    def _in_range(self, what: str, n: int, count: int) -> bool:
-        """A number typed in the palette is refused, not clamped, when the run has no such layer or token."""
-        if 0 <= n < count:
-            return True
-        self.notify(f"no {what} {n} in this run (it has {what}s 0–{count - 1})" if count else
-                    f"no {what}s in this run yet", severity="warning", markup=False)
-        return False
-
     def action_show_help(self) -> None:
         node = self.focused
         while node is not None and getattr(node, "HELP", None) is None:
@@ -350,23 +320,7 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
         pane_help = node.HELP if node is not None else self.query_one(TrajectoryPane).HELP
         self.push_screen(HelpScreen(pane_help))
 
-    def opening_token(self) -> int:
-        n = self.results.n_tokens
-        return n - 1 if self.start_token is None else max(0, min(self.start_token, n - 1))
-
     # -- drawing --
-    def _select_token(self, token: int) -> None:
-        token = max(0, min(token, self.results.n_tokens - 1))
-        if token != self.selected_token:
-            self.selected_token = token
-            self.show_run()
-
-    def _select_layer(self, layer: int) -> None:
-        layer = max(0, min(layer, self.results.n_layers - 1))
-        if layer != self.selected_layer:
-            self.selected_layer = layer
-            self.show_run()
-
     def show_run(self) -> None:
         self.selected_token = max(0, min(self.selected_token, self.results.n_tokens - 1))
         self.selected_layer = max(0, min(self.selected_layer, self.results.n_layers - 1))
@@ -391,7 +345,8 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
             info = "coupling-tui"
         else:
             model = header.get("model", {})
-            tokens = "" if is_aggregate(self.results) else f"{self.results.n_tokens} tokens · "
+            tokens = ("" if is_aggregate(self.results) or CollapsePane.collapse_only(self.results)  # not the pairs'
+                      else f"{self.results.n_tokens} tokens · ")
             shown = "random-init" if self.coupling.baseline else weights(self.shown_run())
             info = (f"{model.get('source', '?')} ({shown}) · {header.get('device', '?')} · "
                     f"{header.get('dtype', '?')} · "
@@ -407,4 +362,4 @@ class CouplingApp(KeysMixin, SignalsMixin, PromptSetsMixin, CompareMixin, Layout
 
     def set_state(self, text: str) -> None:
         self.state_text = text
-        self.query_one("#run-state", Static).update(text)
+        self.query_one("#run-state", MiddleCutStatic).show_text(text)

@@ -9,7 +9,7 @@ from typing import Callable
 from coupling_tui.core.results.aggregate import is_aggregate
 
 from .notices import NO_PAIR
-from .panes.collapse import NO_COLLAPSE, CollapsePane
+from .panes.collapse import NO_COLLAPSE, NO_PAIR_STATES, CollapsePane
 from .panes.coupling import NO_COUPLING, CouplingPane
 from coupling_tui.core.results import names
 
@@ -28,6 +28,8 @@ class LayoutMixin:
             self.show_side(self.SIDE_PANES[0])             # Coupling back beside the first side pane
         if not self.has_place(panes.first()):
             message = {"collapse": NO_COLLAPSE, "compare": NO_PAIR}.get(pane_id, NO_COUPLING)
+            if self.explorer_screen.has_class("-collapse-run") and pane_id in ("trajectory", "spectrum", "tokens"):
+                message = NO_PAIR_STATES
             if self.explorer_screen.has_class("-compare") and pane_id in self.SIDE_PANES:
                 message = f"the compare layout has no {pane_id} pane: c goes back to the one-run layout"
             self.notify(message, severity="warning", markup=False)
@@ -47,16 +49,20 @@ class LayoutMixin:
             return False                                   # the side column makes way for the Compare pane
         if pane.id == "collapse":
             return not pane.has_class("-absent")
+        if pane.id in ("trajectory", "spectrum", "tokens") and self.explorer_screen.has_class("-collapse-run"):
+            return False                                   # the pairs' per-token states are not stored
         if pane.id == "coupling":
             return not self.query_one("#main").has_class("-collapse-run")
         return True
 
     def arrange(self) -> None:
         """Lay the panes out for the run: the Collapse pane only with collapse data; when the run has collapse data
-        but no Jacobians (``coupling-tui collapse``), Collapse takes the width the empty Coupling pane would and has
-        the focus."""
+        but no Jacobians (``coupling-tui collapse``), Collapse takes the whole screen and has the focus: the Tokens,
+        Trajectory and Spectrum panes would show the run's placeholder prompt, not the pair (whose per-token states
+        are not stored)."""
         has = CollapsePane.available(self.results)
-        collapse_run = has and names.JACOBIAN_SINGULAR_VALUES not in self.results.arrays
+        collapse_run = CollapsePane.collapse_only(self.results)
+        self.explorer_screen.set_class(collapse_run, "-collapse-run")
         self.explorer_screen.set_class(is_aggregate(self.results), "-aggregate")   # the Coupling pane alone (app.tcss)
         self.explorer_screen.set_class(self.comparing(), "-compare")              # two heatmaps and the Compare pane
         if (has, collapse_run) == self._layout:

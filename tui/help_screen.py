@@ -6,7 +6,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Markdown
+from rich.table import Table
+from textual.widgets import Markdown, Static
 
 from .actions import help_rows
 
@@ -22,7 +23,7 @@ class HelpScreen(ModalScreen[None]):
         width: 90%; max-width: 100; height: 90%;
         border: round $primary; background: $surface; padding: 0 1;
     }
-    HelpScreen DataTable { height: auto; margin-bottom: 1; }
+    HelpScreen #help-keys { height: auto; margin-bottom: 1; }
     """
 
     def __init__(self, pane_help: str | None, rows: list[tuple[str, str]] | None = None) -> None:
@@ -36,8 +37,10 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll() as scroll:
             scroll.border_title = "Help"
             scroll.border_subtitle = "esc or q closes"
-            table: DataTable[str] = DataTable(show_cursor=False, zebra_stripes=True)
-            table.add_columns("Keys", "Action")
-            table.add_rows(self.rows)
-            yield table
+            table = Table("Keys", "Action", expand=True, box=None, row_styles=("", "on #303030"),
+                          header_style="bold")
+            table.columns[0].no_wrap = True
+            for keys, action in self.rows:             # an action's text wraps between words, never cut
+                table.add_row(keys, action)
+            yield Static(table, id="help-keys")
             yield Markdown(self.pane_help)

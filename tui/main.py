@@ -39,8 +39,15 @@ def build_explore_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, metavar="PATH",
                    help="where to save the run (default: a new file under the user data dir)")
     add_svg_dir_arg(p)
+    add_scale_arg(p)
     core_cli.add_common_args(p)                                          # --debug, --version
     return p
+
+
+def add_scale_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", choices=("auto", "fixed"), default="auto",
+                   help="colour scale of the coupling heatmaps: auto = the matrix's off-diagonal range (the default), "
+                        "fixed = 0–1 for every run, to compare runs by eye (s switches it in the explorer)")
 
 
 def add_svg_dir_arg(p: argparse.ArgumentParser) -> None:
@@ -66,6 +73,7 @@ def build_view_parser() -> argparse.ArgumentParser:
                    help="a second results file: both runs side by side (docs/compare.md); 'random-init': the run "
                         "beside its random-init baseline (runs computed with --random-baseline)")
     add_svg_dir_arg(p)
+    add_scale_arg(p)
     core_cli.add_common_args(p)
     return p
 
@@ -94,6 +102,7 @@ def build_export_parser() -> argparse.ArgumentParser:
                    help="virtual terminal size in cells (default 200x60: every pane visible)")
     p.add_argument("--token", type=int, default=None, help="token to select (default: the last)")
     p.add_argument("--layer", type=int, default=0, help="layer to select (default 0)")
+    add_scale_arg(p)
     core_cli.add_common_args(p)
     return p
 
@@ -135,7 +144,8 @@ def explore(args: argparse.Namespace) -> int:
 
     from .app import CouplingApp
 
-    app = CouplingApp(job=job, save_path=output, export_dir=svg_path(args.svg_dir), compare=mode is not None)
+    app = CouplingApp(job=job, save_path=output, export_dir=svg_path(args.svg_dir), compare=mode is not None,
+                      scale=args.scale)
     run_app(app)                   # stopped by SIGINT/SIGTERM: the same one line and status as the CLI
     return reported(app)
 
@@ -163,14 +173,21 @@ def explore_compare(args: argparse.Namespace, prompt: str, console) -> int:
     from .app import CouplingApp
 
     app = CouplingApp(job=job, save_path=output, compare_save_path=output_b,
-                      export_dir=svg_path(args.svg_dir), compare=True)
+                      export_dir=svg_path(args.svg_dir), compare=True, scale=args.scale)
     run_app(app)
     return reported(app)
 
 
-def view_app(path: str, svg: str | None = None, compare: str | None = None):
+def view_app(path: str, svg: str | None = None, compare: str | None = None, scale: str = "auto"):
     """The explorer on a saved results file or prompt set (its directory or its aggregate.safetensors), or on two
-    results files side by side (``compare``): no model and no torch import."""
+    results files side by side (``compare``): no model and no torch import. ``scale``: the heatmaps' colour scale
+    (``--scale``)."""
+    app = _view_app(path, svg, compare)
+    app.scale = scale
+    return app
+
+
+def _view_app(path: str, svg: str | None, compare: str | None):
     from coupling_tui.core.results import set_file as set_results
 
     from .app import CouplingApp
@@ -203,7 +220,7 @@ def view(args: argparse.Namespace) -> int:
 
     if sweep_table.is_sweep(args.results) and args.compare is None:
         return view_sweep(Path(args.results).expanduser(), svg_path(args.svg_dir))
-    app = view_app(args.results, args.svg_dir, args.compare)
+    app = view_app(args.results, args.svg_dir, args.compare, args.scale)
     run_app(app)
     return 0
 
@@ -275,7 +292,7 @@ def export_svgs(args: argparse.Namespace) -> int:
         app = SweepApp(sweep_table.load(args.results), Path(args.results).expanduser(), Path(args.svg).expanduser())
         app.replace_exports = True
         return _export_headless(app, args.size)
-    app = view_app(args.results, args.svg, args.compare)
+    app = view_app(args.results, args.svg, args.compare, args.scale)
     app.replace_exports = True                  # the headless export names its directory: it replaces
     app.start_token = args.token
     app.selected_layer = args.layer

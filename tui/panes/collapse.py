@@ -21,11 +21,14 @@ from coupling_tui.core.results.run import Run
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .logplot import LogPlot, Series, log_points
+from .readout import Readout
 from .tokens import visible
 from .vector_strips import VectorStrips
 from coupling_tui.core.results import names
 
 NO_COLLAPSE = "no collapse data in this run: compute it with `coupling-tui collapse` or `coupling-tui --collapse`"
+NO_PAIR_STATES = ("a collapse run stores each sequence's last-token state only (the Collapse pane): no tokens, "
+                  "trajectories or Jacobians of the pairs")
 PENDING = "pending"
 TOP_K = 12
 """Coordinates listed (as many as the pane has rows for are shown)."""
@@ -95,6 +98,10 @@ final-layer state (the last block's output, *before* the final norm unless `n` s
 - **Sensitivity**: ‖∂y/∂e_i‖ of the last state to each input embedding e_i of one sequence, as a share of
   the total, against the position i (over-squashing: early tokens have more paths to the end).
 
+A **collapse run** (`coupling-tui collapse`) stores each sequence's last-token state only: the explorer then shows
+the Collapse pane alone (the tokens and trajectories in the file are a short placeholder prompt's, not the pairs').
+The first line shows the family's sequences by the example pair the file keeps (at the shortest n).
+
 Collapse shows as the difference falling with n and the identical share rising; `commas` against `digits`
 shows the paper's remedy. Pending pairs (still computing) show as `…`.
 
@@ -104,10 +111,12 @@ difference (L∞ → L1/d → relative L2). docs/collapse.md defines every numbe
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
         super().__init__(id=id)
-        self.info = Static("", id="collapse-info")
+        self.info = Readout(id="collapse-info")
+        """The pair's lines, wrapped between their numbers (never cut)."""
         self.strips = VectorStrips(id="collapse-strips")
         self.top = Static("", id="collapse-top")
-        self.legend = Static("", id="collapse-legend")
+        self.legend = Readout(id="collapse-legend")
+        """Which curve is which, wrapped between entries (never cut)."""
         self.plot = LogPlot("n (repeats)", MEASURES[0], id="collapse-plot", xlog=True)
         self.per_n = Static("", id="collapse-per-n")
         self.sens_info = Static("", id="collapse-sens-info", markup=False)
@@ -152,6 +161,12 @@ difference (L∞ → L1/d → relative L2). docs/collapse.md defines every numbe
     def available(run: Run) -> bool:
         """Whether ``run`` holds collapse arrays (computed or pending)."""
         return bool(run.header.get("collapse")) and names.COLLAPSE_FINAL in run.arrays
+
+    @staticmethod
+    def collapse_only(run: Run) -> bool:
+        """A ``coupling-tui collapse`` run: collapse data and no Jacobians. Its tokens and trajectories are a short
+        placeholder prompt's, not the pairs'."""
+        return CollapsePane.available(run) and names.JACOBIAN_SINGULAR_VALUES not in run.arrays
 
     def _index(self, run: Run) -> tuple[int, int]:
         families = run.header["collapse"]["families"]
@@ -229,7 +244,7 @@ difference (L∞ → L1/d → relative L2). docs/collapse.md defines every numbe
         self._set_info(Text(message, style="dim"))
         self.strips.set_pair(None, self.strips.labels, "")
         self.top.update("")
-        self.legend.update("")
+        self.legend.show("")
         self.plot.set_series((), (1, 1))
         self.per_n.update("")
         self.sens_info.update("")
@@ -239,16 +254,22 @@ difference (L∞ → L1/d → relative L2). docs/collapse.md defines every numbe
     def _set_info(self, text: Text) -> None:
         if text.plain != self.message:
             self.message = text.plain
-            self.info.update(text)
+            self.info.show(text)
 
     def _info_text(self, run: Run, f: int, j: int, n: int, low: str, done: bool) -> Text:
         a = run.arrays
         short, long = (int(v) for v in a[names.COLLAPSE_N_TOKENS][f, j])
         text = Text()
         text.append(f"n = {n} vs {n + 1} repeats", style="bold")
-        text.append(f" · {short} / {long} tokens · last token, last block, "
-                    f"{'after' if self.normed else 'before'} the final norm · ")
-        text.append(attention_text(run.header["collapse"]), style="dim")
+        text.append(f" · {short} / {long} tokens")
+        example = ((run.header["collapse"].get("tokenizer") or {}).get(run.header["collapse"]["families"][f])
+                   or {}).get("example")
+        if example:                                    # the pair's own tokens are not stored: the family's example
+            text.append(f" · like '{visible(example['short'])}' / '{visible(example['long'])}' (n = {example['n']})",
+                        style="dim")
+        if not self.has_class("-compact"):             # a short pane: the subtitle says pre/post-norm
+            text.append(f" · last token, last block, {'after' if self.normed else 'before'} the final norm · ")
+            text.append(attention_text(run.header["collapse"]), style="dim")
         text.append("\n")
         m = self.measure
         if not done:
@@ -293,18 +314,21 @@ difference (L∞ → L1/d → relative L2). docs/collapse.md defines every numbe
         a, m = run.arrays, self.measure
         lengths = [int(v) for v in a[names.COLLAPSE_LENGTHS]]
         short = SHORT_DTYPE.get(low, low)
+        compact = self.has_class("-compact")           # a short pane: a one-line legend of short names
         series = (
-            Series("float32", log_points(lengths, a[names.COLLAPSE_DIFF][f, :, m]), FLOAT32_COLOUR),
-            Series(low, log_points(lengths, a[names.COLLAPSE_DIFF_LOW][f, :, m]), LOW_COLOUR),
-            Series(f"{short} resolution", log_points(lengths, resolutions(a[names.COLLAPSE_FINAL][f], low, m)),
+            Series("fp32" if compact else "float32", log_points(lengths, a[names.COLLAPSE_DIFF][f, :, m]),
+                   FLOAT32_COLOUR),
+            Series(short if compact else low, log_points(lengths, a[names.COLLAPSE_DIFF_LOW][f, :, m]), LOW_COLOUR, dot="○",
+                   on_top=True),                      # over float32 where they coincide: both stay visible
+            Series(f"{short} {'resol.' if compact else 'resolution'}", log_points(lengths, resolutions(a[names.COLLAPSE_FINAL][f], low, m)),
                    RESOLUTION_COLOUR, marked=False, dots=False),
         )
         self.plot.ylabel = MEASURES[m]
-        self.plot.show_axis_labels(not self.has_class("-compact"))   # a short pane gives that row to the data
         self.plot.set_series(series, (min(lengths), max(lengths)), lengths[j], lengths)
         legend = self.plot.legend()
-        legend.append(f"  {MEASURE_FORMULAS[m]}, last layer pre-norm", style="dim")
-        self.legend.update(legend)
+        if not compact:
+            legend.append(f" · {MEASURE_FORMULAS[m]}, last layer pre-norm", style="dim")
+        self.legend.show(legend)
 
     def _per_n_text(self, run: Run, f: int, j: int, low: str) -> Text:
         """One column per n (the selected one highlighted): the plotted numbers, the bit-identical share and the

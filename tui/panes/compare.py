@@ -4,6 +4,7 @@ reads against, the trajectory fits, the greedy token) beside both models' hidden
 from __future__ import annotations
 
 import math
+import re
 
 from rich.table import Table
 from rich.text import Text
@@ -97,10 +98,13 @@ Keys: `c` back to the one-run layout, `x` swaps A and B.
 
     def _table(self, labels: tuple[str, str]) -> Table | Text:
         table = Table(box=None, padding=(0, 1), show_edge=False, expand=False, header_style="bold")
-        table.add_column("", no_wrap=True, overflow="ellipsis")
-        for side, label in enumerate(labels):
-            table.add_column(Text(f"{'AB'[side]} {label}", style=f"bold {_hex(COLOURS[side])}"), no_wrap=True,
-                             overflow="ellipsis", max_width=20)
+        table.add_column("", overflow="ellipsis")             # what each row is: wraps rather than crop a head
+        model, heads = column_heads(labels)
+        if model:
+            table.title, table.title_justify, table.title_style = model, "left", "bold"
+        for side, head in enumerate(heads):                # what tells A from B wraps, never cut
+            table.add_column(Text(f"{'AB'[side]} {head}", style=f"bold {_hex(COLOURS[side])}"), overflow="fold",
+                             min_width=2 + max(len(word) for word in head.split()))
         for name, va, vb in self.lines:
             table.add_row(name, va, vb)
         table.caption = self.verdict
@@ -123,6 +127,16 @@ Keys: `c` back to the one-run layout, `x` swaps A and B.
         title = Text(self.BORDER_TITLE + " ").append_text(self.plot.legend()) if series else Text(self.BORDER_TITLE)
         if title.plain != str(self.border_title or ""):
             self.border_title = title
+
+
+def column_heads(labels: tuple[str, str]) -> tuple[str, tuple[str, str]]:
+    """(the model both runs share or "", the two column heads): two runs of one model are headed by what tells them
+    apart ("trained", "random-init"), the model named once above; two models by their labels in full."""
+    split = [re.fullmatch(r"(.*?)(?: \(([^()]*)\))?", label) for label in labels]
+    (name_a, weights_a), (name_b, weights_b) = ((m.group(1), m.group(2) or "trained") for m in split)
+    if name_a == name_b and weights_a != weights_b:
+        return name_a, (weights_a, weights_b)
+    return "", (labels[0], labels[1])
 
 
 def _percent(depth: int, n_layers: int) -> float:

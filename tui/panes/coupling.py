@@ -16,6 +16,7 @@ from coupling_tui.core.results.run import CONTEXT_VIEWS, COUPLING_METRICS, Coupl
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .heatmap import Heatmap
+from .readout import Readout
 from .tokens import quoted
 from coupling_tui.core.results import names
 
@@ -25,6 +26,12 @@ ONLY_DEPTH = ("this run has the depth view only: token coupling was off (--no-to
               "--context-layers were given")
 VIEW_NAMES = {"depth": "depth", "token": "token", "context-out": "context · same output token",
               "context-in": "context · same input token"}
+
+
+SCALES = ("auto", "fixed")
+"""The colour scales (``s``, ``--scale``): ``auto`` spans the off-diagonal values of the matrix shown (core's
+``CouplingView.scale``), ``fixed`` is 0–1 for every matrix."""
+FIXED_SCALE = (0.0, 1.0)
 
 
 def pair_missing(row: int, col: int) -> str:
@@ -44,7 +51,7 @@ class CouplingPane(Container):
     """Its own view state (K, metric, token/average, trained/random-init, depth/token view, column cursor) is
     changed by the app's actions; ``show`` draws the matrix the run holds for that state."""
 
-    DEFAULT_CLASSES = RUN_PANE_CLASS
+    DEFAULT_CLASSES = f"{RUN_PANE_CLASS} coupling-pane"
     BORDER_TITLE = "Coupling"
     can_focus = True
 
@@ -71,28 +78,33 @@ stored spectrum). The matrix is not symmetric; its diagonal is 0 by construction
   — *same output token*: rows/columns are input tokens t1 ≤ t_out; *same input token*: output tokens t2 ≥ t_in.
   Shown at the context layer nearest the selected one.
 - **Variant** (`u`, runs with `--vju`): depth coupling with U and V exchanged, Vᵀ J U (its diagonal is not 0).
-- **Colour**: `1−m²` (the official notebook's plot: 1 = coupled, bright) or `m` itself (`m` key). The scale
-  spans the off-diagonal values of this matrix and of its trained/random-init twin, so `r` compares fairly.
+- **Colour**: `1−m²` (the official notebook's plot: 1 = coupled, bright) or `m` itself (`m` key). The **auto**
+  scale spans the off-diagonal values of this matrix and of its trained/random-init twin, so `r` compares fairly
+  (the diagonal, 1 − m² = 1, is outside it and painted as its top colour); `s` (or `--scale fixed`) switches to the
+  **fixed** 0–1 scale, the same for every run, to compare runs by eye. The legend says which scale is on.
 - **Cursor**: the row is the selected layer (↑/↓) — or token (←/→) in the token view; shift+←/→ (or H/L)
   moves the column. The line above shows the cursor cell's stored m and 1 − m²: "layer 12 → 17" is
   J of layer 12 written in the bases of layer 17.
 
 Keys: `K` cycles K among those computed, `t` token/average, `r` trained/random-init (when computed with
-`--random-baseline`), `v` depth/token/context views, `u` ujv/vju, `m` metric, `e` export this pane to SVG, `E` every pane.
+`--random-baseline`), `v` depth/token/context views, `u` ujv/vju, `m` metric, `s` scale, `e` export this pane to SVG, `E` every pane.
 
 **Prompt sets** (runs of several prompts): `p` / `P` step through the prompts and the **aggregate**, the mean over
 prompts of the depth coupling — the last token's, or the token average (`t`) — with the cursor cell's mean ± std
 (sample std over prompts). Prompts differ in tokens, so the aggregate has only layer×layer matrices.
 """
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
+    def __init__(self, *, id: str | None = None, scale: str = SCALES[0]) -> None:  # noqa: A002 - Textual's
         super().__init__(id=id)
+        self.scale = scale if scale in SCALES else SCALES[0]
+        """The colour scale: "auto" (the view's off-diagonal range) or "fixed" (0–1)."""
         self.headline = Static("", id="coupling-headline", markup=False)
         self.headline.display = False
         self.headline_text = ""
         """The headline shown (core.results.headline): the last token's run scalar, then the all-token mean."""
         self._headline_key: tuple | None = None
-        self.info = Static("", id="coupling-info", markup=False)
+        self.info = Readout(id="coupling-info")
+        """The cursor cell's numbers, wrapped between them (never cut) on a narrow pane."""
         self.heatmap = Heatmap(id="coupling-heatmap")
         self.k: int | None = None
         """K shown; None = the run's default K."""
@@ -179,6 +191,7 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
 
         self.k = common_k(a, b, lead._k(a))
         self.metric, self.average, self.view, self.variant = lead.metric, lead.average, lead.view, lead.variant
+        self.scale = lead.scale
         self.baseline = lead.baseline and b.has_baseline
         self.pair_offset = lead.pair_offset
         self.column = {view: (map_layer(col, a.n_layers, b.n_layers) if view == "depth" else map_token(col, a, b))
@@ -187,7 +200,7 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
     def share_scale(self, other: "CouplingPane") -> None:
         """One colour scale for this pane and ``other`` (the compare layout's two heatmaps): the union of both
         matrices' ranges, so equal colours mean equal values. Nothing when either shows no matrix."""
-        if self.current is None or other.current is None:
+        if self.current is None or other.current is None or self.scale == "fixed":
             return
         (lo_a, hi_a), (lo_b, hi_b) = self.heatmap.scale, other.heatmap.scale
         if not all(math.isfinite(x) for x in (lo_a, hi_a, lo_b, hi_b)):
@@ -195,7 +208,7 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
         shared = (float(min(lo_a, lo_b)), float(max(hi_a, hi_b)))
         for pane in (self, other):
             heatmap = pane.heatmap
-            heatmap.set_matrix(heatmap.values, shared, heatmap.cursor, heatmap.axis_label)
+            heatmap.set_matrix(heatmap.values, shared, heatmap.cursor, heatmap.axis_label, "auto, shared by A and B")
 
     def step_column(self, run: Run, delta: int) -> None:
         n = run.n_layers if self.view == "depth" else run.n_tokens
@@ -277,7 +290,7 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
             if math.isfinite(null):
                 message += f" · Haar null m ≈ {null:.3f}"
         self._set_message(message)
-        self.heatmap.set_matrix(view.values, view.scale, (row, col), view.axis)
+        self._draw(view, (row, col))
 
     def _show_aggregate(self, run: Run, layer: int) -> None:
         """A prompt set's aggregate (core.results.aggregate): the mean depth coupling over prompts, token-averaged or the
@@ -305,7 +318,13 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
                            f"{view.view.metric}")
         self._set_message(f"layer {layer} → {col}: m = {value_text(m)} ± {value_text(std)} (mean ± std over "
                           f"{n}) · 1−m² = {value_text(c)}")
-        self.heatmap.set_matrix(view.view.values, view.view.scale, (layer, col), "layer")
+        self._draw(view.view, (layer, col))
+
+    def _draw(self, view: CouplingView, cursor: tuple[int, int]) -> None:
+        """The matrix on the scale chosen (``s``): the view's off-diagonal range, or 0–1."""
+        fixed = self.scale == "fixed"
+        self.heatmap.set_matrix(view.values, FIXED_SCALE if fixed else view.scale, cursor, view.axis,
+                                "fixed" if fixed else "auto")
 
     def _show_headline(self, run: Run) -> None:
         """The top line: the run's (or its baseline's) headline at the K shown, recomputed only when the run, K or
@@ -332,4 +351,4 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
     def _set_message(self, text: str) -> None:
         if text != self.message:
             self.message = text
-            self.info.update(text)
+            self.info.show(text)

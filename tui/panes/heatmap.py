@@ -22,6 +22,11 @@ CURSOR = "#ff2d6f"
 """The cursor cell: a colour outside the scale."""
 LABEL_WIDTH = 4
 LEGEND_WIDTH = 20
+MIN_LEGEND_WIDTH = 4
+SCALE_NAMES = {"auto": ("auto scale: off-diagonal range", "auto (off-diag.)", "auto"),
+               "fixed": ("fixed scale 0–1", "fixed 0–1", "fixed"),
+               "auto, shared by A and B": ("auto scale: off-diagonal range of A and B", "auto (A and B)", "auto")}
+"""What the legend calls each colour scale, longest first: the longest that fits is written."""
 
 
 def _rgb(hex_colour: str) -> tuple[int, int, int]:
@@ -69,18 +74,23 @@ class Heatmap(Widget):
         self.scale: tuple[float, float] = (math.nan, math.nan)
         self.cursor: tuple[int, int] = (0, 0)
         self.axis_label = ""
+        self.scale_name = "auto"
+        """Which colour scale ``scale`` is (a key of SCALE_NAMES): the legend says it."""
+        self.shown: tuple[int, int, int, int] = (0, 0, 0, 0)
+        """The rows and columns the last render drew: (first row, rows, first column, columns)."""
         self._key: tuple | None = None
         self._label_w = LABEL_WIDTH
         self._strips: list[Strip] = []
         self._strips_key: tuple | None = None
 
     def set_matrix(self, values: np.ndarray, scale: tuple[float, float], cursor: tuple[int, int],
-                   axis_label: str = "") -> None:
-        key = (values.tobytes(), values.shape, scale, cursor, axis_label)
+                   axis_label: str = "", scale_name: str = "auto") -> None:
+        key = (values.tobytes(), values.shape, scale, cursor, axis_label, scale_name)
         if key == self._key:
             return
         self._key = key
         self.values, self.scale, self.cursor, self.axis_label = values, scale, cursor, axis_label
+        self.scale_name = scale_name
         self.refresh()
 
     def render(self) -> Text:
@@ -111,6 +121,7 @@ class Heatmap(Widget):
         scale_px = max(1, min(width // n, (2 * height) // n))
         r0, nr = window(n, (2 * height) // scale_px, self.cursor[0])
         c0, nc = window(n, width // scale_px, self.cursor[1])
+        self.shown = (r0, nr, c0, nc)
         lo, hi = self.scale
         colours = [[CURSOR if (r, c) == self.cursor else colour(float(self.values[r, c]), lo, hi)
                     for c in range(c0, c0 + nc)] for r in range(r0, r0 + nr)]
@@ -120,6 +131,11 @@ class Heatmap(Widget):
         for y in range(0, pixel_rows, 2):
             top, bottom = y // scale_px, (y + 1) // scale_px if y + 1 < pixel_rows else None
             label = self._row_label(r0, y, scale_px, pixel_rows, step)
+            if not label.startswith("▶"):              # more rows above or below: the matrix scrolls
+                if y == 0 and r0 > 0:
+                    label = "↑" + label[1:]
+                elif y + 2 >= pixel_rows and r0 + nr < n:
+                    label = "↓" + label[1:]
             out.append(label, style="bold" if label.startswith("▶") else "dim")
             pairs = [(colours[top][c], colours[bottom][c] if bottom is not None else None) for c in range(nc)]
             c = 0
@@ -132,8 +148,19 @@ class Heatmap(Widget):
             out.append("\n")
         out.append(self._column_axis(c0, nc, scale_px, step))
         out.append("\n")
-        out.append_text(self._legend())
+        out.append_text(self._legend(width + self._label_w))
         return out
+
+    def window_note(self) -> str:
+        """Which rows and columns are drawn when the matrix is larger than the widget ("" when all are)."""
+        r0, nr, c0, nc = self.shown
+        n = self.values.shape[0] if self.values.ndim == 2 else 0
+        parts = []
+        if nr < n:
+            parts.append(f"rows {r0}–{r0 + nr - 1} of {n} ↕")
+        if nc < n:
+            parts.append(f"cols {c0}–{c0 + nc - 1} of {n} ↔")
+        return ", ".join(parts)
 
     def _row_label(self, r0: int, y: int, scale_px: int, pixel_rows: int, step: int) -> str:
         """The label of text row ``y`` (pixel rows y and y+1): the index of a row whose cell starts on it, when
@@ -156,19 +183,36 @@ class Heatmap(Widget):
                 if all(ch == " " for ch in line[at:at + len(text) + 1]):
                     line[at:at + len(text)] = text
         at = self._label_w + (self.cursor[1] - c0) * scale_px
-        axis = Text("".join(line).rstrip() + f"  {self.axis_label}", style="dim")
+        if c0 > 0:
+            line[0] = "←"
+        n = self.values.shape[0]
+        more = "→" if c0 + nc < n else ""
+        note = self.window_note()
+        axis = Text("".join(line).rstrip() + f"{more}  {self.axis_label}" + (f" · {note}" if note else ""),
+                    style="dim")
         if 0 <= at < len(axis) and axis.plain[at] == " ":
             axis = Text(axis.plain[:at] + "▲" + axis.plain[at + 1:], style="dim")
         return axis
 
-    def _legend(self) -> Text:
+    def _legend(self, width: int) -> Text:
+        """The colour bar between its end values, which scale it is (the longest name that fits) and the pending
+        colour, in ``width`` cells: the values and the scale's name first, the bar shrinking to make room."""
         lo, hi = self.scale
         if not (math.isfinite(lo) and math.isfinite(hi)):
             return Text(" " * self._label_w + "no values yet", style="dim")
-        bar = Text(" " * self._label_w + f"{lo:.3g} ")
-        for i in range(LEGEND_WIDTH):
-            bar.append("█", style=Style(color=colour(lo + (hi - lo) * i / (LEGEND_WIDTH - 1), lo, hi)))
-        bar.append(f" {hi:.3g}")
-        bar.append("  ■", style=Style(color=MISSING))
-        bar.append(" pending", style="dim")
+        ends = (f"{lo:.3g} ", f" {hi:.3g}")
+        fixed = self._label_w + sum(map(len, ends)) + 1
+        names = SCALE_NAMES.get(self.scale_name, (self.scale_name,))
+        name = next((x for x in names if fixed + len(x) + MIN_LEGEND_WIDTH <= width), names[-1])
+        pending = "  ■ pending"
+        room = width - fixed - len(name)
+        bars = max(MIN_LEGEND_WIDTH, min(LEGEND_WIDTH, room - len(pending) if room - len(pending) >= 10 else room))
+        bar = Text(" " * self._label_w + ends[0])
+        for i in range(bars):
+            bar.append("█", style=Style(color=colour(lo + (hi - lo) * i / (bars - 1), lo, hi)))
+        bar.append(ends[1])
+        bar.append(f" {name}", style="bold")
+        if fixed + len(name) + bars + len(pending) <= width:
+            bar.append("  ■", style=Style(color=MISSING))
+            bar.append(" pending", style="dim")
         return bar

@@ -30,7 +30,21 @@ class Series:
     marked: bool = True
     """Whether its point at the marked x is highlighted (a reference line may not want that)."""
     dots: bool = True
-    """Draw a dot at every point, not only the line through them."""
+    """Draw a dot at every point, not only the line through them; the line is then drawn at the dots' resolution
+    (one character a cell), so it runs through them (a braille line sits up to a cell off)."""
+    dot: str = "●"
+    """The dots' character (another than a series it may coincide with)."""
+    dotted: bool = False
+    """A dotted line (no dots): a reference such as a percentile, told apart from a solid one."""
+    end_label: str = ""
+    """Written at the series' last point, e.g. "p90" (several series of one colour are then told apart)."""
+    on_top: bool = False
+    """Drawn over the series listed before it (a curve that may coincide with another stays visible)."""
+
+    @property
+    def glyph(self) -> str:
+        """How the legend draws it: ● dots, ┄ dotted, ─ a line."""
+        return self.dot if self.dots else "┄" if self.dotted else "─"
 
 
 def integer_ticks(lo: int, hi: int, max_ticks: int) -> list[int]:
@@ -51,6 +65,24 @@ def value_ticks(values: Sequence[int], max_ticks: int) -> list[int]:
     if picked[-1] != values[-1]:
         picked[-1] = values[-1]
     return picked
+
+
+def _tick_label(value: float) -> str:
+    return f"{value:g}" if 1e-3 <= value < 1e5 else f"{value:.0e}".replace("e+0", "e").replace("e-0", "e-")
+
+
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Ticks of a log axis spanning lo..hi (> 0): the decades 1, 10, 100, … inside it; with fewer than two, the
+    1-2-5 steps too; with still fewer, the two ends (3 significant digits). Labels as written ("1000", "1e5")."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo <= 0 or hi < lo:
+        return [], []
+    first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    for steps in ((1,), (1, 2, 5)):
+        ticks = [m * 10.0 ** e for e in range(first, last + 1) for m in steps if lo <= m * 10.0 ** e <= hi * (1 + 1e-9)]
+        if len(ticks) >= 2:
+            return ticks, [_tick_label(t) for t in ticks]
+    ticks = sorted({float(f"{lo:.3g}"), float(f"{hi:.3g}")})
+    return ticks, [f"{t:.3g}" for t in ticks]
 
 
 def log_points(xs: Iterable[float], ys: Iterable[float]) -> Points:
@@ -115,11 +147,11 @@ class LogPlot(PlotextPlot):
             self.refresh()
 
     def legend(self) -> Text:
-        """The named series as coloured "● label" entries, for a line beside the plot."""
+        """The named series as coloured "● label" entries joined by " · ", for a line beside the plot."""
         text = Text()
         for s in self.series:
             if s.label:
-                text.append(("  " if text else "") + ("●" if s.dots else "─") + " ", style=_rich_colour(s.colour))
+                text.append((" · " if text else "") + s.glyph + " ", style=_rich_colour(s.colour))
                 text.append(s.label)
         return text
 
@@ -147,10 +179,16 @@ class LogPlot(PlotextPlot):
         plt.title(caption[: max(room, 0)] or None)
         plt.xlabel(self.xlabel if self.axis_labels else None)
         plt.ylabel(self.ylabel if self.axis_labels else None)
-        for s in reversed(drawn):                  # the first series is drawn last: on top of the others
-            plt.plot(*s.points, marker="braille", color=s.colour)
+        ys = [y for s in drawn for y in s.points[1]]
+        if ys:                                     # decades (1, 10, 100), not plotext's own powers of e
+            plt.yticks(*log_ticks(min(ys), max(ys)))
+        order = [s for s in reversed(drawn) if not s.on_top] + [s for s in drawn if s.on_top]
+        for s in order:                            # the first series is drawn last: on top of the others
+            plt.plot(*s.points, marker="•" if s.dots else "·" if s.dotted else "braille", color=s.colour)
             if s.dots:
-                plt.scatter(*s.points, marker="●", color=s.colour)
+                plt.scatter(*s.points, marker=s.dot, color=s.colour)
+            if s.end_label:
+                plt.text(s.end_label, s.points[0][-1], s.points[1][-1], color=s.colour, alignment="right")
         if self.marker is not None:
             plt.vline(self.marker, MARK_COLOR)
             for s in drawn:

@@ -6,13 +6,13 @@ import math
 
 from textual.app import ComposeResult
 from textual.containers import Container
-from textual.widgets import Static
 
 from coupling_tui.core.results.compare import weights
 from coupling_tui.core.results.run import Run
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .logplot import LogPlot, log_points
+from .readout import Readout
 from .tokens import quoted
 from coupling_tui.core.results import names
 
@@ -57,7 +57,7 @@ the block stretches small changes of x_t, direction by direction.
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
         super().__init__(id=id)
-        self.info = Static("", id="spectrum-info", markup=False)
+        self.info = Readout(id="spectrum-info")
         self.by_index = LogPlot("i", "σ_i", id="sigma-by-index")
         """σ_i of J at the selected (layer, token) against i = 1..K."""
         self.by_depth = LogPlot("layer", "σ₁", id="sigma1-by-depth")
@@ -89,7 +89,7 @@ the block stretches small changes of x_t, direction by direction.
             message = self._numbers(run, token, layer)
         if message != self.message:
             self.message = message
-            self.info.update(message)
+            self.info.show(message)
         plotting = has_jacobians and run.n_tokens > 0
         if plotting != self.plots.display:
             self.plots.display = plotting

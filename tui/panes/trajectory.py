@@ -18,7 +18,8 @@ NORMS = names.TRAJECTORY_NORMS
 TOKEN_COLOUR = (86, 156, 214)
 FIT_COLOUR = (230, 140, 40)
 BAND_COLOUR = (128, 128, 128)
-BAND_LABEL = "tokens p10·p50·p90"
+BAND_LABELS = ("p10", "p50", "p90")
+"""Every token's norm at each depth: the 10th, 50th and 90th percentiles."""
 
 
 def _num(value: float, fmt: str) -> str:
@@ -61,8 +62,9 @@ means the norm grows by a constant factor per block. The border title is the leg
   is on another scale); its factor e^b per block and R² are in the title line, with the line-shape score
   **LSS** (1 = a straight trajectory; larger = more bent) and the **linearisation fidelity** (cosine between
   Π(I + J^l) x⁰ and the true state at the last depth computed).
-- **tokens p10·p50·p90** (grey): the spread of every token's norm at each depth (percentiles rather than
-  min/max: an attention-sink token can sit 100× above the rest).
+- **p10 · p50 · p90** (grey, each named at its right end): the spread of every token's norm at each depth, the
+  median solid, the 10th and 90th percentiles dotted (percentiles rather than min/max: an attention-sink token
+  can sit 100× above the rest).
 """
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
@@ -90,9 +92,9 @@ means the norm grows by a constant factor per block. The border title is the leg
                 series.append(Series("fit", log_points(*line), FIT_COLOUR, marked=False, dots=False))
             if run.n_tokens > 1:
                 low, mid, high = run.norm_band()
-                for label, ys in ((BAND_LABEL, low), ("", mid), ("", high)):   # one legend entry for the three
+                for label, ys in zip(BAND_LABELS, (low, mid, high)):   # p50 solid, p10 and p90 dotted, each named
                     series.append(Series(label, log_points(range(len(ys)), ys), BAND_COLOUR, marked=False,
-                                         dots=False))
+                                         dots=False, dotted=label != "p50", end_label=label))
             values = run.trajectory_values(token)
             title, self.short_caption = values_title(values), short_values_title(values)
         set_subtitle(self, subtitle)
