@@ -229,7 +229,8 @@ async def test_e_and_E_export_the_collapse_pane_with_its_numbers(collapse_stream
         await pilot.press("E")
         await pilot.pause(0.5)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [f"c-{p}.svg" for p in ("collapse", "screen")]     # a collapse run: Collapse alone (item 3)
+    # a collapse run: Collapse alone (item 3); E after e numbers its group rather than replace (item 10)
+    assert names == ["c-collapse-2.svg", "c-collapse.svg", "c-screen-2.svg"]
     for name in names:
         ET.fromstring((tmp_path / name).read_text())
 

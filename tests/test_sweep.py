@@ -396,12 +396,12 @@ def test_a_ray_worker_that_dies_is_one_failed_row(names):
     from coupling_tui.core.options.run_options import RunOptions
     from coupling_tui.core.results.events import ModelComputed, ModelFailed
 
-    def body(index, job, prompts, queue):
+    def body(index, job, prompts, progress):
         if index == 1:
             import os
 
             os._exit(1)
-        return compute_model(index, job, prompts, queue)
+        return compute_model(index, job, prompts, progress)
 
     jobs = [ModelJob(n, ModelRequest(model=n), RunOptions(top_k=4)) for n in names[:2]]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

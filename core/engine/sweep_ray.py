@@ -1,7 +1,7 @@
 """A sweep on Ray (``coupling-tui sweep --executor ray``): one Ray task per model, on an existing cluster
 (``address``) or on a local Ray started for the sweep and stopped after it. Each task loads its model and runs
 core.engine.sweep.model_stream where Ray placed it (``num_gpus`` / ``num_cpus`` per model), telling its progress
-through a Ray queue, and hands the whole container (a Run or a PromptSet: numpy arrays and a header) back; only the
+to a small actor, and hands the whole container (a Run or a PromptSet: numpy arrays and a header) back; only the
 driver writes the sweep directory. A task that raises, or whose worker dies, is that model's ``ModelFailed``; the
 other tasks go on.
 
@@ -32,23 +32,42 @@ def import_ray():
     return ray
 
 
-def compute_model(index: int, job: ModelJob, prompts: list[Prompt], queue) -> tuple:
-    """The body of one model's Ray task: fold ``model_stream``'s events into the model's container, putting
-    (index, steps done, steps in all) on ``queue`` after every event; returns (container, seconds)."""
+class Progress:
+    """The Ray actor the tasks tell their progress to, without waiting (a task blocked in ``ray.get`` gives its CPUs
+    back to Ray, which would start another task on them); the driver takes the newest per model at each poll."""
+
+    def __init__(self) -> None:
+        self.latest: dict[int, tuple[int, int]] = {}
+
+    def put(self, index: int, done: int, total: int) -> None:
+        self.latest[index] = (done, total)
+
+    def take(self) -> dict[int, tuple[int, int]]:
+        latest, self.latest = self.latest, {}
+        return latest
+
+
+def compute_model(index: int, job: ModelJob, prompts: list[Prompt], progress) -> tuple:
+    """The body of one model's Ray task: torch gets the task's CPUs as its threads; fold ``model_stream``'s events
+    into the model's container, telling ``progress`` (a ``Progress`` actor) after every event; returns (container,
+    seconds)."""
+    import ray
+    import torch
+
     from coupling_tui.core.engine.sweep import model_stream
     from coupling_tui.core.results.container import container_for
     from coupling_tui.core.results.run import Run
 
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    if cpus:
+        torch.set_num_threads(max(1, int(cpus)))
     started = time.perf_counter()
     container = None
     for event in model_stream(job, prompts):
         if container is None:
             container = container_for(event) or Run()
         container.apply(event)
-        try:
-            queue.put_nowait((index, container.steps_done, container.n_steps))
-        except Exception:  # noqa: BLE001 - a full or closed queue only costs progress updates
-            pass
+        progress.put.remote(index, container.steps_done, container.n_steps)
     return container, time.perf_counter() - started
 
 
@@ -68,9 +87,7 @@ def stream_sweep_ray(jobs: list[ModelJob], prompts: list[Prompt], *, skip: dict[
         except Exception as exc:  # noqa: BLE001 - a cluster that cannot be reached is one line
             raise UserError(f"cannot start or reach Ray{f' at {address}' if address else ''}: "
                             f"{failure_reason(exc)}", "check --ray-address / RAY_ADDRESS") from exc
-    from ray.util.queue import Empty, Queue
-
-    queue = Queue()
+    progress = ray.remote(Progress).options(num_cpus=0).remote()
     task = ray.remote(body).options(num_gpus=gpus_per_model, num_cpus=cpus_per_model, max_retries=0)
     pending: dict = {}
     try:
@@ -79,10 +96,11 @@ def stream_sweep_ray(jobs: list[ModelJob], prompts: list[Prompt], *, skip: dict[
             if index in skip:
                 yield ModelSkipped(index=index, reason=skip[index])
             else:
-                pending[task.remote(index, job, prompts, queue)] = (index, time.perf_counter())
+                pending[task.remote(index, job, prompts, progress)] = (index, time.perf_counter())
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
-            yield from _progress(queue, Empty)
+            for index, (done, total) in ray.get(progress.take.remote()).items():
+                yield ModelProgress(index=index, steps_done=done, n_steps=total)
             for ref in ready:
                 index, t0 = pending.pop(ref)
                 try:
@@ -97,19 +115,6 @@ def stream_sweep_ray(jobs: list[ModelJob], prompts: list[Prompt], *, skip: dict[
             ray.cancel(ref, force=True)
         if ours:
             ray.shutdown()
-
-
-def _progress(queue, empty) -> Iterator[ModelProgress]:
-    """The progress the tasks reported since the last poll: the newest per model."""
-    latest: dict[int, tuple[int, int]] = {}
-    while True:
-        try:
-            index, done, total = queue.get_nowait()
-        except empty:
-            break
-        latest[index] = (done, total)
-    for index, (done, total) in latest.items():
-        yield ModelProgress(index=index, steps_done=done, n_steps=total)
 
 
 def _task_reason(ray, exc: BaseException) -> str:
