@@ -26,10 +26,10 @@ RUN_FLAGS = ["-p", "The capital of France is Paris.", "--top-k", "4", "--random-
 SET_FLAGS = ["-p", "Hello world, hello tokens!", "-p", "1 1 1 1 1 1 1 1", "--top-k", "4", "--random-baseline"]
 VARYING = {"created", "seconds", "versions"}
 """Header entries that differ between any two runs (when, how long, which library versions)."""
-ADDED = {"coupling_scalar_last_token", "convention", "attention"}
-"""Header entries today's engine writes and 0.1.0 did not (issue 18): the last token's scalar is checked against
+ADDED = {"coupling_scalar_last_token", "convention", "attention", "n_params"}
+"""Header entries today's engine writes and 0.1.0 did not (issues 18, 19): the last token's scalar is checked against
 the arrays instead; the convention (``params.convention``) is read as ``paper`` from the old file; the collapse
-stage's ``attention`` is checked below."""
+stage's ``attention`` is checked below; ``model.n_params`` (the sweep's column) is checked in tests/test_sweep.py."""
 
 
 def comparable(header: dict, model_dir: str) -> dict:
