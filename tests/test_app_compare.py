@@ -132,7 +132,7 @@ async def test_a_run_with_its_random_init_baseline_opens_compared_and_one_withou
     async with app.run_test(size=(120, 40)) as pilot:
         assert app.screen.has_class("-compare") and shown(app, "coupling-b")
         other_pane = app.query_one("#coupling-b", CouplingPane)
-        assert other_pane.border_title.endswith("(random-init)")
+        assert other_pane.border_title.startswith("Coupling · B random-init · ")
         k = other_pane.current.k
         assert other_pane.cursor_value == pytest.approx(stored_m(base, k, app.selected_token, app.selected_layer,
                                                                  app.coupling.column["depth"]))
@@ -202,7 +202,7 @@ async def test_view_run_random_init_opens_the_pair_and_a_run_without_a_baseline_
     app = view_app(str(with_base), str(tmp_path), "random-init")
     async with app.run_test(size=(120, 40)):
         assert app.screen.has_class("-compare") and shown(app, "coupling-b")
-        assert app.query_one("#coupling-b", CouplingPane).border_title.endswith("(random-init)")
+        assert app.query_one("#coupling-b", CouplingPane).border_title.startswith("Coupling · B random-init · ")
     done = cli("view", str(alone), "random-init")
     assert done.returncode == 2 and done.stderr.startswith(
         f"coupling-tui: error: {alone} has no random-init baseline to compare with"), done.stderr

@@ -43,8 +43,8 @@ async def test_view_random_init_names_each_pane_s_run_and_r_is_refused_in_the_co
     async with app.run_test(size=(120, 40)) as pilot:
         a_pane, b_pane = app.coupling, app.query_one("#coupling-b", CouplingPane)
         name = run.header["model"]["source"].rstrip("/").rsplit("/", 1)[-1]
-        assert a_pane.border_title == f"Coupling · A {name} (trained)"
-        assert b_pane.border_title == f"Coupling · B {name} (random-init)"
+        assert a_pane.border_title == f"Coupling · A trained · {name}"       # what tells A and B apart first
+        assert b_pane.border_title == f"Coupling · B random-init · {name}"
         assert " · trained · " in a_pane.subtitle and " · random-init · " in b_pane.subtitle   # was "trained"
         k, t = a_pane.current.k, app.selected_token
         trained_m = stored_m(run, k, t, app.selected_layer, a_pane.column["depth"])
@@ -69,7 +69,7 @@ async def test_r_then_c_from_the_one_run_layout_shows_the_trained_run_in_pane_a(
         a_pane = app.coupling
         k, t = a_pane.current.k, app.selected_token
         assert a_pane.cursor_value == pytest.approx(stored_m(run, k, t, app.selected_layer, a_pane.column["depth"]))
-        assert a_pane.border_title.endswith("(trained)") and " · trained · " in a_pane.subtitle
+        assert a_pane.border_title.startswith("Coupling · A trained · ") and " · trained · " in a_pane.subtitle
 
 
 async def test_r_in_the_one_run_layout_switches_trajectory_and_spectrum_to_the_twin(rb_file, tmp_path):
@@ -91,3 +91,16 @@ async def test_r_in_the_one_run_layout_switches_trajectory_and_spectrum_to_the_t
         await pilot.press("r")
         assert trajectory.caption == values_title(run.trajectory_values(t))
         assert spectrum.message == SpectrumPane._numbers(run, t, layer)
+
+
+async def test_item5_at_80x24_the_titles_and_the_status_line_keep_trained_and_random_init(rb_file, tmp_path):
+    """The compare layout on a run and its twin at 80×24: "trained" and "random-init" are never cut from the panes'
+    titles or the status line (they were: "B tiny (random-i…", "B tiny (ran…")."""
+    app = view_app(str(rb_file), str(tmp_path), "random-init")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        b_pane = app.query_one("#coupling-b", CouplingPane)
+        shown = app.screen._compositor.render_strips()                  # noqa: SLF001 - the cells on screen
+        text = "\n".join("".join(seg.text for seg in strip) for strip in shown)
+        assert "B random-init" in text and "A trained" in text, text
+        assert b_pane.border_title.startswith("Coupling · B random-init")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from coupling_tui.core.results.aggregate import is_aggregate
-from coupling_tui.core.results.compare import map_layer, map_token, random_init_run, run_name, side_label
+from coupling_tui.core.results.compare import map_layer, map_token, pair_names, random_init_run, side_label
 from coupling_tui.core.results.comparison import Comparison, save_a_alone
 from coupling_tui.core.results.run import Run
 
@@ -101,8 +101,8 @@ class CompareMixin:
         a, b, labels = self.pair()  # type: ignore[misc]
         lead, other = self.coupling, self.coupling_b
         lead.baseline = False                              # each pane shows the run its title names, never a twin
-        lead.border_title = f"Coupling · A {run_name(a) if a.header else labels[0]}"
-        other.border_title = f"Coupling · B {run_name(b) if b.header else labels[1]}"
+        name_a, name_b = pair_names(a, b, labels)
+        lead.border_title, other.border_title = f"Coupling · A {name_a}", f"Coupling · B {name_b}"
         lead.show(a, token, layer)
         if b.header:
             other.follow(lead, a, b)
@@ -117,6 +117,6 @@ class CompareMixin:
         a, b, labels = self.pair()  # type: ignore[misc]
         depth = f"{a.n_layers} layers" if a.n_layers == b.n_layers else f"{a.n_layers} / {b.n_layers} layers"
         conv = a.convention if a.convention == b.convention else f"{a.convention} / {b.convention}"
-        names = [run_name(run) if run.header else label for run, label in ((a, labels[0]), (b, labels[1]))]
+        names = pair_names(a, b, labels)
         return (f"A {names[0]} · B {names[1]} · {a.header.get('device', '?')} · {a.n_tokens} tokens · {depth} · "
                 f"{conv} convention" if a.header else "coupling-tui")

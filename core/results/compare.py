@@ -40,6 +40,15 @@ def run_name(run: Run) -> str:
     return f"{model_name(run)} ({weights(run)})"
 
 
+def pair_names(a: Run, b: Run, labels: tuple[str, str] = ("A", "B")) -> tuple[str, str]:
+    """How the compare layout names A's and B's runs where space is short (border titles, the status line): what
+    tells them apart first — "trained · SmolLM2-135M-Instruct" / "random-init · SmolLM2-135M-Instruct" for one model's
+    two weights, else ``run_name`` — so a cut at the end never hides it; a run not started yet by its label."""
+    if a.header and b.header and model_name(a) == model_name(b):
+        return f"{weights(a)} · {model_name(a)}", f"{weights(b)} · {model_name(b)}"
+    return (run_name(a) if a.header else labels[0], run_name(b) if b.header else labels[1])
+
+
 def random_init_run(run: Run) -> Run | None:
     """The random-init baseline stored in ``run`` (``--random-baseline``) as a run of its own: the same tokens,
     the baseline's arrays without their prefix, its model, greedy token and run scalar; None without a baseline.
