@@ -104,7 +104,7 @@ class Heatmap(Widget):
             self._strips_key = key
             text = self.render_at(self.size.width, self.size.height)
             lines = Segment.split_and_crop_lines(text.render(self.app.console), self.size.width, pad=True,
-                                                 style=self.rich_style)
+                                                 style=self.rich_style, include_new_lines=False)
             base = self.rich_style
             self._strips = [Strip(Segment.apply_style(line, base), self.size.width) for line in lines]
         if 0 <= y < len(self._strips):
