@@ -18,6 +18,7 @@ threads torch uses, or ``GPU_SPEEDUP``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 REFERENCE_THREADS = 2
 """The measurements above are on 2 CPU threads (without measured rates, times scale with the threads torch uses)."""
@@ -278,13 +279,21 @@ def collapse_memory(work: CollapseWork, *, n_layers: int, d: int, weights_bytes:
             "collapse sensitivity graph": n_layers * work.sensitivity_tokens * d * 4 * 16 * 2}
 
 
+def _config_value(config, *names, default=0):
+    """The first of ``names`` an HF config sets (non-zero), else ``default``."""
+    return next((getattr(config, a) for a in names if getattr(config, a, None)), default)
+
+
+def config_width(config) -> int:
+    """The model width d an HF config names (0 when none does)."""
+    return int(_config_value(config, "hidden_size", "n_embd", "d_model"))
+
+
 def weights_bytes(config, dtype: str) -> float:
     """Parameter bytes of a decoder-only model from its HF config (a rough count: embeddings, attention with
     grouped KV heads, a gated MLP), for a load that runs out of memory before the model exists."""
-    def get(*names, default=0):
-        return next((getattr(config, a) for a in names if getattr(config, a, None)), default)
-
-    d = int(get("hidden_size", "n_embd", "d_model"))
+    get = partial(_config_value, config)
+    d = config_width(config)
     L = int(get("num_hidden_layers", "n_layer", "num_layers"))
     vocab = int(get("vocab_size"))
     ff = int(get("intermediate_size", "n_inner", default=4 * d))

@@ -17,7 +17,8 @@ from typing import Callable, Iterator
 
 from coupling_tui.core.cli.args import add_common_args, add_jacobian_args, add_model_args, add_prompt_args
 from coupling_tui.core.cli.run_bounds import add_run_size_args
-from coupling_tui.core.cli.sweep_plan import SAME_OPTIONS, Planned, check_directory, plan, stored
+from coupling_tui.core.cli.sweep_plan import (SAME_OPTIONS, Planned, check_directory, model_cost, plan,
+                                              recorded_options, stored, sweep_cost)
 from coupling_tui.core.errors import UserError
 from coupling_tui.core.options.sweep import entries, read_scores
 from coupling_tui.core.results import sweep as sweep_state
@@ -232,13 +233,11 @@ def _events(args: argparse.Namespace, planned: list[Planned], prompts, skip: dic
 def _confirm_cost(todo: list[Planned], prompts, args: argparse.Namespace, say) -> None:
     """The estimate of the models still to compute, added up (each from its config and tokenizer); asks or refuses
     as ``compute`` does. Models whose config cannot be read are left out of it (they fail as their own rows)."""
-    from coupling_tui.core.cli.cost_check import available_memory, confirm, machine_note, machine_rates
-    from coupling_tui.core.cli.sweep_plan import model_cost, sweep_cost
+    from coupling_tui.core.cli.cost_check import available_memory, confirm, machine_note
 
     costs, unknown = [], []
     for p in todo:
-        device = p.job.request.device if p.job.request.device != "auto" else "cpu"
-        cost = model_cost(p, prompts, machine_rates(device))
+        cost = model_cost(p, prompts)
         if cost is None:
             unknown.append(p.entry.given)
         else:
@@ -256,13 +255,9 @@ def _confirm_cost(todo: list[Planned], prompts, args: argparse.Namespace, say) -
 
 def _meta(args: argparse.Namespace, planned: list[Planned], prompts) -> dict:
     """What the table records about the sweep besides its rows."""
-    from dataclasses import fields
-
-    options = planned[0].job.options
-    recorded = {f.name: getattr(options, f.name) for f in fields(options) if f.name != "params"}
     return {"models": [p.entry.given for p in planned],
             "prompts": [{"label": p.label, "text": p.text} for p in prompts],
-            "options": json.loads(json.dumps(recorded, default=str)),
+            "options": json.loads(json.dumps(recorded_options(planned[0].job.options), default=str)),
             "dtype": args.dtype, "device": args.device, "seed": args.seed,
             "random_baseline": bool(args.random_baseline), "executor": args.executor,
             "scores_file": str(Path(args.scores).expanduser().resolve()) if args.scores else None}

@@ -12,6 +12,7 @@ from coupling_tui.core.cost import RunCost
 from coupling_tui.core.engine.sweep import ModelJob
 from coupling_tui.core.errors import UserError
 from coupling_tui.core.options.prompts import Prompt
+from coupling_tui.core.options.run_options import RunOptions
 from coupling_tui.core.options.sweep import ModelEntry, sweep_key
 from coupling_tui.core.results.names import SWEEP_JSON
 
@@ -38,6 +39,12 @@ def entry_args(args: argparse.Namespace, entry: ModelEntry) -> argparse.Namespac
     return own
 
 
+def recorded_options(options: RunOptions) -> dict:
+    """What ``options`` asks the engine to run, without what it records besides (``params``): the part of a
+    model's key and of the table's ``options`` that every model of the sweep shares."""
+    return {f.name: getattr(options, f.name) for f in fields(options) if f.name != "params"}
+
+
 def plan(args: argparse.Namespace, entries: list[ModelEntry], prompts: list[Prompt]) -> list[Planned]:
     """Every model's job: the sweep's run options recorded with the model's own flags and, under ``params.sweep``,
     the model's name and key (a re-run reads them back from the results)."""
@@ -47,8 +54,8 @@ def plan(args: argparse.Namespace, entries: list[ModelEntry], prompts: list[Prom
     for entry in entries:
         own = entry_args(args, entry)
         options, request = run_options(own), model_request(own)
-        recorded = {f.name: getattr(options, f.name) for f in fields(options) if f.name != "params"}
-        key = sweep_key(entry, {"run": recorded, "model": {f.name: getattr(request, f.name) for f in fields(request)},
+        model = {f.name: getattr(request, f.name) for f in fields(request)}
+        key = sweep_key(entry, {"run": recorded_options(options), "model": model,
                                 "baseline": bool(args.random_baseline)}, [p.text for p in prompts])
         options = options.with_params(sweep={"model": entry.given, "key": key})
         results = f"{entry.slug}.safetensors" if len(prompts) == 1 else f"{entry.slug}"
@@ -90,24 +97,25 @@ def stored(directory: Path, planned: Planned):
     return container if keys == {planned.key} else None
 
 
-def model_cost(planned: Planned, prompts: list[Prompt], rates) -> RunCost | None:
-    """The estimate of one model's runs from its config and tokenizer (no weights); None when they cannot be read
-    (the model will then fail as its own row)."""
+def model_cost(planned: Planned, prompts: list[Prompt]) -> RunCost | None:
+    """The estimate of one model's runs from its config and tokenizer (no weights), at this machine's rates on the
+    device the model would load on; None when they cannot be read (the model will then fail as its own row)."""
     from types import SimpleNamespace
 
-    from coupling_tui.core.cli.cost_check import estimate_sized, set_cost
-    from coupling_tui.core.cost import weights_bytes
+    from coupling_tui.core.cli.cost_check import estimate_sized, machine_rates, set_cost
+    from coupling_tui.core.cost import config_width, weights_bytes
     from coupling_tui.core.engine.stream import tokenize
+    from coupling_tui.core.load.depth import config_depth
     from coupling_tui.core.load.models import inspect
 
     try:
         config, tokenizer, dtype, device = inspect(planned.job.request)
     except UserError:
         return None
-    n_layers = int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0) or 0)
-    d = int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0) or 0)
+    n_layers, d = config_depth(config), config_width(config)
     if not n_layers or not d:
         return None
+    rates = machine_rates(device)
     light = SimpleNamespace(tokenizer=tokenizer, model=SimpleNamespace(config=config))
     costs = [estimate_sized(planned.job.options, n_layers=n_layers, d=d,
                             tokens=len(tokenize(light, p.text, planned.job.options.max_tokens)[0]),
