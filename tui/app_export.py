@@ -28,25 +28,13 @@ class ExportMixin:
         return node if node is not None else self.coupling
 
     def action_export_pane(self) -> None:
-        pane = self._pane_for_export()
-        try:
-            path = self._write_pane(pane)
-        except (UserError, ValueError) as exc:
-            self.notify(one_line(exc), title="export failed", severity="error", timeout=10, markup=False)
-            return
-        self.notify(f"exported {pane.id} to {path}", markup=False)
-
-    def _write_pane(self, pane) -> Path:
-        """``pane`` as it is on screen, to ``<export dir>/<run>-<pane id>.svg``."""
-        return export.write_svg(self.export_dir, self.run_name, pane.id or "pane",
-                                export.pane_svg(self, pane, f"{self.run_name} · {pane.id}"),
-                                replace=self.replace_exports)
+        export.export_pane(self, self._pane_for_export(), replace=self.replace_exports)
 
     async def action_export_all(self) -> None:
         try:
             written = await self.export_all()
         except (UserError, ValueError) as exc:
-            self.notify(one_line(exc), title="export failed", severity="error", timeout=10, markup=False)
+            export.notify_failed(self, exc)
             return
         self.notify(f"exported {len(written)} SVGs to {written[0].parent}", markup=False)
 

@@ -21,6 +21,7 @@ from textual.app import App
 from textual.widget import Widget
 
 from coupling_tui.core.atomic import atomic_write_bytes, atomic_write_files, file_slug
+from coupling_tui.core.errors import UserError
 
 
 def _console(width: int, height: int) -> Console:
@@ -96,6 +97,30 @@ def write_svg(directory: Path, run_name: str, part: str, svg: str, *, replace: b
     name = svg_name(run_name, part)
     name = name if replace else numbered(name, free_number(directory, [name]))
     return atomic_write_bytes(directory / name, safe_text(svg).encode("utf-8"), hint=SVG_HINT)
+
+
+def write_pane(app: App, pane: Widget, *, replace: bool = False) -> Path:
+    """``pane`` as it is on screen, titled "<run> · <pane id>", to ``<app.export_dir>/<app.run_name>-<pane id>.svg``
+    (``write_svg``)."""
+    return write_svg(app.export_dir, app.run_name, pane.id or "pane",
+                     pane_svg(app, pane, f"{app.run_name} · {pane.id}"), replace=replace)
+
+
+def export_pane(app: App, pane: Widget, *, replace: bool = False) -> None:
+    """``e``: ``pane`` written (``write_pane``), and a notification saying where, or why not."""
+    try:
+        path = write_pane(app, pane, replace=replace)
+    except (UserError, ValueError) as exc:
+        notify_failed(app, exc)
+        return
+    app.notify(f"exported {pane.id} to {path}", markup=False)
+
+
+def notify_failed(app: App, exc: Exception) -> None:
+    """An export that failed, in one line (the directory unwritable, a pane not on screen)."""
+    from .messages import one_line
+
+    app.notify(one_line(exc), title="export failed", severity="error", timeout=10, markup=False)
 
 
 def write_svgs(directory: Path, run_name: str, svgs: dict[str, str], *, replace: bool = False) -> list[Path]:

@@ -215,20 +215,13 @@ class SweepApp(SignalsMixin, App[SweepView | None]):
 
     def action_export_pane(self) -> None:
         pane = self.focused if isinstance(self.focused, (SweepScatter, SweepModels)) else self.query_one(SweepScatter)
-        try:
-            path = export.write_svg(self.export_dir, self.run_name, pane.id,
-                                    export.pane_svg(self, pane, f"{self.run_name} · {pane.id}"),
-                                    replace=self.replace_exports)
-        except (UserError, ValueError) as exc:
-            self.notify(one_line(exc), title="export failed", severity="error", timeout=10, markup=False)
-            return
-        self.notify(f"exported {pane.id} to {path}", markup=False)
+        export.export_pane(self, pane, replace=self.replace_exports)
 
     def action_export_all(self) -> None:
         try:
             written = self.export_all()
         except (UserError, ValueError) as exc:
-            self.notify(one_line(exc), title="export failed", severity="error", timeout=10, markup=False)
+            export.notify_failed(self, exc)
             return
         self.notify(f"exported {len(written)} SVGs to {written[0].parent}", markup=False)
 
