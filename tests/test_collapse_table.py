@@ -6,25 +6,20 @@ markers (which docs/collapse.md has)."""
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from coupling_tui.core.results import run_file
+from tests.benchmark_modules import benchmark_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def table_module():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import collapse_table
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return collapse_table
+    return benchmark_modules("collapse_table")[0]
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+from tests.benchmark_modules import benchmark_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -31,17 +32,9 @@ GENERATED = {"worked-example.md": "docs_worked_example", "compare.md": "docs_com
 @pytest.fixture(scope="module")
 def bench():
     """The benchmarks folder's modules (imported the way the scripts import each other)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import _doc_sections
-        import docs_big_models
-        import docs_compare
-        import docs_metrics
-        import docs_worked_example
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return SimpleNamespace(sections=_doc_sections, compare=docs_compare, worked=docs_worked_example,
-                           metrics=docs_metrics, big=docs_big_models)
+    sections, compare, worked, metrics, big = benchmark_modules("_doc_sections", "docs_compare",
+                                                                "docs_worked_example", "docs_metrics", "docs_big_models")
+    return SimpleNamespace(sections=sections, compare=compare, worked=worked, metrics=metrics, big=big)
 
 
 def split(text: str) -> tuple[str, list[tuple[str, str, str]]]:

@@ -4,23 +4,18 @@ Fast: no model runs."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.benchmark_modules import benchmark_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def example():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import _doc_sections
-        import sweep_example
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return _doc_sections, sweep_example
+    return benchmark_modules("_doc_sections", "sweep_example")
 
 
 def test_the_measured_sections_are_marked_and_filled(example):
