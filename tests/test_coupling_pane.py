@@ -72,6 +72,8 @@ async def test_token_view_shows_token_coupling_at_the_selected_layer():
         assert pane.cursor_value == tok[1, 3, 4, 2]                     # layer 3, row token 4, column token 2
         assert pane.message.startswith("token 4 → 2: m = ")
         assert pane.subtitle == "token · layer 3 · K=4 · trained · 1-m²"
+        await pilot.press("v", "v")                                     # the adjacent and distance plots
+        assert pane.view == "distance"
         await pilot.press("v")                                          # back: the column is the pair's column
         assert pane.view == "depth" and pane.column["depth"] == 3       # layer (offset 0 from the row layer 3)
 
@@ -107,8 +109,8 @@ async def test_runs_without_coupling_or_baseline_say_so():
         await pilot.press("r")
         assert not pane.baseline                                        # no baseline: nothing toggles
         assert any("random-baseline" in n.message for n in app._notifications)
-        await pilot.press("v")
-        assert pane.view == "depth" and any(n.message == ONLY_DEPTH for n in app._notifications)
+        await pilot.press("v")                                          # no token view: the profiles next
+        assert pane.view == "adjacent" and not any(n.message == ONLY_DEPTH for n in app._notifications)
 
 
 def test_colour_scale_ends_missing_values_and_windows():

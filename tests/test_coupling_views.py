@@ -36,7 +36,7 @@ async def test_token_view_between_two_layers_follows_the_depth_cursor(run):
         assert pane.cursor_value == tp[1, pairs.index([1, 2]), 2, 1]
         await pilot.press("up")                                          # both layers move: 0 → 1, not computed
         assert pane.current is None and "--token-pairs 0:1" in pane.message
-        await pilot.press("down", "v", "v", "v")                         # context-out, context-in, then depth
+        await pilot.press("down", "v", "v", "v", "v", "v")               # context-out, -in, the profiles, depth
         assert pane.view == "depth" and pane.column["depth"] == 2
 
 
@@ -72,7 +72,7 @@ async def test_context_views_show_the_stored_matrices_at_the_nearest_context_lay
         np.testing.assert_array_equal(pane.current.m, inp[1, 0, 0])
 
 
-async def test_an_only_depth_run_does_not_cycle(run):
+async def test_an_only_depth_run_cycles_through_the_profiles_only(run):
     from coupling_tui.core.results.run import Run
 
     slim = Run(header=dict(run.header), arrays={n: a for n, a in run.arrays.items()
@@ -81,7 +81,9 @@ async def test_an_only_depth_run_does_not_cycle(run):
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("v", "u")
         pane = app.query_one(CouplingPane)
-        assert pane.view == "depth" and pane.variant == "vju"            # vju is still there
+        assert pane.view == "adjacent" and pane.variant == "vju"         # vju is still there
+        await pilot.press("v", "v")
+        assert pane.view == "depth"
 
 
 async def test_the_cursor_line_shows_the_haar_null_of_the_row_jacobian(run):

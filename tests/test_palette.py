@@ -21,7 +21,8 @@ BEFORE = {
     "Cycle coupling K": ("among the K values computed", "action_cycle_k", ()),
     "Toggle token / average": ("depth coupling of one token or all", "action_toggle_average", ()),
     "Toggle trained / random-init": ("needs --random-baseline", "action_toggle_baseline", ()),
-    "Next coupling view": ("depth, token, context (same output / same input)", "action_toggle_view", ()),
+    "Next coupling view": ("depth, token, context, adjacent m(l, l+1), m against |i − j|", "action_toggle_view",
+                           ()),
     "Toggle coupling variant ujv / vju": ("needs --vju", "action_toggle_variant", ()),
     "Next prompt": ("runs of several prompts (p)", "action_step_prompt", (1,)),
     "Previous prompt": ("runs of several prompts (P)", "action_step_prompt", (-1,)),
@@ -39,6 +40,9 @@ method called, its arguments)."""
 ADDED = {
     "Colour scale: fixed 0–1": ("the same for every run, to compare runs by eye", "set_scale", ("fixed",)),
     "Colour scale: auto": ("the matrix's off-diagonal range", "set_scale", ("auto",)),
+    "Coupling view: adjacent m(l, l+1) against depth": ("a plot of the depth matrix", "set_view", ("adjacent",)),
+    "Coupling view: m against |i − j|": ("a plot of the depth matrix", "set_view", ("distance",)),
+    "Coupling view: depth heatmap": ("layer × layer", "set_view", ("depth",)),
 }
 """Fixed entries added since (issue 20 item 4: the colour scale)."""
 

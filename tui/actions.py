@@ -105,9 +105,16 @@ ACTIONS: tuple[UserAction, ...] = (
                "the one-run layout.", needs="baseline",
                commands=(Command("Toggle trained / random-init", "needs --random-baseline"),)),
     UserAction("toggle-view", "v", "toggle_view", "views", "v",
-               "Cycle the coupling views: depth (layer×layer), token (token×token at a layer pair), and the "
-               "context views (cross-token Jacobians, runs computed with --context-layers).", needs="views",
-               commands=(Command("Next coupling view", "depth, token, context (same output / same input)"),)),
+               "Cycle the coupling views: depth (layer×layer), token (token×token at a layer pair), the context "
+               "views (cross-token Jacobians, runs computed with --context-layers), then two plots of the depth "
+               "matrix: adjacent coupling m(l, l+1) against depth and the mean m against |i − j|.", needs="views",
+               commands=(Command("Next coupling view", "depth, token, context, adjacent m(l, l+1), m against "
+                                 "|i − j|"),
+                         Command("Coupling view: adjacent m(l, l+1) against depth", "a plot of the depth matrix",
+                                 call="set_view('adjacent')"),
+                         Command("Coupling view: m against |i − j|", "a plot of the depth matrix",
+                                 call="set_view('distance')"),
+                         Command("Coupling view: depth heatmap", "layer × layer", call="set_view('depth')"))),
     UserAction("toggle-variant", "u", "toggle_variant", "ujv/vju", "u",
                "Depth coupling as |Uᵀ J V| (ujv) or |Vᵀ J U| (vju: runs computed with --vju).", show=False,
                needs="vju",

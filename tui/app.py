@@ -287,7 +287,9 @@ class CouplingApp(KeysMixin, CursorMixin, SignalsMixin, PromptSetsMixin, Compare
             self.set_state(f"cancelled after {run.layers_done}/{run.n_layers} layers — nothing saved")
 
     def action_step_column(self, delta: int) -> None:
-        self.coupling.step_column(self.results, delta)
+        if why := self.coupling.step_column(self.results, delta):
+            self.notify(why, severity="warning", markup=False)
+            return
         self.show_run()
 
     def action_cycle_k(self) -> None:
@@ -307,6 +309,17 @@ class CouplingApp(KeysMixin, CursorMixin, SignalsMixin, PromptSetsMixin, Compare
         if not self.refused("views"):
             self.coupling.toggle_view(self.results, self.selected_layer)
             self.show_run()
+
+    def set_view(self, view: str) -> None:
+        """The palette's direct choice of a coupling view (``v`` cycles them): refused when the run has no such
+        view."""
+        if self.refused("coupling"):
+            return
+        if not self.coupling.set_view(self.results, view, self.selected_layer):
+            self.notify(f"no {view} view in this run (it has {', '.join(self.coupling.views(self.results))})",
+                        severity="warning", markup=False)
+            return
+        self.show_run()
 
     def action_toggle_variant(self) -> None:
         if not self.refused("vju"):
@@ -328,6 +341,7 @@ class CouplingApp(KeysMixin, CursorMixin, SignalsMixin, PromptSetsMixin, Compare
         if self.explorer_screen.has_class("-compare") != comparing:
             self.arrange()
         shown = self.shown_run()                           # the run, or its random-init twin (r)
+        self.coupling.with_twin = not comparing            # the compare layout: each pane its own run only
         for pane in self.query(f".{RUN_PANE_CLASS}"):
             if pane.id in COMPARE_PANES or (comparing and pane.id == "coupling"):
                 continue                                   # drawn by draw_pair, or hidden

@@ -4,13 +4,16 @@
 
 from __future__ import annotations
 
-from .panes.coupling import SCALES
+from .panes.coupling import PROFILE_METRIC, SCALES
+from .panes.profile import PROFILE_VIEWS
 
 
 class ColourMixin:
     """Mixed into CouplingApp (``coupling``, ``show_run``, ``refused``)."""
 
     def action_toggle_metric(self) -> None:
+        if self.coupling.view in PROFILE_VIEWS:
+            self.notify(PROFILE_METRIC, markup=False)
         self.coupling.toggle_metric()
         self.show_run()
 

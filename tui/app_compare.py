@@ -101,6 +101,7 @@ class CompareMixin:
         a, b, labels = self.pair()  # type: ignore[misc]
         lead, other = self.coupling, self.coupling_b
         lead.baseline = False                              # each pane shows the run its title names, never a twin
+        other.with_twin = False
         name_a, name_b = pair_names(a, b, labels)
         lead.border_title, other.border_title = f"Coupling · A {name_a}", f"Coupling · B {name_b}"
         lead.show(a, token, layer)

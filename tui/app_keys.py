@@ -43,7 +43,7 @@ class KeysMixin:
         if needs == "vju":
             return coupling and len(self.results.coupling_variants) > 1
         if needs == "views":
-            return coupling and (len(self.results.coupling_views) > 1 or self.coupling.view != "depth")
+            return coupling and (len(self.coupling.views(self.results)) > 1 or self.coupling.view != "depth")
         return coupling
 
     def why_not(self, needs: str) -> str:

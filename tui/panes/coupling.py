@@ -16,16 +16,19 @@ from coupling_tui.core.results.run import CONTEXT_VIEWS, COUPLING_METRICS, Coupl
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .heatmap import Heatmap
+from .profile import PROFILE_VIEWS, CouplingProfile, Side
 from .readout import Readout
 from .tokens import quoted
 from coupling_tui.core.results import names
 
 NO_COUPLING = "no coupling in this run (computed with --top-k 0)"
 NO_TOKEN_VIEW = "no token×token coupling in this run (computed with --no-token-coupling)"
-ONLY_DEPTH = ("this run has the depth view only: token coupling was off (--no-token-coupling) and no "
-              "--context-layers were given")
+ONLY_DEPTH = "no other coupling view yet: the adjacent and distance plots come with the run's depth coupling"
 VIEW_NAMES = {"depth": "depth", "token": "token", "context-out": "context · same output token",
-              "context-in": "context · same input token"}
+              "context-in": "context · same input token", "adjacent": "adjacent m(l, l+1)",
+              "distance": "m against |i − j|"}
+NO_PROFILE_COLUMN = "the adjacent view has no column: ↑/↓ move along depth, ←/→ change the token"
+PROFILE_METRIC = "the profile views plot m itself (0 = coupled); m switches the heatmaps' colour"
 
 
 SCALES = ("auto", "fixed")
@@ -77,6 +80,12 @@ stored spectrum). The matrix is not symmetric; its diagonal is 0 by construction
 - **Context views** (`v` again, runs with `--context-layers`): cross-token Jacobians J_{t1 t2} = ∂f_{t2}/∂x_{t1}
   — *same output token*: rows/columns are input tokens t1 ≤ t_out; *same input token*: output tokens t2 ≥ t_in.
   Shown at the context layer nearest the selected one.
+- **Adjacent** (`v` after the matrix views): m(l, l+1) (block l's Jacobian in block l+1's bases, dots) and
+  m(l+1, l) (dotted) against depth l — the entries beside the diagonal of the depth matrix shown (this token's or
+  the token average, at K); ↑/↓ move l. **Distance** (`v` again): the mean m over the ordered pairs at each block
+  distance |i − j| (both directions, 2(L − |i − j|) of them); ⇧←/⇧→ move the distance. Both plot m itself (0 =
+  coupled), the run shown first and, when it has one, its trained/random-init twin on the same axes (`r` swaps
+  which is first); `s` fixes the y axis to 0–1. `coupling-tui figures` draws the same for a paper.
 - **Variant** (`u`, runs with `--vju`): depth coupling with U and V exchanged, Vᵀ J U (its diagonal is not 0).
 - **Colour**: `1−m²` (the official notebook's plot: 1 = coupled, bright) or `m` itself (`m` key). The **auto**
   scale spans the off-diagonal values of this matrix and of its trained/random-init twin, so `r` compares fairly
@@ -106,6 +115,11 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
         self.info = Readout(id="coupling-info")
         """The cursor cell's numbers, wrapped between them (never cut) on a narrow pane."""
         self.heatmap = Heatmap(id="coupling-heatmap")
+        self.profile = CouplingProfile(id="coupling-profile")
+        """The adjacent and distance views' plot (tui/panes/profile.py), shown in place of the heatmap."""
+        self.with_twin = True
+        """The profile views draw the run's trained/random-init twin too; off in the compare layout, where each
+        pane shows the run its title names and the other pane the other run."""
         self.k: int | None = None
         """K shown; None = the run's default K."""
         self.metric = COUPLING_METRICS[0]
@@ -117,8 +131,9 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
         self.variant = "ujv"
         self.pair_offset = 0
         """Token and context views: the column layer is the row layer + this (set from the depth cursor)."""
-        self.column = {"depth": 0, "token": 0, "context-out": 0, "context-in": 0}
-        """The cursor's column in each view (a layer, or a token); the row follows the app's selection."""
+        self.column = {"depth": 0, "token": 0, "context-out": 0, "context-in": 0, "distance": 1}
+        """The cursor's column in each view (a layer, or a token; the distance view's is the distance |i − j|); the
+        row follows the app's selection."""
         self.message = ""
         self.subtitle = ""
         self.current: CouplingView | None = None
@@ -133,6 +148,7 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
         yield self.headline
         yield self.info
         yield self.heatmap
+        yield self.profile
 
     # -- state changes (called by the app's actions) --
     def cycle_k(self, run: Run) -> None:
@@ -159,20 +175,42 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
         self.baseline = not self.baseline
         return True
 
+    @staticmethod
+    def views(run: Run | None) -> list[str]:
+        """The views ``v`` cycles through for ``run``: its matrix views (depth → token → context ones), then the
+        profiles of the depth matrix (adjacent, distance) when it has depth coupling."""
+        if run is None:
+            return ["depth", "token"]
+        views = ["depth"] if is_aggregate(run) else list(run.coupling_views)
+        return views + list(PROFILE_VIEWS) if run.coupling_ks else views
+
     def toggle_view(self, run: Run | None = None, layer: int = 0) -> bool:
-        """Cycle the views the run has (depth → token → context ones); leaving the depth view keeps the cursor's
-        column as the layer offset of the pair, coming back puts the column at the pair's column layer. False
-        (and no change) when the run has the depth view only."""
-        views = run.coupling_views if run is not None else ["depth", "token"]
+        """Cycle the views the run has (``views``); leaving the depth view keeps the cursor's column as the layer
+        offset of the pair (and its distance |i − j| for the distance view), coming back puts the column at the
+        pair's column layer. False (and no change) when the run has the depth view only."""
+        views = self.views(run)
         if len(views) < 2 and self.view == "depth":
             return False
         if self.view == "depth":
             self.pair_offset = self.column["depth"] - layer
+            self.column["distance"] = max(1, abs(self.pair_offset))
         following = views[(views.index(self.view) + 1) % len(views)] if self.view in views else "depth"
         if following == "depth" and run is not None and run.n_layers:
             self.column["depth"] = max(0, min(layer + self.pair_offset, run.n_layers - 1))
         self.view = following
         return True
+
+    def set_view(self, run: Run, view: str, layer: int = 0) -> bool:
+        """Go to ``view`` (cycling as ``v`` does, so the cursor's columns follow); False when the run has no such
+        view."""
+        views = self.views(run)
+        if view not in views:
+            return False
+        for _ in views:
+            if self.view == view:
+                break
+            self.toggle_view(run, layer)
+        return self.view == view
 
     def toggle_variant(self, run: Run) -> bool:
         """Switch ujv/vju depth coupling; False (and no change) when the run has only ujv."""
@@ -200,6 +238,10 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
     def share_scale(self, other: "CouplingPane") -> None:
         """One colour scale for this pane and ``other`` (the compare layout's two heatmaps): the union of both
         matrices' ranges, so equal colours mean equal values. Nothing when either shows no matrix."""
+        if self.view in PROFILE_VIEWS and other.view in PROFILE_VIEWS:
+            if self.scale != "fixed":
+                self.profile.share_range(other.profile)
+            return
         if self.current is None or other.current is None or self.scale == "fixed":
             return
         (lo_a, hi_a), (lo_b, hi_b) = self.heatmap.scale, other.heatmap.scale
@@ -210,9 +252,16 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
             heatmap = pane.heatmap
             heatmap.set_matrix(heatmap.values, shared, heatmap.cursor, heatmap.axis_label, "auto, shared by A and B")
 
-    def step_column(self, run: Run, delta: int) -> None:
+    def step_column(self, run: Run, delta: int) -> str:
+        """Move the cursor's column (the distance view: the distance); a reason when this view has no column."""
+        if self.view == "adjacent":
+            return NO_PROFILE_COLUMN
+        if self.view == "distance":
+            self.column["distance"] = max(1, min(self.column["distance"] + delta, max(run.n_layers - 1, 1)))
+            return ""
         n = run.n_layers if self.view == "depth" else run.n_tokens
         self.column[self.view] = max(0, min(self.column[self.view] + delta, n - 1))
+        return ""
 
     def _layers(self, run: Run, layer: int) -> tuple[int, int]:
         """(row layer, column layer) of the token and context views."""
@@ -242,8 +291,11 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
         elif not run.coupling_ks:
             message = NO_COUPLING
         else:
-            if self.view not in run.coupling_views:
+            if self.view not in self.views(run):
                 self.view = "depth"
+            if self.view in PROFILE_VIEWS:
+                self._show_profile(run, token, layer)
+                return
             row_layer, col_layer = self._layers(run, layer)
             view = run.coupling_view(view=self.view, k=self._k(run) if self.view == "depth" or self.view == "token"
                                      else None, token=None if self.average else token, layer=row_layer,
@@ -260,6 +312,7 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
                            f"{'' if (run.header.get('context') or {}).get('cross_layers') else ', same-layer only'})")
         self.current = view
         self.cursor_std = math.nan
+        self._show_plot(False)
         if view is None:
             self.cursor_value = math.nan
             self.heatmap.set_matrix(self.heatmap.values[:0, :0], (math.nan, math.nan), (0, 0))
@@ -297,7 +350,12 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
         last token's (``t``), with the cursor cell's mean ± std."""
         info = run.header["aggregate"]
         n, total = int(info.get("n_prompts", 0)), int(info.get("n_total", 0))
-        self.view = "depth"
+        if self.view not in self.views(run):
+            self.view = "depth"
+        if self.view in PROFILE_VIEWS and n:
+            self._show_profile(run, None, layer)
+            return
+        self._show_plot(False)
         view = aggregate_view(run, k=self._k(run), last_token=not self.average, metric=self.metric,
                               baseline=self.baseline) if n else None
         if view is None:
@@ -319,6 +377,51 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
         self._set_message(f"layer {layer} → {col}: m = {value_text(m)} ± {value_text(std)} (mean ± std over "
                           f"{n}) · 1−m² = {value_text(c)}")
         self._draw(view.view, (layer, col))
+
+    def _show_profile(self, run: Run, token: int | None, layer: int) -> None:
+        """The adjacent or distance view: the profile of the depth matrix shown (this token's or the token average,
+        at K; a prompt set's aggregate: the mean over prompts) — the run's, or its random-init twin's with ``r`` —
+        and, when the run has both, the other one on the same axes."""
+        k = self._k(run)
+        sides, baselines = [], [self.baseline, not self.baseline]
+        if not self.with_twin or not (run.has_baseline or has_aggregate_baseline(run)):
+            baselines = [self.baseline and (run.has_baseline or has_aggregate_baseline(run))]
+        for baseline in baselines:
+            if is_aggregate(run):
+                found = aggregate_view(run, k=k, last_token=not self.average, metric="m", baseline=baseline)
+                view = found.view if found is not None else None
+            else:
+                view = run.coupling_view(view="depth", k=k, token=None if self.average else token, metric="m",
+                                         baseline=baseline, variant=self.variant)
+            if view is not None:
+                sides.append(Side("random-init" if baseline else weights(run) if not is_aggregate(run)
+                                  else "trained", view.m))
+        self.current, self.cursor_std = None, math.nan
+        if not sides:
+            self.cursor_value = math.nan
+            self._show_plot(False)
+            set_subtitle(self, "")
+            self._set_message(NO_COUPLING)
+            return
+        n_layers = sides[0].m.shape[0]
+        if self.view == "adjacent":
+            cursor = max(0, min(layer, n_layers - 2))
+        else:
+            cursor = self.column["distance"] = max(1, min(self.column["distance"], max(n_layers - 1, 1)))
+        self._show_plot(True)
+        readout, self.cursor_value = self.profile.draw(self.view, sides, cursor, self.scale == "fixed")
+        where = ("aggregate · last token" if is_aggregate(run) and not self.average else "aggregate · token average"
+                 if is_aggregate(run) else "token average" if self.average else quoted(run, token or 0))
+        where += " · vju" if self.variant == "vju" and not is_aggregate(run) else ""
+        shown = " + ".join(side.label for side in sides)
+        set_subtitle(self, f"{VIEW_NAMES[self.view]} · {where} · K={k} · {shown} · m")
+        self._set_message(readout)
+
+    def _show_plot(self, plot: bool) -> None:
+        """The profile plot in place of the heatmap, or the heatmap back."""
+        if self.profile.display != plot:
+            self.profile.display = plot
+            self.heatmap.display = not plot
 
     def _draw(self, view: CouplingView, cursor: tuple[int, int]) -> None:
         """The matrix on the scale chosen (``s``): the view's off-diagonal range, or 0–1."""

@@ -1,5 +1,5 @@
-"""A plotext plot with a log y axis (and optionally a log x axis) of one or more named series, redrawn from its own
-stored points on every render (plotext's log bug)."""
+"""A plotext plot with a log y axis (and optionally a log x axis; or a linear y axis on a given range) of one or more
+named series, redrawn from its own stored points on every render (plotext's log bug)."""
 
 from __future__ import annotations
 
@@ -67,6 +67,27 @@ def value_ticks(values: Sequence[int], max_ticks: int) -> list[int]:
     return picked
 
 
+def linear_ticks(lo: float, hi: float, max_ticks: int) -> list[float]:
+    """Ticks of a linear axis spanning lo..hi: the multiples of a 1-2-5 step inside it, at most ``max_ticks`` (at
+    least 2) of them; the two ends when the span is empty or not finite."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [lo] if math.isfinite(lo) else []
+    room = max(max_ticks, 2)
+    for exponent in range(math.floor(math.log10(hi - lo)) - 2, math.floor(math.log10(hi - lo)) + 2):
+        for m in (1, 2, 5):
+            step = m * 10.0 ** exponent
+            first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+            if 2 <= last - first + 1 <= room:
+                return [round(n * step, 12) for n in range(first, last + 1)]
+    return [lo, hi]
+
+
+def finite_points(xs: Iterable[float], ys: Iterable[float]) -> Points:
+    """The (x, y) pairs a linear y axis can draw: finite y only."""
+    kept = [(x, float(y)) for x, y in zip(xs, ys) if math.isfinite(y)]
+    return [x for x, _ in kept], [y for _, y in kept]
+
+
 def _tick_label(value: float) -> str:
     return f"{value:g}" if 1e-3 <= value < 1e5 else f"{value:.0e}".replace("e+0", "e").replace("e-0", "e-")
 
@@ -100,12 +121,15 @@ def _rich_colour(colour: Colour) -> str:
 class LogPlot(PlotextPlot):
     """Named series as lines and dots on a log y axis, plus an optional marked x (vertical line). With ``xlog`` the
     x axis is logarithmic too and its ticks sit at the x values of the points; else x is integer with round
-    ticks."""
+    ticks. With ``ylog=False`` the y axis is linear and spans ``y_range`` (series then filtered by
+    ``finite_points``)."""
 
     def __init__(self, xlabel: str, ylabel: str, *, id: str | None = None,  # noqa: A002 - Textual's keyword
-                 xlog: bool = False) -> None:
+                 xlog: bool = False, ylog: bool = True) -> None:
         super().__init__(id=id)
-        self.xlabel, self.ylabel, self.xlog = xlabel, ylabel, xlog
+        self.xlabel, self.ylabel, self.xlog, self.ylog = xlabel, ylabel, xlog, ylog
+        self.y_range = (math.nan, math.nan)
+        """A linear y axis's span (``set_y_range``); not finite: plotext's own."""
         self.series: tuple[Series, ...] = ()
         """What is drawn now; the first on top (drawn last)."""
         self.x_range = (0, 1)
@@ -141,6 +165,18 @@ class LogPlot(PlotextPlot):
         self.refresh()
         return True
 
+    def set_y_range(self, y_range: tuple[float, float]) -> None:
+        """The span of a linear y axis; repaint only when it changed."""
+        y_range = (float(y_range[0]), float(y_range[1]))
+        if y_range != self.y_range and not (all(map(math.isnan, y_range)) and all(map(math.isnan, self.y_range))):
+            self.y_range = y_range
+            self.refresh()
+
+    def set_labels(self, xlabel: str, ylabel: str) -> None:
+        if (xlabel, ylabel) != (self.xlabel, self.ylabel):
+            self.xlabel, self.ylabel = xlabel, ylabel
+            self.refresh()
+
     def show_axis_labels(self, shown: bool) -> None:
         if shown != self.axis_labels:
             self.axis_labels = shown
@@ -162,7 +198,7 @@ class LogPlot(PlotextPlot):
         lo, hi = self.x_range
         drawn = [s for s in self.series if s.points[0]]
         plt.clear_data()
-        plt.yscale("log" if drawn else "linear")  # plotext fails on an empty log axis
+        plt.yscale("log" if drawn and self.ylog else "linear")  # plotext fails on an empty log axis
         xs = sorted({x for s in drawn for x in s.points[0]})
         if self.xlog and lo > 0:
             plt.xscale("log")
@@ -180,7 +216,14 @@ class LogPlot(PlotextPlot):
         plt.xlabel(self.xlabel if self.axis_labels else None)
         plt.ylabel(self.ylabel if self.axis_labels else None)
         ys = [y for s in drawn for y in s.points[1]]
-        if ys:                                     # decades (1, 10, 100), not plotext's own powers of e
+        y_lo, y_hi = self.y_range
+        if not self.ylog and math.isfinite(y_lo) and math.isfinite(y_hi) and y_hi > y_lo:
+            plt.ylim(y_lo, y_hi)
+            ticks = linear_ticks(y_lo, y_hi, max(self.size.height // 3, 2))
+            plt.yticks(ticks, [f"{t:g}" for t in ticks])
+        elif not self.ylog:
+            plt.ylim(None, None)
+        elif ys:                                   # decades (1, 10, 100), not plotext's own powers of e
             plt.yticks(*log_ticks(min(ys), max(ys)))
         order = [s for s in reversed(drawn) if not s.on_top] + [s for s in drawn if s.on_top]
         for s in order:                            # the first series is drawn last: on top of the others
