@@ -81,3 +81,38 @@ def test_item5_end_labels_merge_on_the_same_or_adjacent_rows_only():
     assert [label for label, _ in groups] == ["p10", "p50,p90"]          # rows 5, 9.5 and 10
     groups = end_label_groups([band(100, "p90"), band(40, "p50"), band(10, "p10")], rows=11, y_range=(1, 100))
     assert [label for label, _ in groups] == ["p10", "p50", "p90"]       # rows 5, 8 and 10: apart
+
+
+async def test_item2_the_status_line_keeps_the_model_and_its_weights_whole():
+    source = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    for size in ((80, 24), (120, 40)):
+        for baseline in (False, True):
+            run = finished_run(**LONG_RUN)
+            run.header["model"] = {**run.header["model"], "source": source, "random_init": baseline}
+            app = CouplingApp(run=run)
+            async with app.run_test(size=size) as pilot:
+                await pilot.pause()
+                status = screen_lines(app)[0]
+                weights = "random-init" if baseline else "trained"
+                assert (f"{source} ({weights})" in status if size == (120, 40)  # was "… · 7 tok…", "(traine…"
+                        else f" SmolLM2-135M-Instruct ({weights})" in status), (size, status)
+                assert "…" not in status, (size, status)              # the rest dropped whole, not cut
+                if size == (120, 40):
+                    assert "7 tokens · 30 layers" in status, status
+
+
+async def test_item3_the_coupling_subtitle_never_cuts_trained_or_random_init():
+    for size in ((80, 24), (120, 40)):
+        app = CouplingApp(run=finished_run(**LONG_RUN, baseline=True))
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            bottom = pane_lines(app, app.coupling)[-1]
+            assert "─ trained · depth · " in bottom, (size, bottom)         # was "… · K=4 · tra… ─╯"
+            await pilot.press("r")                                       # the random-init twin
+            assert "─ random-init · depth · " in pane_lines(app, app.coupling)[-1], size
+    app = CouplingApp(run=finished_run(**LONG_RUN, baseline=True), compare=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        b = app.query_one("#coupling-b")
+        assert "─ random-init · depth · " in pane_lines(app, b)[-1]
+        assert "─ trained · depth · " in pane_lines(app, app.coupling)[-1]
