@@ -116,3 +116,19 @@ async def test_item3_the_coupling_subtitle_never_cuts_trained_or_random_init():
         b = app.query_one("#coupling-b")
         assert "─ random-init · depth · " in pane_lines(app, b)[-1]
         assert "─ trained · depth · " in pane_lines(app, app.coupling)[-1]
+
+
+async def test_item6_the_compare_verdict_is_always_in_view_and_a_cut_table_says_so():
+    for size in ((80, 24), (120, 40)):
+        app = CouplingApp(run=finished_run(**LONG_RUN, baseline=True), compare=True)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await pilot.pause()
+            pane = app.query_one("#compare")
+            text = " ".join(line.strip("│ ") for line in pane_lines(app, pane.table))
+            assert pane.verdict and " ".join(pane.verdict.split()) in " ".join(text.split()), (size, text)
+            bottom = pane_lines(app, pane)[-1]
+            if size == (80, 24):                                         # was: no sign of the rows below
+                assert pane.hidden_lines > 0 and f"↓ {pane.hidden_lines} more lines · " in bottom, bottom
+            else:
+                assert pane.hidden_lines == 0 and "↓" not in bottom, bottom
