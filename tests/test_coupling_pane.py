@@ -71,7 +71,7 @@ async def test_token_view_shows_token_coupling_at_the_selected_layer():
         assert pane.view == "token" and pane.current.axis == "token" and pane.current.values.shape == (7, 7)
         assert pane.cursor_value == tok[1, 3, 4, 2]                     # layer 3, row token 4, column token 2
         assert pane.message.startswith("token 4 → 2: m = ")
-        assert pane.subtitle == "token · layer 3 · K=4 · trained · 1-m²"
+        assert pane.subtitle == "trained · token · layer 3 · K=4 · 1-m²"
         await pilot.press("v", "v")                                     # the adjacent and distance plots
         assert pane.view == "distance"
         await pilot.press("v")                                          # back: the column is the pair's column

@@ -47,7 +47,7 @@ async def test_item10_adjacent_view_plots_the_stored_m_l_l_plus_1_of_trained_and
         assert f"trained: m(2, 3) = {trained[2, 3]:.4f}" in pane.message
         assert f"m(3, 2) = {trained[3, 2]:.4f}" in pane.message
         assert f"random-init: m(2, 3) = {random[2, 3]:.4f}" in pane.message
-        assert pane.subtitle.startswith("adjacent m(l, l+1) · token 6") and "trained + random-init" in pane.subtitle
+        assert pane.subtitle.startswith("trained + random-init · adjacent m(l, l+1) · token 6")
         text = "\n".join(screen_lines(app))
         assert "trained m(l, l+1)" in text and "random-init m(l, l+1)" in text    # the legend, on screen
         assert "block l" in text                                                   # the x axis title

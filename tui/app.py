@@ -9,11 +9,11 @@ from typing import Callable, Iterator
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.containers import Container, Horizontal
-from textual.widgets import Footer, ProgressBar, Static
+from textual.widgets import Footer, ProgressBar
 from textual.worker import Worker, get_current_worker
 
 from coupling_tui.core.results.aggregate import is_aggregate
-from coupling_tui.core.results.compare import weights
+from coupling_tui.core.results.compare import model_name, weights
 from coupling_tui.core.results.comparison import Comparison
 from coupling_tui.core.results.container import RunContainer, container_for
 from coupling_tui.core.results.events import Event, RunStarted
@@ -40,7 +40,7 @@ from .panes import RUN_PANE_CLASS
 from .panes.collapse import CollapsePane
 from .panes.compare import ComparePane
 from .panes.coupling import CouplingPane
-from .panes.readout import MiddleCutStatic
+from .panes.readout import FitStatic, MiddleCutStatic
 from .panes.spectrum import SpectrumPane
 from .panes.tokens import TokensPane
 from .panes.trajectory import TrajectoryPane
@@ -127,7 +127,7 @@ class CouplingApp(KeysMixin, CursorMixin, SignalsMixin, PromptSetsMixin, Compare
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="status"):
-            yield Static(id="run-info", markup=False)
+            yield FitStatic(id="run-info")                  # the model and its weights stay whole
             yield MiddleCutStatic(id="run-state")          # a saved path keeps its file name
         yield TokensPane(id="tokens")
         with Horizontal(id="main"):
@@ -354,25 +354,29 @@ class CouplingApp(KeysMixin, CursorMixin, SignalsMixin, PromptSetsMixin, Compare
         self._show_info()
 
     def _show_info(self) -> None:
-        header = self.results.header
+        """The status line's run: the model and its weights (trained, random-init) first and never cut; the rest
+        dropped from its end where the line is short."""
+        header, tail = self.results.header, ""
         if not header:
-            info = "coupling-tui"
+            variants = ["coupling-tui"]
         else:
             model = header.get("model", {})
+            shown = "random-init" if self.coupling.baseline else weights(self.shown_run())
+            tail = f" ({shown})"
+            name, short = f"{model.get('source', '?')} ({shown})", f"{model_name(self.results)} ({shown})"
             tokens = ("" if is_aggregate(self.results) or CollapsePane.collapse_only(self.results)  # not the pairs'
                       else f"{self.results.n_tokens} tokens · ")
-            shown = "random-init" if self.coupling.baseline else weights(self.shown_run())
-            info = (f"{model.get('source', '?')} ({shown}) · {header.get('device', '?')} · "
-                    f"{header.get('dtype', '?')} · "
-                    f"{tokens}{self.results.n_layers} layers · {convention_of(header)} convention")
+            layers = f"{self.results.n_layers} layers"
+            where = f"{header.get('device', '?')} · {header.get('dtype', '?')}"
+            full = f"{name} · {where} · {tokens}{layers} · {convention_of(header)} convention"
             placed = placement_summary(header)
-            if placed:
-                info = f"{info} · {placed}"
+            variants = [f"{full} · {placed}" if placed else full, f"{name} · {where} · {tokens}{layers}",
+                        f"{name} · {tokens}{layers}", f"{short} · {tokens}{layers}", f"{short} · {layers}", short]
         if self.prompt_set is not None and self.prompt_set.n_prompts:
-            info = f"{self.prompt_set.entry_text(self.entry)} · {info}"
+            variants = [f"{self.prompt_set.entry_text(self.entry)} · {v}" for v in variants]
         if self.comparing():
-            info = self.pair_info()
-        self.query_one("#run-info", Static).update(info)
+            variants, tail = [self.pair_info()], ""
+        self.query_one("#run-info", FitStatic).show_variants(*variants, tail=tail)
 
     def set_state(self, text: str) -> None:
         self.state_text = text

@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 import re
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container
+from textual.events import Resize
 from textual.widgets import Static
 
 from coupling_tui.core.results.compare import map_token, rows, sides, verdict
@@ -69,6 +71,9 @@ Keys: `c` back to the one-run layout, `x` swaps A and B.
         self.lines: list[tuple[str, str, str]] = []
         """The table's rows as text (what, A, B), for tests and the export."""
         self.verdict = ""
+        self.hidden_lines = 0
+        """The table's lines below its box (the border subtitle then says so)."""
+        self._tokens = ""
 
     def compose(self) -> ComposeResult:
         yield self.table
@@ -93,10 +98,25 @@ Keys: `c` back to the one-run layout, `x` swaps A and B.
             self.lines, self.verdict, k = [], "B starts when A finishes", None
         self.table.update(self._table(labels))
         tokens = f"A {quoted(a, token)}" + (f" · B {quoted(b, token_b)}" if b.n_tokens else "") if a.n_tokens else ""
-        set_subtitle(self, tokens + (f" · K={k}" if k is not None else ""))
+        self._tokens = tokens + (f" · K={k}" if k is not None else "")
         self._plot(a, b, token, token_b, layer)
+        self.call_after_refresh(self._mark_overflow)
 
-    def _table(self, labels: tuple[str, str]) -> Table | Text:
+    def on_resize(self, event: Resize) -> None:
+        self.call_after_refresh(self._mark_overflow)
+
+    def _mark_overflow(self) -> None:
+        """The subtitle starts with "↓ N more lines" when the table is taller than its box (like the heatmap's ↓)."""
+        width, height = self.table.content_size
+        hidden = 0
+        if width > 0 and height > 0 and self.lines:
+            console = self.app.console
+            lines = console.render_lines(self.table.content, console.options.update_width(width), pad=False)
+            hidden = max(len(lines) - height, 0)
+        self.hidden_lines = hidden
+        set_subtitle(self, (f"↓ {hidden} more line{'s' if hidden > 1 else ''} · " if hidden else "") + self._tokens)
+
+    def _table(self, labels: tuple[str, str]) -> Table | Group:
         table = Table(box=None, padding=(0, 1), show_edge=False, expand=False, header_style="bold")
         table.add_column("", overflow="ellipsis")             # what each row is: wraps rather than crop a head
         model, heads = column_heads(labels)
@@ -107,9 +127,9 @@ Keys: `c` back to the one-run layout, `x` swaps A and B.
                              min_width=2 + max(len(word) for word in head.split()))
         for name, va, vb in self.lines:
             table.add_row(name, va, vb)
-        table.caption = self.verdict
-        table.caption_justify = "left"
-        return table
+        if not self.verdict:
+            return table
+        return Group(Text(self.verdict, style="bold"), table)   # the verdict first: in view on a short pane
 
     def _plot(self, a: Run, b: Run, token: int, token_b: int, layer: int) -> None:
         same_depth = a.n_layers == b.n_layers or not b.header

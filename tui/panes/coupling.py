@@ -335,7 +335,7 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
                 info = run.header.get("context") or {}
                 where += (f" · t_out={info.get('out_token')}" if self.view == "context-out"
                           else f" · t_in={info.get('in_token')}")
-        set_subtitle(self, f"{VIEW_NAMES[self.view]} · {where} · {k} · {what} · {view.metric}")
+        set_subtitle(self, f"{what} · {VIEW_NAMES[self.view]} · {where} · {k} · {view.metric}")  # weights: never cut
         m, c = view.cell(row, col)
         message = f"{view.axis} {row} → {col}: m = {value_text(m)} · 1−m² = {value_text(c)}"
         if self.view == "depth" and not self.baseline:
@@ -372,7 +372,7 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
         what = "random-init" if self.baseline else "trained"
         where = "last token" if not self.average else "token average"
         so_far = f"{n} prompts" if n == total else f"{n} of {total} prompts so far"
-        set_subtitle(self, f"aggregate · mean over {so_far} · {where} · K={view.view.k} · {what} · "
+        set_subtitle(self, f"{what} · aggregate · mean over {so_far} · {where} · K={view.view.k} · "
                            f"{view.view.metric}")
         self._set_message(f"layer {layer} → {col}: m = {value_text(m)} ± {value_text(std)} (mean ± std over "
                           f"{n}) · 1−m² = {value_text(c)}")
@@ -414,7 +414,7 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
                  if is_aggregate(run) else "token average" if self.average else quoted(run, token or 0))
         where += " · vju" if self.variant == "vju" and not is_aggregate(run) else ""
         shown = " + ".join(side.label for side in sides)
-        set_subtitle(self, f"{VIEW_NAMES[self.view]} · {where} · K={k} · {shown} · m")
+        set_subtitle(self, f"{shown} · {VIEW_NAMES[self.view]} · {where} · K={k} · m")        # weights: never cut
         self._set_message(readout)
 
     def _show_plot(self, plot: bool) -> None:

@@ -196,7 +196,8 @@ class Heatmap(Widget):
 
     def _legend(self, width: int) -> Text:
         """The colour bar between its end values, which scale it is (the longest name that fits) and the pending
-        colour, in ``width`` cells: the values and the scale's name first, the bar shrinking to make room."""
+        colour (only while a cell is pending: NaN), in ``width`` cells: the values and the scale's name first, the
+        bar shrinking to make room."""
         lo, hi = self.scale
         if not (math.isfinite(lo) and math.isfinite(hi)):
             return Text(" " * self._label_w + "no values yet", style="dim")
@@ -204,7 +205,7 @@ class Heatmap(Widget):
         fixed = self._label_w + sum(map(len, ends)) + 1
         names = SCALE_NAMES.get(self.scale_name, (self.scale_name,))
         name = next((x for x in names if fixed + len(x) + MIN_LEGEND_WIDTH <= width), names[-1])
-        pending = "  ■ pending"
+        pending = "  ■ pending" if np.isnan(self.values).any() else ""
         room = width - fixed - len(name)
         bars = max(MIN_LEGEND_WIDTH, min(LEGEND_WIDTH, room - len(pending) if room - len(pending) >= 10 else room))
         bar = Text(" " * self._label_w + ends[0])
@@ -212,7 +213,7 @@ class Heatmap(Widget):
             bar.append("█", style=Style(color=colour(lo + (hi - lo) * i / (bars - 1), lo, hi)))
         bar.append(ends[1])
         bar.append(f" {name}", style="bold")
-        if fixed + len(name) + bars + len(pending) <= width:
+        if pending and fixed + len(name) + bars + len(pending) <= width:
             bar.append("  ■", style=Style(color=MISSING))
             bar.append(" pending", style="dim")
         return bar

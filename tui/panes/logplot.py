@@ -112,6 +112,27 @@ def log_points(xs: Iterable[float], ys: Iterable[float]) -> Points:
     return [x for x, _ in kept], [y for _, y in kept]
 
 
+def end_label_groups(series: Sequence[Series], rows: int, y_range: tuple[float, float]) -> list[tuple[str, Series]]:
+    """The end labels to write, as (text, series to write it at): labels ending at one x whose rows on a log y axis
+    of ``rows`` rows spanning ``y_range`` are equal or adjacent merge into one ("p10,p50", at the middle one's
+    point), so no label hides another."""
+    lo, hi = (math.log10(v) for v in y_range)
+    span = hi - lo
+
+    def row(s: Series) -> int:
+        return round((math.log10(s.points[1][-1]) - lo) / span * (rows - 1)) if span > 0 else 0
+
+    labelled = sorted((s for s in series if s.end_label and s.points[0]), key=lambda s: (s.points[0][-1], s.points[1][-1]))
+    groups: list[list[Series]] = []
+    for s in labelled:
+        last = groups[-1][-1] if groups else None
+        if last is not None and last.points[0][-1] == s.points[0][-1] and row(s) - row(last) <= 1:
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    return [(",".join(s.end_label for s in group), group[len(group) // 2]) for group in groups]
+
+
 def _rich_colour(colour: Colour) -> str:
     if isinstance(colour, tuple):
         return "#{:02x}{:02x}{:02x}".format(*colour)
@@ -144,6 +165,8 @@ class LogPlot(PlotextPlot):
         """A line of text drawn above the plot (empty: none)."""
         self.short_caption = ""
         """What is drawn instead of ``caption`` when the plot is too narrow for it."""
+        self.legend_row = False
+        """Draw ``legend()`` on a line of its own above the plot (when the pane's border has no room for it)."""
 
     @property
     def plotted(self) -> Points:
@@ -182,13 +205,22 @@ class LogPlot(PlotextPlot):
             self.axis_labels = shown
             self.refresh()
 
-    def legend(self) -> Text:
-        """The named series as coloured "● label" entries joined by " · ", for a line beside the plot."""
-        text = Text()
-        for s in self.series:
-            if s.label:
-                text.append((" · " if text else "") + s.glyph + " ", style=_rich_colour(s.colour))
-                text.append(s.label)
+    def show_legend_row(self, shown: bool) -> None:
+        if shown != self.legend_row:
+            self.legend_row = shown
+            self.refresh()
+
+    def legend(self, width: int | None = None) -> Text:
+        """The named series as coloured "● label" entries joined by " · ", for a line beside the plot; with a
+        ``width``, the first of that, " "-joined entries and "●label" entries that fits it (else the last)."""
+        for separator, space in ((" · ", " "), (" ", " "), (" ", "")):
+            text = Text()
+            for s in self.series:
+                if s.label:
+                    text.append((separator if text else "") + s.glyph + space, style=_rich_colour(s.colour))
+                    text.append(s.label)
+            if width is None or len(text) <= width:
+                break
         return text
 
     def render(self) -> RenderResult:
@@ -230,12 +262,26 @@ class LogPlot(PlotextPlot):
             plt.plot(*s.points, marker="•" if s.dots else "·" if s.dotted else "braille", color=s.colour)
             if s.dots:
                 plt.scatter(*s.points, marker=s.dot, color=s.colour)
-            if s.end_label:
-                plt.text(s.end_label, s.points[0][-1], s.points[1][-1], color=s.colour, alignment="right")
+        if ys:
+            for label, s in end_label_groups(drawn, self._data_rows(), (min(ys), max(ys))):
+                plt.text(label, s.points[0][-1], s.points[1][-1], color=s.colour, alignment="right")
         if self.marker is not None:
             plt.vline(self.marker, MARK_COLOR)
             for s in drawn:
                 if s.marked and self.marker in s.points[0]:
                     xs_, ys_ = s.points
                     plt.scatter([self.marker], [ys_[xs_.index(self.marker)]], marker="◆", color=MARK_COLOR)
-        return super().render()
+        if not self.legend_row:
+            return super().render()
+        height = max(self.size.height - 1, 1)      # PlotextPlot.render, one row shorter: the legend's
+        self.plt.plotsize(self.size.width, height)
+        self.plt._set_size(self.size.width, height)
+        self.plt.theme(self._get_plotext_theme_name(self.app.theme))
+        legend = self.legend(self.size.width)
+        return Text("\n").join([legend, Text.from_ansi(self.plt.build())])
+
+    def _data_rows(self) -> int:
+        """The rows plotext's canvas gives the data: less the caption, the frame's two lines, the x tick labels,
+        the axis labels and the legend row."""
+        caption = bool(self.caption or self.short_caption)
+        return max(self.size.height - caption - 3 - self.axis_labels - self.legend_row, 1)

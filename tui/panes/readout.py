@@ -107,3 +107,28 @@ class MiddleCutStatic(Static):
 
     def render(self) -> Text:
         return Text(middle_cut(self.text, self.content_size.width), no_wrap=True)
+
+
+class FitStatic(Static):
+    """A one-line Static shown as the longest of its variants (longest first) that fits its width; when none
+    does, the last is cut before its ``tail`` (e.g. " (trained)"), which stays whole."""
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
+        super().__init__("", id=id, markup=False)
+        self.variants: tuple[str, ...] = ("",)
+        self.tail = ""
+
+    def show_variants(self, *variants: str, tail: str = "") -> None:
+        if (variants, tail) != (self.variants, self.tail):
+            self.variants, self.tail = variants, tail
+            self.update(variants[0])
+
+    def render(self) -> Text:
+        width = self.content_size.width
+        fitting = next((v for v in self.variants if cell_len(v) <= width), None)
+        if fitting is None:
+            last = self.variants[-1]
+            tail = self.tail if last.endswith(self.tail) and cell_len(self.tail) < width else ""
+            head = last[:len(last) - len(tail)]
+            fitting = head[:max(width - cell_len(tail) - 1, 0)] + ELLIPSIS + tail
+        return Text(fitting, no_wrap=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from rich.text import Text
+from textual.events import Resize
 
 from coupling_tui.core.results.compare import weights
 from coupling_tui.core.results.run import Run
@@ -20,6 +21,8 @@ FIT_COLOUR = (230, 140, 40)
 BAND_COLOUR = (128, 128, 128)
 BAND_LABELS = ("p10", "p50", "p90")
 """Every token's norm at each depth: the 10th, 50th and 90th percentiles."""
+BORDER_CELLS = 6
+"""What a border title does not get of the pane's width: the corners and "─ " … " ─"."""
 
 
 def _num(value: float, fmt: str) -> str:
@@ -55,14 +58,16 @@ The red vertical line (and the red ◆ on the curve) marks depth *l* + 1: the **
 (block *l*), the block whose Jacobian the Spectrum pane shows. ↑/↓ (or k/j) move it.
 
 While the model computes, the curve grows one point per finished block. A steady slope on this log axis
-means the norm grows by a constant factor per block. The border title is the legend:
+means the norm grows by a constant factor per block. The border title is the legend (on a narrow pane, the plot's
+first line):
 
 - **token** (blue ●): the selected token's norms.
 - **fit** (orange line): the exponential-growth fit exp(a + b·l) of log‖x^l‖ on depths 1..L (the embedding
   is on another scale); its factor e^b per block and R² are in the title line, with the line-shape score
   **LSS** (1 = a straight trajectory; larger = more bent) and the **linearisation fidelity** (cosine between
   Π(I + J^l) x⁰ and the true state at the last depth computed).
-- **p10 · p50 · p90** (grey, each named at its right end): the spread of every token's norm at each depth, the
+- **p10 · p50 · p90** (grey, each named at its right end; ends on one row or adjacent ones share one name,
+  "p10,p50"): the spread of every token's norm at each depth, the
   median solid, the 10th and 90th percentiles dotted (percentiles rather than min/max: an attention-sink token
   can sit 100× above the rest).
 """
@@ -102,7 +107,17 @@ means the norm grows by a constant factor per block. The border title is the leg
             self.caption = title
             self.refresh()
         self.set_series(series, (0, run.n_layers), layer + 1 if run.n_layers > 0 else None)
-        title = Text(self.BORDER_TITLE + " ").append_text(self.legend()) if series else Text(self.BORDER_TITLE)
+        self._place_legend()
+
+    def on_resize(self, event: Resize) -> None:
+        self._place_legend()
+
+    def _place_legend(self) -> None:
+        """The legend in the border title when it fits there whole, else on the plot's first line (never cut)."""
+        title = Text(self.BORDER_TITLE + " ").append_text(self.legend()) if self.series else Text(self.BORDER_TITLE)
+        fits = len(title) <= self.outer_size.width - BORDER_CELLS
+        self.show_legend_row(not fits)
+        title = title if fits else Text(self.BORDER_TITLE)
         if title.plain != self.title_text:
             self.title_text = title.plain
             self.border_title = title
