@@ -125,10 +125,53 @@ async def test_item6_the_compare_verdict_is_always_in_view_and_a_cut_table_says_
             await pilot.pause()
             await pilot.pause()
             pane = app.query_one("#compare")
-            text = " ".join(line.strip("│ ") for line in pane_lines(app, pane.table))
-            assert pane.verdict and " ".join(pane.verdict.split()) in " ".join(text.split()), (size, text)
+            r, bar = pane.table.region, "\u0304"          # "m̄" is two characters in one cell: cells, not characters
+            text = " ".join(line.replace(bar, "")[r.x:r.right].strip("│ ") for line in screen_lines(app)[r.y:r.bottom])
+            verdict = pane.verdict.replace(bar, "")
+            assert verdict and " ".join(verdict.split()) in " ".join(text.split()), (size, text)
             bottom = pane_lines(app, pane)[-1]
             if size == (80, 24):                                         # was: no sign of the rows below
-                assert pane.hidden_lines > 0 and f"↓ {pane.hidden_lines} more lines · " in bottom, bottom
+                assert pane.hidden_lines > 0 and f"↓ {pane.hidden_lines} more lines · PgUp/PgDn · " in bottom, bottom
             else:
                 assert pane.hidden_lines == 0 and "↓" not in bottom, bottom
+
+
+async def test_item5_the_compare_table_scrolls_with_pgdn_and_pgup_to_its_last_row():
+    app = CouplingApp(run=finished_run(**LONG_RUN, baseline=True), compare=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        pane = app.query_one("#compare")
+        last = pane.lines[-1][1]                                         # the table's last row: cut before
+        shown = lambda: " ".join(" ".join(line.split()) for line in pane_lines(app, pane.scroller))  # noqa: E731
+        hidden = pane.hidden_lines
+        assert hidden > 0 and last not in shown()
+        for _ in range(hidden):
+            await pilot.press("pagedown")
+            if pane.hidden_lines == 0:
+                break
+        await pilot.pause()
+        assert pane.hidden_lines == 0 and pane.lines_above > 0 and last in shown(), shown()
+        bottom = pane_lines(app, pane)[-1]
+        assert f"↑ {pane.lines_above} more line" in bottom and "↓" not in bottom, bottom
+        for _ in range(hidden):
+            await pilot.press("pageup")
+        await pilot.pause()
+        assert pane.lines_above == 0 and pane.hidden_lines == hidden
+    app = CouplingApp(run=finished_run(**LONG_RUN, baseline=True))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("pagedown")                                    # the one-run layout: says why not
+        assert any("c shows it" in str(n.message) for n in app._notifications)
+
+
+async def test_item5_the_compare_status_line_never_cuts_what_tells_a_from_b():
+    for size in ((80, 24), (120, 40)):
+        run = finished_run(**LONG_RUN, baseline=True)
+        run.header["model"] = {**run.header["model"], "source": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+        app = CouplingApp(run=run, compare=True)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            status = pane_lines(app, app.query_one("#run-info"))[0]
+            assert "A trained · " in status and "B random-init" in status, (size, status)   # was "· B ra…"
+            assert "B random-init…" not in status and not status.rstrip().endswith("B ra…"), status
+            if size == (120, 40):                                    # room for the model and the sizes too
+                assert "30 layers" in status, status

@@ -375,7 +375,7 @@ class CouplingApp(KeysMixin, CursorMixin, SignalsMixin, PromptSetsMixin, Compare
         if self.prompt_set is not None and self.prompt_set.n_prompts:
             variants = [f"{self.prompt_set.entry_text(self.entry)} · {v}" for v in variants]
         if self.comparing():
-            variants, tail = [self.pair_info()], ""
+            variants, tail = self.pair_info()
         self.query_one("#run-info", FitStatic).show_variants(*variants, tail=tail)
 
     def set_state(self, text: str) -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from coupling_tui.core.results.aggregate import is_aggregate
-from coupling_tui.core.results.compare import map_layer, map_token, pair_names, random_init_run, side_label
+from coupling_tui.core.results.compare import (map_layer, map_token, model_name, pair_names, random_init_run,
+                                               side_label, weights)
 from coupling_tui.core.results.comparison import Comparison, save_a_alone
 from coupling_tui.core.results.run import Run
 
@@ -84,6 +85,14 @@ class CompareMixin:
         self.arrange()
         self.show_run()
 
+    def action_scroll_compare(self, pages: int) -> None:
+        if self.refused("compare"):
+            return
+        if not self.comparing():
+            self.notify("the Compare table is in the compare layout: c shows it", severity="warning", markup=False)
+            return
+        self.query_one(ComparePane).scroll_table(pages)
+
     def keep_a(self) -> str:
         """After a failed compute: when it was a comparison whose model A had finished, save A alone (at the save
         path) and say so (" · A saved to …"); "" otherwise."""
@@ -114,10 +123,23 @@ class CompareMixin:
         self.query_one(ComparePane).show_pair(a, b, labels, token, layer,
                                               lead.current.k if lead.current is not None else None)
 
-    def pair_info(self) -> str:
+    def pair_info(self) -> tuple[list[str], str]:
+        """The status line in the compare layout: its versions, preferred first (the status line shows the first
+        that fits), and the part kept whole when none fits — what tells A from B ("A trained · B random-init", or
+        B's name) is never cut."""
         a, b, labels = self.pair()  # type: ignore[misc]
+        if not a.header:
+            return ["coupling-tui"], ""
         depth = f"{a.n_layers} layers" if a.n_layers == b.n_layers else f"{a.n_layers} / {b.n_layers} layers"
         conv = a.convention if a.convention == b.convention else f"{a.convention} / {b.convention}"
         names = pair_names(a, b, labels)
-        return (f"A {names[0]} · B {names[1]} · {a.header.get('device', '?')} · {a.n_tokens} tokens · {depth} · "
-                f"{conv} convention" if a.header else "coupling-tui")
+        rests = [f"{a.header.get('device', '?')} · {a.n_tokens} tokens · {depth} · {conv} convention",
+                 f"{a.n_tokens} tokens · {depth}", ""]
+        heads = [f"A {names[0]} · B {names[1]}"]
+        if b.header and model_name(a) == model_name(b):            # one model's two weights: say them first
+            heads += [f"A {weights(a)} · B {weights(b)} · {model_name(a)}", f"A {weights(a)} · B {weights(b)}"]
+            tail = f" · B {weights(b)}"
+        else:
+            tail = f" · B {names[1]}"
+        order = ((0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2), (2, 1), (2, 2))   # the model's name before the rest
+        return [f"{heads[h]} · {rests[r]}" if rests[r] else heads[h] for h, r in order if h < len(heads)], tail

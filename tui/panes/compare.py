@@ -7,10 +7,11 @@ import math
 import re
 
 from rich.console import Group
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Container
+from textual.containers import Container, VerticalScroll
 from textual.events import Resize
 from textual.widgets import Static
 
@@ -60,7 +61,8 @@ architecture with random weights.
   (last ↔ last); B's layer is the one at the same relative depth. Both heatmaps follow every coupling key and share
   one colour scale (equal colours, equal values).
 
-Keys: `c` back to the one-run layout, `x` swaps A and B.
+Keys: `c` back to the one-run layout, `x` swaps A and B, PgUp/PgDn scroll the table when it is taller than the
+pane (the bottom border then says how many lines are above and below).
 """
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
@@ -73,11 +75,23 @@ Keys: `c` back to the one-run layout, `x` swaps A and B.
         self.verdict = ""
         self.hidden_lines = 0
         """The table's lines below its box (the border subtitle then says so)."""
+        self.lines_above = 0
+        """The table's lines scrolled above its box (PgUp brings them back)."""
+        self.scroller = VerticalScroll(id="compare-scroll")
+        """The table's box: it scrolls (PgUp/PgDn, the mouse wheel) when the table is taller."""
+        self.scroller.can_focus = False
         self._tokens = ""
 
     def compose(self) -> ComposeResult:
-        yield self.table
+        with self.scroller:
+            yield self.table
         yield self.plot
+
+    def scroll_table(self, pages: int) -> None:
+        """Scroll the table by ``pages`` of its box's height (negative: up); the subtitle follows."""
+        step = max(self.scroller.scrollable_content_region.height - 1, 1)
+        self.scroller.scroll_to(y=self.scroller.scroll_y + pages * step, animate=False, immediate=True)
+        self._mark_overflow()
 
     def show(self, run: Run, token: int, layer: int = 0) -> None:
         """A run pane's usual call: the app draws this pane with ``show_pair`` instead."""
@@ -96,25 +110,37 @@ Keys: `c` back to the one-run layout, `x` swaps A and B.
             k = sa.k
         else:
             self.lines, self.verdict, k = [], "B starts when A finishes", None
-        self.table.update(self._table(labels))
+        table = self._table(labels)
+        self.table.update(table)
+        self._fit_width(table)
         tokens = f"A {quoted(a, token)}" + (f" · B {quoted(b, token_b)}" if b.n_tokens else "") if a.n_tokens else ""
         self._tokens = tokens + (f" · K={k}" if k is not None else "")
         self._plot(a, b, token, token_b, layer)
         self.call_after_refresh(self._mark_overflow)
 
+    def _fit_width(self, table: Table | Group) -> None:
+        """The scrolling box as wide as the table wants (a scroll container does not size to its content), plus
+        its padding and scrollbar; the CSS's max-width still caps it."""
+        console = self.app.console
+        wanted = Measurement.get(console, console.options, table).maximum + 2
+        if self.scroller.styles.width is None or self.scroller.styles.width.value != wanted:
+            self.scroller.styles.width = wanted
+
     def on_resize(self, event: Resize) -> None:
         self.call_after_refresh(self._mark_overflow)
 
     def _mark_overflow(self) -> None:
-        """The subtitle starts with "↓ N more lines" when the table is taller than its box (like the heatmap's ↓)."""
-        width, height = self.table.content_size
-        hidden = 0
-        if width > 0 and height > 0 and self.lines:
-            console = self.app.console
-            lines = console.render_lines(self.table.content, console.options.update_width(width), pad=False)
-            hidden = max(len(lines) - height, 0)
-        self.hidden_lines = hidden
-        set_subtitle(self, (f"↓ {hidden} more line{'s' if hidden > 1 else ''} · " if hidden else "") + self._tokens)
+        """The subtitle starts with "↑ N · ↓ M more lines · PgUp/PgDn" when the table is taller than its box (like
+        the heatmap's ↓)."""
+        box = self.scroller
+        above = round(box.scroll_y) if self.lines else 0
+        below = max(round(box.max_scroll_y - box.scroll_y), 0) if self.lines else 0
+        self.hidden_lines, self.lines_above = below, above
+        marks = [f"↑ {above}" if above else "", f"↓ {below}" if below else ""]
+        mark = " · ".join(m for m in marks if m)
+        if mark:
+            mark += f" more line{'s' if max(above, below) > 1 else ''} · PgUp/PgDn · "
+        set_subtitle(self, mark + self._tokens)
 
     def _table(self, labels: tuple[str, str]) -> Table | Group:
         table = Table(box=None, padding=(0, 1), show_edge=False, expand=False, header_style="bold")

@@ -110,7 +110,7 @@ class MiddleCutStatic(Static):
 
 
 class FitStatic(Static):
-    """A one-line Static shown as the longest of its variants (longest first) that fits its width; when none
+    """A one-line Static shown as the first of its variants (preferred first) that fits its width; when none
     does, the last is cut before its ``tail`` (e.g. " (trained)"), which stays whole."""
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own keyword
