@@ -12,7 +12,7 @@ import numpy as np
 from coupling_tui.tui.app import CouplingApp
 from coupling_tui.tui.panes.trajectory import TrajectoryPane
 from tests.test_app import finished_run
-from tests.test_collapse_pane import screen_lines
+from tests.test_collapse_pane import collapse_stream, screen_lines  # noqa: F401 - a fixture
 
 SMALL_RUN = dict(n_layers=3, n_tokens=5, k=4, coupling=True)
 LONG_RUN = dict(n_layers=30, n_tokens=7, k=4, coupling=True)
@@ -175,3 +175,24 @@ async def test_item5_the_compare_status_line_never_cuts_what_tells_a_from_b():
             assert "B random-init…" not in status and not status.rstrip().endswith("B ra…"), status
             if size == (120, 40):                                    # room for the model and the sizes too
                 assert "30 layers" in status, status
+
+
+async def test_item5_the_collapse_sensitivity_numbers_are_whole_at_80x24_and_120x40(collapse_stream):
+    from coupling_tui.core.maths.collapse_view import sensitivity_shares
+    from coupling_tui.core.results import names
+    from coupling_tui.tui.panes.collapse import CollapsePane, percent
+    from tests.test_collapse_pane import run_of
+
+    run = run_of(collapse_stream)
+    shares = sensitivity_shares(run.arrays[names.COLLAPSE_SENSITIVITY])
+    numbers = [percent(shares.first), percent(shares.first_half), percent(shares.last)]
+    for size in ((80, 24), (120, 40)):
+        app = CouplingApp(run=run)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            pane = app.query_one(CollapsePane)
+            label = pane_lines(app, pane.sens_label)[0]
+            assert all(n in label for n in numbers) and "…" not in label, (size, label)   # was "last 3…"
+            if size == (120, 40):                                      # the full line: wrapped, not cut
+                text = " ".join(line.strip("│ ") for line in pane_lines(app, pane.sens_info))
+                assert f"largest at i = {shares.peak}" in text and "…" not in text, text

@@ -21,7 +21,7 @@ from coupling_tui.core.results.run import Run
 
 from . import RUN_PANE_CLASS, WAITING, set_subtitle
 from .logplot import LogPlot, Series, log_points
-from .readout import Readout
+from .readout import FitStatic, Readout
 from .tokens import visible
 from .vector_strips import VectorStrips
 from coupling_tui.core.results import names
@@ -119,10 +119,10 @@ difference (L∞ → L1/d → relative L2). docs/collapse.md defines every numbe
         """Which curve is which, wrapped between entries (never cut)."""
         self.plot = LogPlot("n (repeats)", MEASURES[0], id="collapse-plot", xlog=True)
         self.per_n = Static("", id="collapse-per-n")
-        self.sens_info = Static("", id="collapse-sens-info", markup=False)
-        """The sensitivity's full line (hidden on a short pane)."""
-        self.sens_label = Static("", id="collapse-sens-label", markup=False)
-        """Its short summary, left of the sparkline."""
+        self.sens_info = Readout(id="collapse-sens-info")
+        """The sensitivity's full line, wrapped between its parts (never cut; hidden on a short pane)."""
+        self.sens_label = FitStatic(id="collapse-sens-label")
+        """Its short summary, left of the sparkline: the longest wording whose numbers all fit."""
         self.sens = Sparkline([], id="collapse-sens")
         self.family = 0
         """Index into the header's ``collapse.families``."""
@@ -247,8 +247,8 @@ difference (L∞ → L1/d → relative L2). docs/collapse.md defines every numbe
         self.legend.show("")
         self.plot.set_series((), (1, 1))
         self.per_n.update("")
-        self.sens_info.update("")
-        self.sens_label.update("")
+        self.sens_info.show("")
+        self.sens_label.show_variants("")
         self.sens.data = []
 
     def _set_info(self, text: Text) -> None:
@@ -367,19 +367,21 @@ difference (L∞ → L1/d → relative L2). docs/collapse.md defines every numbe
         info, values = run.header["collapse"].get("sensitivity"), run.arrays.get(names.COLLAPSE_SENSITIVITY)
         shares = sensitivity_shares(values) if info and values is not None else None
         if not info or values is None or values.size == 0:
-            full, short = "no over-squashing sensitivity in this run (computed with --no-sensitivity)", ""
+            full, short = "no over-squashing sensitivity in this run (computed with --no-sensitivity)", [""]
         else:
             how = "exact" if info.get("method") == "exact" else f"Hutchinson {info.get('probes')} probes"
-            full = (f"sensitivity ‖∂y/∂e_i‖ to each input position i, share of the total ({info['family']}, "
-                    f"n = {info['n']}, {info['n_tokens']} tokens, {how})")
+            full = (f"sensitivity ‖∂y/∂e_i‖ to each input position i, share of the total · {info['family']}, "
+                    f"n = {info['n']}, {info['n_tokens']} tokens, {how}")
             if shares is None:
-                full, short = f"{full}: {PENDING}", f"sensitivity: {PENDING}"
+                full, short = f"{full} · {PENDING}", [f"sensitivity: {PENDING}"]
             else:
-                full += f": largest at i = {shares.peak}"
-                short = (f"‖∂y/∂e_i‖ share: i=0 {percent(shares.first)} · first half "
-                         f"{percent(shares.first_half)} · last {percent(shares.last)} ")
-        self.sens_info.update(full)
-        self.sens_label.update(short)
+                full += f" · largest at i = {shares.peak}"
+                first, half, last = percent(shares.first), percent(shares.first_half), percent(shares.last)
+                short = [f"‖∂y/∂e_i‖ share: i=0 {first} · first half {half} · last {last} ",
+                         f"share i=0 {first} · 1st half {half} · last {last} ",
+                         f"i=0 {first} · ½ {half} · last {last} "]
+        self.sens_info.show(full)
+        self.sens_label.show_variants(*short)
         self.sens.display = shares is not None
         data = [float(v) for v in values] if shares is not None else []
         if data != self.sens.data:

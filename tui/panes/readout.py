@@ -122,6 +122,11 @@ class FitStatic(Static):
         if (variants, tail) != (self.variants, self.tail):
             self.variants, self.tail = variants, tail
             self.update(variants[0])
+            self.refresh(layout=True)
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        """As wide as its preferred variant (``width: auto``); a max-width then picks a shorter one."""
+        return cell_len(self.variants[0])
 
     def render(self) -> Text:
         width = self.content_size.width
