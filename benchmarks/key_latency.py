@@ -61,14 +61,32 @@ def slow_job(events, layer_seconds: float):
     return job
 
 
-async def rendered(app, pilot) -> None:
-    """Every message the key caused is handled (a screen it pushed included), then the screen renders what
-    changed, as its update timer would next (``pilot.pause`` is not used: it waits for the whole process to be
-    idle, which a compute in the worker thread never is)."""
-    await pilot._wait_for_screen()                  # noqa: SLF001 - Pilot's own wait for pending messages
-    await asyncio.sleep(0)
-    await pilot._wait_for_screen()                  # noqa: SLF001
-    app.screen._on_timer_update()                   # noqa: SLF001 - the compositor renders the dirty widgets
+def pending(screen) -> bool:
+    """Whether the screen or a widget on it still has a repaint, a layout or a scroll to do."""
+    if screen._dirty_widgets or screen._layout_required or screen._scroll_required or screen._repaint_required:  # noqa: SLF001
+        return True
+    return any(w._repaint_required or w._layout_required for w in screen.walk_children())  # noqa: SLF001
+
+
+async def rendered(app, pilot, rounds: int = 12) -> None:
+    """Every message the key caused is handled (a screen it pushed included) and every repaint it caused is
+    rendered: the widgets' own message loops post their updates to the screen, then the screen renders what changed
+    (the compositor renders every dirty widget), as its update timer would next — repeated until two rounds in a row
+    find nothing left to do (at most ``rounds``: a compute keeps posting). ``pilot.pause`` is not used: it waits for
+    the whole process to be idle, which a compute in the worker thread never is. (An earlier version stopped after
+    two rounds and so left some presses' rendering to the next press.)"""
+    quiet = 0
+    for _ in range(rounds):
+        await pilot._wait_for_screen()              # noqa: SLF001 - Pilot's own wait for pending messages
+        await asyncio.sleep(0)
+        screen = app.screen
+        if pending(screen):
+            screen._on_timer_update()               # noqa: SLF001 - the compositor renders the dirty widgets
+            quiet = 0
+        else:
+            quiet += 1
+            if quiet == 2:
+                return
 
 
 def send_key(app, key: str) -> None:

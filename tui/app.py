@@ -3,6 +3,7 @@ finishes."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -164,6 +165,9 @@ class CouplingApp(KeysMixin, CursorMixin, SignalsMixin, PromptSetsMixin, Compare
         self.query_one(CouplingPane).focus()
         self.arrange()
         self.show_run()
+        self.call_after_refresh(gc.freeze)
+        """What the app holds once its screen is up (modules, widgets, the run) lives as long as the app: kept out of
+        the garbage collector's full passes, which took up to 47 ms of a key press (benchmarks/key_latency.py)."""
 
     # -- compute worker (runs in a thread; only posts messages) --
     @work(thread=True, exclusive=True, exit_on_error=False, group="compute", description="engine run")
@@ -331,7 +335,10 @@ class CouplingApp(KeysMixin, CursorMixin, SignalsMixin, PromptSetsMixin, Compare
         while node is not None and getattr(node, "HELP", None) is None:
             node = node.parent
         pane_help = node.HELP if node is not None else self.query_one(TrajectoryPane).HELP
-        self.push_screen(HelpScreen(pane_help))
+        name = f"help-{type(node).__name__ if node is not None else 'trajectory'}"
+        if not self.is_screen_installed(name):             # built once per pane: opens again without a rebuild
+            self.install_screen(HelpScreen(pane_help), name)
+        self.push_screen(name)
 
     # -- drawing --
     def show_run(self) -> None:

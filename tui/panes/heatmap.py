@@ -47,6 +47,23 @@ def colour(value: float, lo: float, hi: float) -> str:
     return f"#{round(r):02x}{round(g):02x}{round(b):02x}"
 
 
+def colour_grid(values: np.ndarray, lo: float, hi: float) -> list[list[str]]:
+    """``colour`` of every entry of ``values`` [rows, columns], computed with numpy (the same arithmetic, so the
+    same colours: tests/test_heatmap_lines.py checks it)."""
+    values = np.asarray(values, dtype=np.float64)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return [[MISSING] * values.shape[1] for _ in range(values.shape[0])]
+    with np.errstate(invalid="ignore"):
+        x = np.full(values.shape, 0.5) if hi <= lo else np.clip((values - lo) / (hi - lo), 0.0, 1.0)
+    pos = np.nan_to_num(x) * (len(_STOPS) - 1)
+    i = np.minimum(pos.astype(np.int64), len(_STOPS) - 2)
+    rgb = np.round(_STOPS[i] + (pos - i)[..., None] * (_STOPS[i + 1] - _STOPS[i])).astype(np.int64)
+    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    finite = np.isfinite(values)
+    return [[f"#{code:06x}" if ok else MISSING for code, ok in zip(row, ok_row)]
+            for row, ok_row in zip(codes.tolist(), finite.tolist())]
+
+
 @lru_cache(maxsize=4096)
 def half_block_style(top: str, bottom: str | None) -> Style:
     """The style of "▀" showing ``top`` over ``bottom`` (one object per pair: the renderer caches by style)."""
@@ -102,31 +119,60 @@ class Heatmap(Widget):
         key = (self._key, self.size.width, self.size.height)
         if key != self._strips_key:
             self._strips_key = key
-            text = self.render_at(self.size.width, self.size.height)
-            lines = Segment.split_and_crop_lines(text.render(self.app.console), self.size.width, pad=True,
-                                                 style=self.rich_style, include_new_lines=False)
-            base = self.rich_style
-            self._strips = [Strip(Segment.apply_style(line, base), self.size.width) for line in lines]
+            self._strips = self._render_strips(self.size.width, self.size.height)
         if 0 <= y < len(self._strips):
             return self._strips[y]
         return Strip.blank(self.size.width, self.rich_style)
 
+    def _render_strips(self, width: int, height: int) -> list[Strip]:
+        """``render_at``'s rows as strips: the matrix rows straight from their segments (no rich Text to render
+        and split: the costly part of a repaint), the axis and legend lines through rich."""
+        base, console = self.rich_style, self.app.console
+        rows, tail = self._rows(width, height)
+        strips = []
+        for label, label_style, runs in rows:
+            segments = [Segment(label, console.get_style(label_style))]
+            segments += [Segment(cells, style) for cells, style in runs]
+            strips.append(Strip(Segment.apply_style(segments, base)).adjust_cell_length(width, base))
+        if tail is not None:
+            lines = Segment.split_and_crop_lines(tail.render(console), width, pad=True, style=base,
+                                                 include_new_lines=False)
+            strips += [Strip(Segment.apply_style(line, base), width) for line in lines]
+        return strips
+
     def render_at(self, width: int, height: int) -> Text:
         """The heatmap, its axis line and its legend in ``width`` × ``height`` cells."""
+        rows, tail = self._rows(width, height)
+        if tail is None:
+            return Text("")
+        out = Text(no_wrap=True, overflow="crop")
+        for label, label_style, runs in rows:
+            out.append(label, style=label_style)
+            for cells, style in runs:
+                out.append(cells, style=style)
+            out.append("\n")
+        out.append_text(tail)
+        return out
+
+    def _rows(self, width: int, height: int) -> tuple[list[tuple[str, str, list[tuple[str, Style]]]], Text | None]:
+        """The matrix's text rows — (label, its style, runs of equal cells as (characters, style)) — and the axis
+        and legend lines below them; ([], None) when nothing fits."""
         n = self.values.shape[0] if self.values.ndim == 2 else 0
         self._label_w = max(LABEL_WIDTH, len(str(max(n - 1, 0))) + 2)
         width, height = width - self._label_w, height - 2
         if n == 0 or width < 2 or height < 1:
-            return Text("")
+            return [], None
         scale_px = max(1, min(width // n, (2 * height) // n))
         r0, nr = window(n, (2 * height) // scale_px, self.cursor[0])
         c0, nc = window(n, width // scale_px, self.cursor[1])
         self.shown = (r0, nr, c0, nc)
         lo, hi = self.scale
-        colours = [[CURSOR if (r, c) == self.cursor else colour(float(self.values[r, c]), lo, hi)
-                    for c in range(c0, c0 + nc)] for r in range(r0, r0 + nr)]
+        colours = colour_grid(self.values[r0:r0 + nr, c0:c0 + nc], lo, hi)
+        row, col = self.cursor[0] - r0, self.cursor[1] - c0
+        if 0 <= row < nr and 0 <= col < nc:
+            colours[row][col] = CURSOR
         step = 5 if n > 12 else 1
-        out = Text(no_wrap=True, overflow="crop")
+        rows = []
         pixel_rows = nr * scale_px
         for y in range(0, pixel_rows, 2):
             top, bottom = y // scale_px, (y + 1) // scale_px if y + 1 < pixel_rows else None
@@ -136,20 +182,20 @@ class Heatmap(Widget):
                     label = "↑" + label[1:]
                 elif y + 2 >= pixel_rows and r0 + nr < n:
                     label = "↓" + label[1:]
-            out.append(label, style="bold" if label.startswith("▶") else "dim")
             pairs = [(colours[top][c], colours[bottom][c] if bottom is not None else None) for c in range(nc)]
-            c = 0
+            runs, c = [], 0
             while c < nc:                        # one span per run of equal cells: rendering costs per span
                 run = c + 1
                 while run < nc and pairs[run] == pairs[c]:
                     run += 1
-                out.append("▀" * ((run - c) * scale_px), style=half_block_style(*pairs[c]))
+                runs.append(("▀" * ((run - c) * scale_px), half_block_style(*pairs[c])))
                 c = run
-            out.append("\n")
-        out.append(self._column_axis(c0, nc, scale_px, step))
-        out.append("\n")
-        out.append_text(self._legend(width + self._label_w))
-        return out
+            rows.append((label, "bold" if label.startswith("▶") else "dim", runs))
+        tail = Text(no_wrap=True, overflow="crop")
+        tail.append(self._column_axis(c0, nc, scale_px, step))
+        tail.append("\n")
+        tail.append_text(self._legend(width + self._label_w))
+        return rows, tail
 
     def window_note(self) -> str:
         """Which rows and columns are drawn when the matrix is larger than the widget ("" when all are)."""

@@ -8,8 +8,12 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from rich.text import Text
+from rich.segment import Segment
 from textual.app import RenderResult
+from textual.strip import Strip
 from textual_plotext import PlotextPlot
+
+from .ansi_text import matrix_segments, matrix_text
 
 _TICK_STEPS = (1, 2, 5, 10, 20, 25, 50, 100, 200, 500)
 MARK_COLOR = "red"
@@ -133,6 +137,30 @@ def end_label_groups(series: Sequence[Series], rows: int, y_range: tuple[float, 
     return [(",".join(s.end_label for s in group), group[len(group) // 2]) for group in groups]
 
 
+def _build(plot: PlotextPlot, height: int | None = None):
+    """What ``PlotextPlot.render`` builds (at ``height`` rows, default the widget's): plotext's matrix of cells,
+    without the ANSI canvas plotext would write from it (read directly by ``matrix_text``/``matrix_segments``:
+    writing and decoding the escapes was three quarters of a plot's repaint)."""
+    height = plot.size.height if height is None else height
+    plt = plot.plt
+    plt.plotsize(plot.size.width, height)
+    plt._set_size(plot.size.width, height)         # noqa: SLF001 - as PlotextPlot.render does (textual-plotext #5)
+    plt.theme(plot._get_plotext_theme_name(plot.app.theme))   # noqa: SLF001
+    plt._set_sizes()                               # noqa: SLF001 - plotext's build() up to its canvas string
+    plt._build_matrix()                            # noqa: SLF001
+    return plt.monitor.matrix
+
+
+def plotext_text(plot: PlotextPlot, height: int | None = None) -> Text:
+    """What ``PlotextPlot.render`` draws, as rich Text (``matrix_text``)."""
+    return matrix_text(_build(plot, height))
+
+
+def plotext_segments(plot: PlotextPlot, height: int | None = None) -> list[list[Segment]]:
+    """What ``PlotextPlot.render`` draws, as one list of segments per row (``matrix_segments``)."""
+    return matrix_segments(_build(plot, height))
+
+
 def _rich_colour(colour: Colour) -> str:
     if isinstance(colour, tuple):
         return "#{:02x}{:02x}{:02x}".format(*colour)
@@ -164,6 +192,8 @@ class LogPlot(PlotextPlot):
         self.caption = ""
         """A line of text drawn above the plot (empty: none)."""
         self.short_caption = ""
+        self._strips: list[Strip] = []
+        self._strips_key: tuple | None = None
         """What is drawn instead of ``caption`` when the plot is too narrow for it."""
         self.legend_row = False
         """Draw ``legend()`` on a line of its own above the plot (when the pane's border has no room for it)."""
@@ -224,9 +254,45 @@ class LogPlot(PlotextPlot):
         return text
 
     def render(self) -> RenderResult:
+        legend = self._draw()
+        if legend is None:
+            return plotext_text(self)
+        return Text("\n").join([legend, plotext_text(self, max(self.size.height - 1, 1))])   # the legend's row
+
+    def render_line(self, y: int) -> Strip:
+        """Row ``y`` of what ``render`` draws, as strips built straight from plotext's matrix (``matrix_segments``)
+        once per drawn state, size and theme: Textual's own path from a Text of thousands of spans was most of a
+        plot's repaint (benchmarks/key_latency.py)."""
+        key = (self.series, self.x_range, self.marker, self.x_values, self.y_range, self.xlabel, self.ylabel,
+               self.caption, self.short_caption, self.axis_labels, self.legend_row, self.xlog, self.ylog, self.size,
+               self.app.theme)
+        if key != self._strips_key:
+            self._strips_key = key
+            self._strips = self._render_strips()
+        if 0 <= y < len(self._strips):
+            return self._strips[y]
+        return Strip.blank(self.size.width, self.rich_style)
+
+    def _render_strips(self) -> list[Strip]:
+        width, base, console = self.size.width, self.rich_style, self.app.console
+        if width <= 0 or self.size.height <= 0:
+            return []
+        legend = self._draw()
+        rows = []
+        if legend is not None:
+            legend.no_wrap, legend.overflow = True, "crop"
+            rows.append(list(legend.render(console)))
+        rows += plotext_segments(self, max(self.size.height - (legend is not None), 1))
+        return [Strip(Segment.apply_style(row, base)).adjust_cell_length(width, base)
+                for row in rows[: self.size.height]]
+
+    def _draw(self) -> Text | None:
+        """Hand plotext the figure (series, axes, ticks, labels, marker); the legend line when it has a row of its
+        own (``legend_row``), else None."""
         # plotext's log scale rewrites its stored data in place on every build, so a second build of the same
         # data would take the log twice: hand it fresh data on each render (a handful of points, cheap).
         plt = self.plt
+        plt.theme(self._get_plotext_theme_name(self.app.theme))   # first: a series of no colour takes the theme's
         lo, hi = self.x_range
         drawn = [s for s in self.series if s.points[0]]
         plt.clear_data()
@@ -271,14 +337,7 @@ class LogPlot(PlotextPlot):
                 if s.marked and self.marker in s.points[0]:
                     xs_, ys_ = s.points
                     plt.scatter([self.marker], [ys_[xs_.index(self.marker)]], marker="◆", color=MARK_COLOR)
-        if not self.legend_row:
-            return super().render()
-        height = max(self.size.height - 1, 1)      # PlotextPlot.render, one row shorter: the legend's
-        self.plt.plotsize(self.size.width, height)
-        self.plt._set_size(self.size.width, height)
-        self.plt.theme(self._get_plotext_theme_name(self.app.theme))
-        legend = self.legend(self.size.width)
-        return Text("\n").join([legend, Text.from_ansi(self.plt.build())])
+        return self.legend(self.size.width) if self.legend_row else None
 
     def _data_rows(self) -> int:
         """The rows plotext's canvas gives the data: less the caption, the frame's two lines, the x tick labels,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual_plotext import PlotextPlot
 
-from .logplot import MARK_COLOR
+from .logplot import MARK_COLOR, plotext_text
 
 POINT_COLOUR = (86, 156, 214)
 FIT_COLOUR = (230, 140, 40)
@@ -128,4 +128,4 @@ The selected model of the table is the red ◆; Enter opens its run in the usual
             chosen = [p for p in pts if p[0] == self.selected]
             if chosen:
                 plt.scatter([chosen[0][1]], [chosen[0][2]], marker="◆", color=MARK_COLOR)
-        return super().render()
+        return plotext_text(self)
