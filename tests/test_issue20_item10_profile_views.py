@@ -52,7 +52,7 @@ async def test_item10_adjacent_view_plots_the_stored_m_l_l_plus_1_of_trained_and
         assert "trained m(l, l+1)" in text and "random-init m(l, l+1)" in text    # the legend, on screen
         assert "block l" in text                                                   # the x axis title
         await pilot.press("r")                                     # random-init first (on top, quoted first)
-        assert pane.cursor_value == random[2, 3] and pane.message.startswith("layer 2 → 3: random-init")
+        assert pane.cursor_value == random[2, 3] and pane.message.startswith("layer 2 → 3 · random-init")
         await pilot.press("r", "t")                                # the token average
         mean = run.arrays[names.COUPLING_DEPTH_MEAN_K][k].astype(np.float64)
         assert pane.cursor_value == pytest.approx(mean[2, 3]) and "token average" in pane.subtitle
@@ -72,7 +72,7 @@ async def test_item10_distance_view_is_the_mean_over_the_pairs_at_each_distance(
         (xs, ys), = [s.points for s in pane.profile.plot.series]
         assert xs == list(range(1, L)) and ys == pytest.approx(expected, abs=0)
         assert pane.profile.plot.marker == 2 and pane.cursor_value == pytest.approx(expected[1], abs=0)
-        assert f"|i − j| = 2: trained: mean m = {expected[1]:.4f} over the {2 * (L - 2)} pairs" in pane.message
+        assert f"|i − j| = 2 · trained: mean m = {expected[1]:.4f} · over the {2 * (L - 2)} pairs" in pane.message
         await pilot.press("L")                                     # shift+→ moves the distance
         assert pane.profile.plot.marker == 3 and pane.cursor_value == pytest.approx(expected[2], abs=0)
         await pilot.press(*["H"] * 9)                              # clamped at |i − j| = 1
@@ -142,3 +142,17 @@ async def test_item10_the_palette_goes_to_a_profile_view_directly_and_refuses_a_
         app.set_view("depth")
         await pilot.pause()
         assert pane.view == "depth" and pane.heatmap.display
+
+
+async def test_item10_the_profile_readout_is_never_cut_at_80x24():
+    run = coupled_run(baseline=True)
+    app = CouplingApp(run=run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.coupling
+        for view in ("adjacent", "distance"):
+            await press_until(pilot, pane, view)
+            await pilot.pause()
+            r = pane.info.region
+            shown = " ".join(line[r.x:r.right].strip() for line in screen_lines(app)[r.y:r.bottom])
+            assert "…" not in shown, shown
+            assert f"{pane.cursor_value:.4f}" in shown, (view, shown)       # the value under the cursor, whole

@@ -100,16 +100,14 @@ class CouplingProfile(Container):
                 if cursor in x:
                     i = x.index(cursor)
                     value = float(forward[i]) if n == 0 else value
-                    readout.append(f"{side.label}: m({cursor}, {cursor + 1}) = {_num(float(forward[i]))} · "
-                                   f"m({cursor + 1}, {cursor}) = {_num(float(backward[i]))}")
+                    readout += [f"{side.label}: m({cursor}, {cursor + 1}) = {_num(float(forward[i]))}",
+                                f"m({cursor + 1}, {cursor}) = {_num(float(backward[i]))}"]
             else:
                 (means,) = ys
                 series.append(Series(side.label, finite_points(x, means), colour, on_top=n == 0))
                 if cursor in x:
                     value = float(means[x.index(cursor)]) if n == 0 else value
-                    pairs = 2 * (side.m.shape[0] - cursor)
-                    readout.append(f"{side.label}: mean m = {_num(float(means[x.index(cursor)]))} over the {pairs} "
-                                   f"pairs i → j")
+                    readout.append(f"{side.label}: mean m = {_num(float(means[x.index(cursor)]))}")
         if not sides or sides[0].m.shape[0] < 2:
             readout = ["a profile needs at least 2 layers"]
         n_layers = sides[0].m.shape[0] if sides else 2
@@ -119,7 +117,9 @@ class CouplingProfile(Container):
         self.plot.set_series(series, x_range, cursor)
         self.legend.update(self.plot.legend())
         where = (f"layer {cursor} → {cursor + 1}" if kind == "adjacent" else f"|i − j| = {cursor}")
-        return (f"{where}: " + " · ".join(readout) if readout else where), value
+        if kind == "distance" and sides and n_layers > cursor:
+            readout.append(f"over the {2 * (n_layers - cursor)} pairs i → j")
+        return " · ".join([where] + readout), value      # " · " parts: the readout wraps between them, never cuts
 
     def share_range(self, other: "CouplingProfile") -> None:
         """One y span for this plot and ``other`` (the compare layout's A and B): the union of both."""
