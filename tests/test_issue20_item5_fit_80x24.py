@@ -196,3 +196,19 @@ async def test_item5_the_collapse_sensitivity_numbers_are_whole_at_80x24_and_120
             if size == (120, 40):                                      # the full line: wrapped, not cut
                 text = " ".join(line.strip("│ ") for line in pane_lines(app, pane.sens_info))
                 assert f"largest at i = {shares.peak}" in text and "…" not in text, text
+
+
+async def test_item5_the_coupling_subtitle_takes_a_shorter_wording_rather_than_cut():
+    for compare in (False, True):
+        app = CouplingApp(run=finished_run(**LONG_RUN, baseline=True), compare=compare)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            panes = [app.coupling] + ([app.query_one("#coupling-b")] if compare else [])
+            for pane in panes:
+                bottom = pane_lines(app, pane)[-1]
+                assert "…" not in bottom and "K=4" in bottom, (compare, bottom)   # was "· token 6 '·w6' · …"
+                assert pane.subtitle.endswith("K=4 · 1-m²")                       # the full wording is kept
+    app = CouplingApp(run=finished_run(**LONG_RUN, baseline=True))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause()
+        assert f"─ {app.coupling.subtitle} ─" in pane_lines(app, app.coupling)[-1]   # room: the full wording

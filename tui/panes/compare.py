@@ -116,6 +116,7 @@ pane (the bottom border then says how many lines are above and below).
         tokens = f"A {quoted(a, token)}" + (f" · B {quoted(b, token_b)}" if b.n_tokens else "") if a.n_tokens else ""
         self._tokens = tokens + (f" · K={k}" if k is not None else "")
         self._plot(a, b, token, token_b, layer)
+        self._mark_overflow()                              # the tokens now; how much is hidden once laid out
         self.call_after_refresh(self._mark_overflow)
 
     def _fit_width(self, table: Table | Group) -> None:

@@ -14,7 +14,7 @@ from coupling_tui.core.results.compare import weights
 from coupling_tui.core.results.headline import aggregate_headline_text, headline_text, run_headline
 from coupling_tui.core.results.run import CONTEXT_VIEWS, COUPLING_METRICS, CouplingView, Run, default_k
 
-from . import RUN_PANE_CLASS, WAITING, set_subtitle
+from . import RUN_PANE_CLASS, WAITING, fit_subtitle, set_subtitle
 from .heatmap import Heatmap
 from .profile import PROFILE_VIEWS, CouplingProfile, Side
 from .readout import Readout
@@ -143,6 +143,9 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
         the mean over prompts."""
         self.cursor_std: float = math.nan
         """A prompt set's aggregate: the std over prompts of m_K under the cursor (NaN otherwise)."""
+
+    def on_resize(self) -> None:
+        fit_subtitle(self)                                 # the wording of the subtitle that fits the new width
 
     def compose(self) -> ComposeResult:
         yield self.headline
@@ -327,7 +330,8 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
         k = f"K={view.k}"
         if self.view == "depth":
             where = "token average" if self.average else quoted(run, token)
-            where += " · vju" if self.variant == "vju" else ""
+            short = "avg" if self.average else f"t{token}"
+            where, short = ((where + " · vju", short + " · vju") if self.variant == "vju" else (where, short))
         else:
             row_layer, col_layer = self._layers(run, layer)
             where = f"layer {row_layer}" if row_layer == col_layer else f"layers {row_layer} → {col_layer}"
@@ -335,7 +339,11 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
                 info = run.header.get("context") or {}
                 where += (f" · t_out={info.get('out_token')}" if self.view == "context-out"
                           else f" · t_in={info.get('in_token')}")
-        set_subtitle(self, f"{what} · {VIEW_NAMES[self.view]} · {where} · {k} · {view.metric}")  # weights: never cut
+            short = where
+        name = VIEW_NAMES[self.view]
+        set_subtitle(self, f"{what} · {name} · {where} · {k} · {view.metric}",   # the weights first: never cut
+                     f"{what} · {name} · {short} · {k} · {view.metric}", f"{what} · {name} · {short} · {k}",
+                     f"{what} · {short} · {k}", what)
         m, c = view.cell(row, col)
         message = f"{view.axis} {row} → {col}: m = {value_text(m)} · 1−m² = {value_text(c)}"
         if self.view == "depth" and not self.baseline:
@@ -373,7 +381,8 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
         where = "last token" if not self.average else "token average"
         so_far = f"{n} prompts" if n == total else f"{n} of {total} prompts so far"
         set_subtitle(self, f"{what} · aggregate · mean over {so_far} · {where} · K={view.view.k} · "
-                           f"{view.view.metric}")
+                           f"{view.view.metric}", f"{what} · aggregate of {n} · {where} · K={view.view.k}",
+                     f"{what} · aggregate · K={view.view.k}", what)
         self._set_message(f"layer {layer} → {col}: m = {value_text(m)} ± {value_text(std)} (mean ± std over "
                           f"{n}) · 1−m² = {value_text(c)}")
         self._draw(view.view, (layer, col))
@@ -414,7 +423,9 @@ prompts of the depth coupling — the last token's, or the token average (`t`) �
                  if is_aggregate(run) else "token average" if self.average else quoted(run, token or 0))
         where += " · vju" if self.variant == "vju" and not is_aggregate(run) else ""
         shown = " + ".join(side.label for side in sides)
-        set_subtitle(self, f"{shown} · {VIEW_NAMES[self.view]} · {where} · K={k} · m")        # weights: never cut
+        short = "avg" if self.average else f"t{token}" if token is not None else where
+        set_subtitle(self, f"{shown} · {VIEW_NAMES[self.view]} · {where} · K={k} · m",          # weights: never cut
+                     f"{shown} · {self.view} · {short} · K={k}", f"{shown} · {self.view}", shown)
         self._set_message(readout)
 
     def _show_plot(self, plot: bool) -> None:
