@@ -156,3 +156,17 @@ async def test_item10_the_profile_readout_is_never_cut_at_80x24():
             shown = " ".join(line[r.x:r.right].strip() for line in screen_lines(app)[r.y:r.bottom])
             assert "…" not in shown, shown
             assert f"{pane.cursor_value:.4f}" in shown, (view, shown)       # the value under the cursor, whole
+
+
+async def test_item10_e_exports_the_profile_view_as_shown(tmp_path):
+    from tests.test_coupling_pane import svg_text
+
+    app = CouplingApp(run=coupled_run(baseline=True), export_dir=tmp_path, run_name="r")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await press_until(pilot, app.coupling, "adjacent")
+        await pilot.press("e")
+        await pilot.pause()
+        [svg] = list(tmp_path.glob("*.svg"))
+        text = svg_text(svg.read_text()).replace(" ", "")               # blank runs are not text elements
+        for shown in ("trained m(l, l+1)", "random-init m(l, l+1)", "block l", app.coupling.message.split(" · ")[1]):
+            assert shown.replace(" ", "") in text, shown                 # the legend, the axis, the readout
