@@ -212,3 +212,23 @@ async def test_item5_the_coupling_subtitle_takes_a_shorter_wording_rather_than_c
     async with app.run_test(size=(160, 40)) as pilot:
         await pilot.pause()
         assert f"─ {app.coupling.subtitle} ─" in pane_lines(app, app.coupling)[-1]   # room: the full wording
+
+
+async def test_item5_the_tokens_pane_says_which_tokens_it_shows_when_the_prompt_is_longer():
+    from coupling_tui.tui.panes.tokens import TokensPane
+
+    app = CouplingApp(run=finished_run(n_layers=3, n_tokens=120, k=4, coupling=True))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        pane = app.query_one(TokensPane)
+        bottom = pane_lines(app, pane)[-1]
+        match = re.search(r"↑ tokens (\d+)–119 of 120 ─", bottom)           # was "tokens 0–119": not all shown
+        assert match and int(match.group(1)) > 0, bottom
+        assert f"·w{match.group(1)}" in pane_lines(app, pane)[1]             # the first token shown is that one
+        await pilot.press("home")
+        await pilot.pause()
+        assert re.search(r"tokens 0–\d+ of 120 ↓ ─", pane_lines(app, pane)[-1]), pane_lines(app, pane)[-1]
+    app = CouplingApp(run=finished_run(n_layers=3, n_tokens=6, k=4, coupling=True))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert "tokens 0–5 ─" in pane_lines(app, app.query_one(TokensPane))[-1]   # all shown: no arrows

@@ -48,6 +48,7 @@ The prompt as the model's tokenizer split it, one cell per token. Whitespace is 
         """Each token's visible text."""
         self.selected = 0
         """Index of the highlighted token."""
+        self._quoted = ""
 
     def show(self, run: Run, token: int, layer: int = 0) -> None:
         """Show ``run``'s tokens with ``token`` highlighted (the selected ``layer`` does not change them)."""
@@ -58,7 +59,22 @@ The prompt as the model's tokenizer split it, one cell per token. Whitespace is 
         if token != self.selected:
             self.selected = token
             self.refresh()
-        subtitle = f"{quoted(run, token)} · tokens 0–{len(cells) - 1}" if cells else ""
+        self._quoted = quoted(run, token) if cells else ""
+        self._set_subtitle()
+
+    def on_resize(self) -> None:
+        self._set_subtitle()
+
+    def _set_subtitle(self) -> None:
+        """"token 51 '.' · tokens 0–51"; when the pane shows only some lines of the prompt, which tokens it shows
+        and arrows where more are: "token 51 '.' · ↑ tokens 9–51 of 52"."""
+        n, width = len(self.cells), self.content_size.width
+        subtitle = f"{self._quoted} · tokens 0–{n - 1}" if n else ""
+        shown = self._visible_lines(width) if n and width > 0 else []
+        if shown and shown[0] and (shown[0][0] > 0 or shown[-1][-1] < n - 1):
+            first, last = shown[0][0], shown[-1][-1]
+            subtitle = (f"{self._quoted} · {'↑ ' if first > 0 else ''}tokens {first}–{last} of {n}"
+                        f"{' ↓' if last < n - 1 else ''}")
         if subtitle != self.border_subtitle:
             self.border_subtitle = subtitle
 
