@@ -51,10 +51,10 @@ def profile_range(sides: list[Side], kind: str) -> tuple[float, float]:
 
 
 def _lines(side: Side, kind: str) -> tuple[np.ndarray, ...]:
-    """(x, y…) of one side: adjacent → (l, m(l, l+1), m(l+1, l)); distance → (|i − j|, mean m, entries)."""
+    """(x, y…) of one side: adjacent → (l, m(l, l+1), m(l+1, l)); distance → (|i − j|, mean m)."""
     if kind == "adjacent":
         return adjacent_coupling(side.m)
-    gaps, means, counts = distance_profile(side.m)
+    gaps, means, _ = distance_profile(side.m)
     return gaps, means
 
 
