@@ -9,6 +9,7 @@ from typing import Callable, Iterator
 
 from textual import on, work
 from textual.app import App, ComposeResult
+from textual.events import Unmount
 from textual.containers import Container, Horizontal
 from textual.widgets import Footer, ProgressBar
 from textual.worker import Worker, get_current_worker
@@ -167,7 +168,12 @@ class CouplingApp(KeysMixin, CursorMixin, SignalsMixin, PromptSetsMixin, Compare
         self.show_run()
         self.call_after_refresh(gc.freeze)
         """What the app holds once its screen is up (modules, widgets, the run) lives as long as the app: kept out of
-        the garbage collector's full passes, which took up to 47 ms of a key press (benchmarks/key_latency.py)."""
+        the garbage collector's full passes, which took up to 47 ms of a key press (benchmarks/key_latency.py);
+        handed back to the collector when the app ends (``_unfreeze``)."""
+
+    @on(Unmount)
+    def _unfreeze(self) -> None:
+        gc.unfreeze()                                      # the app's objects (widget cycles) collectable again
 
     # -- compute worker (runs in a thread; only posts messages) --
     @work(thread=True, exclusive=True, exit_on_error=False, group="compute", description="engine run")
