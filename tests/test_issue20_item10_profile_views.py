@@ -170,3 +170,19 @@ async def test_item10_e_exports_the_profile_view_as_shown(tmp_path):
         text = svg_text(svg.read_text()).replace(" ", "")               # blank runs are not text elements
         for shown in ("trained m(l, l+1)", "random-init m(l, l+1)", "block l", app.coupling.message.split(" · ")[1]):
             assert shown.replace(" ", "") in text, shown                 # the legend, the axis, the readout
+
+
+async def test_item10_a_prompt_sets_aggregate_has_the_profiles_of_its_mean_matrix():
+    from coupling_tui.core.results.aggregate import aggregate_view
+    from tests.test_set_results import filled
+
+    pset = filled()
+    app = CouplingApp(run=pset)
+    async with app.run_test(size=(120, 40)) as pilot:
+        pane = app.coupling
+        assert app.entry == pset.n_prompts                             # opened on the aggregate
+        await press_until(pilot, pane, "adjacent")
+        mean = aggregate_view(app.results, k=pane._k(app.results), last_token=True, metric="m").view.m
+        (xs, ys), _ = [s.points for s in pane.profile.plot.series]
+        assert ys == [float(mean[l, l + 1]) for l in xs]
+        assert pane.subtitle.startswith("trained · adjacent m(l, l+1) · aggregate · last token")
