@@ -8,6 +8,7 @@ import pytest
 
 from tests.test_app import finished_run
 from tests.test_palette import hits
+from tests.test_collapse_pane import collapse_stream  # noqa: F401 - a fixture
 
 from coupling_tui.tui.app import CouplingApp
 from coupling_tui.tui.commands import ExplorerCommands
@@ -69,3 +70,23 @@ async def test_a_number_out_of_range_is_refused_not_clamped(query, message):
         await pilot.pause()
         assert (app.selected_token, app.selected_layer) == before          # was: clamped to the last
         assert [n.message for n in app._notifications] == [message]
+
+
+async def test_item6_token_and_layer_keys_in_a_collapse_run_or_an_aggregate_say_why(collapse_stream):
+    from coupling_tui.tui.app_keys import AGGREGATE_TOKENS, COLLAPSE_RUN
+    from tests.test_collapse_pane import run_of, screen_lines
+    from tests.test_set_results import filled
+
+    app = CouplingApp(run=run_of(collapse_stream))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert "←/h →/l" not in screen_lines(app)[-1]                   # the footer does not offer them
+        for key in ("left", "up", "end", "K"):
+            await pilot.press(key)
+        assert [str(n.message) for n in app._notifications] == [COLLAPSE_RUN]    # was: nothing
+    app = CouplingApp(run=filled())                                           # opens on the aggregate
+    async with app.run_test(size=(100, 30)) as pilot:
+        layer = app.selected_layer
+        await pilot.press("left", "down")
+        assert any(str(n.message) == AGGREGATE_TOKENS for n in app._notifications)
+        assert app.selected_layer == layer + 1                                # layers still move

@@ -26,8 +26,9 @@ class Command:
     command has none."""
 
 
-NEEDS = ("coupling", "baseline", "vju", "views", "collapse", "prompts", "compare", "computing")
-"""What an action can need: the Coupling pane on screen ("coupling", absent from a collapse run without
+NEEDS = ("coupling", "baseline", "vju", "views", "collapse", "prompts", "compare", "computing", "tokens", "layers")
+"""What an action can need: tokens to select ("tokens": not in a collapse run, whose pairs are not the stored prompt,
+nor in a prompt set's aggregate), layers to select ("layers": not in a collapse run); the Coupling pane on screen ("coupling", absent from a collapse run without
 Jacobians); with it a random-init baseline outside the compare layout ("baseline", --random-baseline), the vju
 variant ("vju", --vju), a view besides depth ("views"); collapse data ("collapse"); a prompt set ("prompts");
 two runs to compare ("compare"); a compute running ("computing")."""
@@ -74,21 +75,23 @@ class UserAction:
 
 ACTIONS: tuple[UserAction, ...] = (
     UserAction("previous-token", "left,h", "step_token(-1)", "prev token", "←/h", "Select the previous token.",
-               footer_group="token",
+               footer_group="token", needs="tokens",
                commands=(Command("Jump to token {n}", call="jump_to_token", words=("token", "t")),)),
     UserAction("next-token", "right,l", "step_token(1)", "next token", "→/l", "Select the next token.",
-               footer_group="token"),
+               footer_group="token", needs="tokens"),
     UserAction("back-10-tokens", "left_square_bracket", "step_token(-10)", "-10 tokens", "[",
-               "Jump 10 tokens back.", show=False),
+               "Jump 10 tokens back.", show=False, needs="tokens"),
     UserAction("forward-10-tokens", "right_square_bracket", "step_token(10)", "+10 tokens", "]",
-               "Jump 10 tokens forward.", show=False),
-    UserAction("first-token", "home", "first_token", "first token", "home", "Select the first token.", show=False),
-    UserAction("last-token", "end", "last_token", "last token", "end", "Select the last token.", show=False),
+               "Jump 10 tokens forward.", show=False, needs="tokens"),
+    UserAction("first-token", "home", "first_token", "first token", "home", "Select the first token.", show=False,
+               needs="tokens"),
+    UserAction("last-token", "end", "last_token", "last token", "end", "Select the last token.", show=False,
+               needs="tokens"),
     UserAction("previous-layer", "up,k", "step_layer(-1)", "prev layer", "↑/k", "Select the previous layer (block).",
-               footer_group="layer",
+               footer_group="layer", needs="layers",
                commands=(Command("Jump to layer {n}", call="jump_to_layer", words=("layer", "l")),)),
     UserAction("next-layer", "down,j", "step_layer(1)", "next layer", "↓/j", "Select the next layer (block).",
-               footer_group="layer"),
+               footer_group="layer", needs="layers"),
     UserAction("previous-column", "shift+left,H", "step_column(-1)", "prev column", "⇧←/H",
                "Move the coupling cursor's column back (a layer, or a token in the token view).",
                footer_group="column", needs="coupling"),

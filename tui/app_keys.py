@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from textual import events
 
-from coupling_tui.core.results.aggregate import has_aggregate_baseline
+from coupling_tui.core.results.aggregate import has_aggregate_baseline, is_aggregate
 
 from .actions import action_for_key, requirement
 from .notices import NO_PAIR, NO_PROMPTS
@@ -17,6 +17,10 @@ NO_BASELINE = "this run has no random-init baseline: compute it with --random-ba
 NO_VJU = "this run has only the ujv variant: compute the vju one with --vju"
 NO_COMPUTE = "nothing to cancel: no compute is running"
 COLLAPSE_ZOOMED = "the Collapse pane fills this small screen: 1 brings the Coupling pane back"
+COLLAPSE_RUN = ("a collapse run has no coupling, tokens or layers to select (coupling-tui collapse computes no "
+                "Jacobians): , . choose n, f the family, n and d what is plotted")
+AGGREGATE_TOKENS = ("the aggregate over prompts has no tokens (prompts differ in them): t switches last token / "
+                    "token average, p / P show a prompt")
 BASELINE_IN_COMPARE = ("the compare layout shows each run as its pane's title names it: c goes back to the one-run "
                        "layout, where r switches trained / random-init")
 
@@ -36,6 +40,9 @@ class KeysMixin:
             return self.prompt_set is not None
         if needs == "collapse":
             return CollapsePane.available(self.results)
+        if needs in ("tokens", "layers"):
+            run = self.results
+            return not CollapsePane.collapse_only(run) and (needs == "layers" or not is_aggregate(run))
         coupling = self._coupling_shown()
         if needs == "baseline":
             run = self.results
@@ -48,6 +55,11 @@ class KeysMixin:
 
     def why_not(self, needs: str) -> str:
         """Why an action needing ``needs`` does not apply now (one line for a warning)."""
+        if needs in ("tokens", "layers", "coupling", "baseline", "vju", "views") and CollapsePane.collapse_only(
+                self.results):
+            return COLLAPSE_RUN
+        if needs == "tokens":
+            return AGGREGATE_TOKENS
         if needs in ("coupling", "baseline", "vju", "views") and not self._coupling_shown():
             return COLLAPSE_ZOOMED if self.collapse_zoomed() else NO_COUPLING
         return {"computing": NO_COMPUTE, "compare": NO_PAIR, "prompts": NO_PROMPTS, "collapse": NO_COLLAPSE,
