@@ -13,7 +13,7 @@ from textual.app import RenderResult
 from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
-from .ansi_text import matrix_segments, matrix_text
+from .plotext_cells import matrix_segments, matrix_text
 
 _TICK_STEPS = (1, 2, 5, 10, 20, 25, 50, 100, 200, 500)
 MARK_COLOR = "red"

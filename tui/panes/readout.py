@@ -121,8 +121,7 @@ class FitStatic(Static):
     def show_variants(self, *variants: str, tail: str = "") -> None:
         if (variants, tail) != (self.variants, self.tail):
             self.variants, self.tail = variants, tail
-            self.update(variants[0])
-            self.refresh(layout=True)
+            self.update(variants[0])                       # a layout too: the width follows variants[0]
 
     def get_content_width(self, container: Size, viewport: Size) -> int:
         """As wide as its preferred variant (``width: auto``); a max-width then picks a shorter one."""

@@ -1,5 +1,6 @@
-"""The plots' fast ANSI decoding (tui/panes/ansi_text.py) gives the characters and styles rich's own
-``Text.from_ansi`` gives, on real plotext canvases of the explorer's plots and on hand-made escapes."""
+"""The plots read from plotext's cell matrix (tui/panes/plotext_cells.py) show the characters and styles rich's own
+``Text.from_ansi`` gives plotext's ANSI canvas of the same matrix, on every plot of the explorer, and a plot's strips
+are its rendered Text."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from rich.console import Console
 from rich.text import Text
 
 from coupling_tui.tui.app import CouplingApp
-from coupling_tui.tui.panes.ansi_text import ansi_text, matrix_text
+from coupling_tui.tui.panes.plotext_cells import matrix_text
 from coupling_tui.tui.panes.logplot import LogPlot
 from tests.test_coupling_pane import coupled_run
 
@@ -17,18 +18,6 @@ CONSOLE = Console(width=400, color_system="truecolor", force_terminal=True)
 def cells(text: Text) -> list[tuple[str, object]]:
     """Every character with the style it is drawn in."""
     return [(ch, seg.style) for seg in text.render(CONSOLE) for ch in seg.text]
-
-
-def same(canvas: str) -> None:
-    fast, slow = ansi_text(canvas), Text.from_ansi(canvas)
-    assert fast.plain == slow.plain
-    assert cells(fast) == cells(slow)
-
-
-def test_hand_made_escapes_decode_as_rich_decodes_them():
-    same("plain\n\x1b[31mred\x1b[0m then \x1b[1;38;2;10;20;30mbold rgb\x1b[0m\n\x1b[48;5;4m\x1b[38;5;9mx\x1b[0my\n")
-    same("\x1b[41m\x1b[0m\x1b[32mgreen\x1b[0m")
-    same("")
 
 
 def drawn(text: Text) -> list[tuple[str, object]]:
@@ -50,7 +39,6 @@ async def test_every_plot_of_the_explorer_reads_as_its_ansi_canvas_does():
                 matrix = plot.plt.monitor.matrix
                 canvas = matrix.set_canvas()                         # plotext's own ANSI canvas of it
                 assert "\x1b[" in canvas
-                same(canvas)                                         # the escapes decoded as rich does
                 fast, slow = matrix_text(matrix), Text.from_ansi(canvas)
                 assert fast.plain == slow.plain
                 assert drawn(fast) == drawn(slow), (view, plot.id)

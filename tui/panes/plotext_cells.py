@@ -1,20 +1,16 @@
-"""A fast ``Text.from_ansi`` for plotext's canvases. Plotext writes every run of equal colours as its SGR escapes
-(background, foreground, style), the characters and a reset; rich's general decoder parses every escape anew, which
-was three quarters of a plot's repaint (about 60 ms of the adjacent-coupling plot at 200×60, benchmarks/
-key_latency.py). Here each distinct run of escapes is decoded once, by rich itself (so the styles are rich's), and
-cached. Presentation only."""
+"""Plotext's plots as rich segments, read from plotext's cell matrix (marker, foreground, style and background of
+every cell) instead of the ANSI canvas plotext would write from it: writing that canvas and decoding it again with
+rich's general decoder was three quarters of a plot's repaint (about 60 ms of the adjacent-coupling plot at
+200×60, benchmarks/key_latency.py). Each distinct run of plotext's escapes is decoded once, by rich itself (so the
+styles are rich's), and cached. Presentation only."""
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-
-_SGR = re.compile(r"(\x1b\[[0-9;]*m)")
-RESET = "\x1b[0m"
 
 
 @lru_cache(maxsize=4096)
@@ -24,26 +20,6 @@ def escapes_style(escapes: str) -> Style | None:
     styles = [span.style for span in decoded.spans if span.start == 0]
     parsed = [Style.parse(s) if isinstance(s, str) else s for s in styles]
     return Style.chain(*parsed) if parsed else None
-
-
-def ansi_text(canvas: str) -> Text:
-    """``canvas`` (lines of text with SGR escapes, each run reset before the next) as rich Text: the same
-    characters and styles as ``Text.from_ansi(canvas)`` (tests/test_ansi_text.py), built in a fraction of its
-    time."""
-    out = Text()
-    for n, line in enumerate(canvas.split("\n")):   # a final newline makes a last, empty line (as rich's does)
-        if n:
-            out.append("\n")
-        escapes = ""
-        for part in _SGR.split(line):
-            if not part:
-                continue
-            if part.startswith("\x1b["):
-                escapes = "" if part == RESET else escapes + part
-                continue
-            style = escapes_style(escapes) if escapes else None
-            out.append(part, style=style)
-    return out
 
 
 def matrix_segments(matrix) -> list[list[Segment]]:
