@@ -14,7 +14,8 @@ from rich.console import Console
 from coupling_tui.core.results import run_file as results
 from coupling_tui.core.results.run import Run
 from coupling_tui.tui.app import CouplingApp
-from coupling_tui.tui.panes.coupling import NO_COUPLING, ONLY_DEPTH, CouplingPane
+from coupling_tui.tui.panes.coupling import CouplingPane
+from coupling_tui.tui.panes.coupling_text import NO_COUPLING, ONLY_DEPTH
 from coupling_tui.tui.panes.heatmap import CURSOR, MISSING, VIRIDIS, Heatmap, colour, window
 from tests.fakes import fake_events
 

@@ -12,7 +12,7 @@ import pytest
 
 from coupling_tui.core.results import names
 from coupling_tui.tui.app import CouplingApp
-from coupling_tui.tui.panes.coupling import NO_PROFILE_COLUMN
+from coupling_tui.tui.panes.coupling_text import NO_PROFILE_COLUMN
 from tests.test_collapse_pane import screen_lines
 from tests.test_coupling_pane import coupled_run
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from coupling_tui.tui.app import CouplingApp
 from coupling_tui.tui.help_screen import HelpScreen
-from coupling_tui.tui.panes.coupling import value_text
+from coupling_tui.tui.panes.coupling_text import value_text
 from coupling_tui.tui.panes.spectrum import SpectrumPane
 from tests.test_app import finished_run
 from tests.test_collapse_pane import screen_lines

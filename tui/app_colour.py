@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from .panes.coupling import PROFILE_METRIC, SCALES
+from .panes.coupling import SCALES
+from .panes.coupling_text import PROFILE_METRIC
 from .panes.profile import PROFILE_VIEWS
 
 

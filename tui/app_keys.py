@@ -11,7 +11,7 @@ from coupling_tui.core.results.aggregate import has_aggregate_baseline, is_aggre
 from .actions import action_for_key, requirement
 from .notices import NO_PAIR, NO_PROMPTS
 from .panes.collapse import NO_COLLAPSE, CollapsePane
-from .panes.coupling import NO_COUPLING, ONLY_DEPTH
+from .panes.coupling_text import NO_COUPLING, ONLY_DEPTH
 
 NO_BASELINE = "this run has no random-init baseline: compute it with --random-baseline"
 NO_VJU = "this run has only the ujv variant: compute the vju one with --vju"

@@ -10,7 +10,8 @@ from coupling_tui.core.results.aggregate import is_aggregate
 
 from .notices import NO_PAIR
 from .panes.collapse import NO_COLLAPSE, NO_PAIR_STATES, CollapsePane
-from .panes.coupling import NO_COUPLING, CouplingPane
+from .panes.coupling import CouplingPane
+from .panes.coupling_text import NO_COUPLING
 from coupling_tui.core.results import names
 
 

@@ -14,6 +14,9 @@ from textual.containers import Container
 from textual.widgets import Static
 
 from coupling_tui.core.maths.run_scalar import adjacent_coupling, distance_profile
+from coupling_tui.core.results.aggregate import aggregate_view, has_aggregate_baseline, is_aggregate
+from coupling_tui.core.results.compare import weights
+from coupling_tui.core.results.run import Run
 
 from .logplot import LogPlot, Series, finite_points
 
@@ -38,10 +41,30 @@ def _num(value: float) -> str:
     return f"{value:.4f}" if math.isfinite(value) else "pending"
 
 
-def profile_range(sides: list[Side], kind: str) -> tuple[float, float]:
-    """The y span the auto scale gives ``kind``: the finite values plotted, padded by 5 % of their range (at least
-    0.01), within 0–1.5; (nan, nan) when nothing is finite yet."""
-    values = np.concatenate([np.ravel(y) for side in sides for y in _lines(side, kind)[1:]]) if sides else np.zeros(0)
+def depth_sides(run: Run, *, k: int | None, token: int | None, average: bool, variant: str, baseline: bool,
+                twin: bool) -> list[Side]:
+    """The depth matrices a profile view draws, as stored (m at K): ``token``'s or, with ``average``, the token
+    average (a prompt set's aggregate: the mean over prompts of the last token's or of the token average): the
+    run's — its random-init twin's when ``baseline`` — then, with ``twin`` and when the run has both, the other."""
+    has_twin = run.has_baseline or has_aggregate_baseline(run)
+    baselines = [baseline, not baseline] if twin and has_twin else [baseline and has_twin]
+    sides = []
+    for random in baselines:
+        if is_aggregate(run):
+            found = aggregate_view(run, k=k, last_token=not average, metric="m", baseline=random)
+            view = found.view if found is not None else None
+        else:
+            view = run.coupling_view(view="depth", k=k, token=None if average else token, metric="m",
+                                     baseline=random, variant=variant)
+        if view is not None:
+            sides.append(Side("random-init" if random else "trained" if is_aggregate(run) else weights(run), view.m))
+    return sides
+
+
+def profile_range(ys: list[np.ndarray]) -> tuple[float, float]:
+    """The y span the auto scale gives the plotted ``ys``: their finite values, padded by 5 % of their range (at
+    least 0.01), within 0–1.5; (nan, nan) when nothing is finite yet."""
+    values = np.concatenate([np.ravel(y) for y in ys]) if ys else np.zeros(0)
     values = values[np.isfinite(values)]
     if not values.size:
         return math.nan, math.nan
@@ -71,7 +94,7 @@ class CouplingProfile(Container):
         super().__init__(id=id)
         self.legend = Static("", id="profile-legend", markup=False)
         self.plot = LogPlot(*LABELS["adjacent"], id="profile-plot", ylog=False)
-        self.kind = "adjacent"
+        self._legend = ""
         self.auto_range: tuple[float, float] = (math.nan, math.nan)
         """The y span of the values drawn (``profile_range``), before any sharing with another pane."""
 
@@ -84,14 +107,14 @@ class CouplingProfile(Container):
         colour), the y axis 0–1 when ``fixed`` else the values' span, the cursor marked: a block l (adjacent: the
         pair l → l+1) or a distance. Returns the readout of the cursor's values, every side's, and the first side's
         value there (m(l, l+1), or the mean m at that distance; NaN when not computed)."""
-        self.kind = kind
         value = math.nan
         self.plot.set_labels(*LABELS[kind])
-        series, readout = [], []
+        series, readout, plotted = [], [], []
         for n, side in enumerate(sides):
             colour = PRIMARY_COLOUR if n == 0 else OTHER_COLOUR
             x, *ys = _lines(side, kind)
             x = [int(v) for v in x]
+            plotted += ys
             if kind == "adjacent":
                 forward, backward = ys
                 series += [Series(f"{side.label} m(l, l+1)", finite_points(x, forward), colour, on_top=n == 0),
@@ -112,10 +135,13 @@ class CouplingProfile(Container):
             readout = ["a profile needs at least 2 layers"]
         n_layers = sides[0].m.shape[0] if sides else 2
         x_range = (0, max(n_layers - 2, 1)) if kind == "adjacent" else (1, max(n_layers - 1, 2))
-        self.auto_range = profile_range(sides, kind)
+        self.auto_range = profile_range(plotted)
         self.plot.set_y_range((0.0, 1.0) if fixed else self.auto_range)
         self.plot.set_series(series, x_range, cursor)
-        self.legend.update(self.plot.legend())
+        legend = self.plot.legend()
+        if legend.plain != self._legend:                  # Static.update lays the pane out again: only on a change
+            self._legend = legend.plain
+            self.legend.update(legend)
         where = (f"layer {cursor} → {cursor + 1}" if kind == "adjacent" else f"|i − j| = {cursor}")
         if kind == "distance" and sides and n_layers > cursor:
             readout.append(f"over the {2 * (n_layers - cursor)} pairs i → j")
