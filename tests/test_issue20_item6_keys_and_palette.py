@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.test_app import finished_run
-from tests.test_palette import hits
+from tests.test_palette import hits, run_command
 from tests.test_collapse_pane import collapse_stream  # noqa: F401 - a fixture
 
 from coupling_tui.tui.app import CouplingApp
@@ -62,12 +62,7 @@ async def test_a_number_out_of_range_is_refused_not_clamped(query, message):
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("home")
         before = (app.selected_token, app.selected_layer)
-        await pilot.press("ctrl+p")
-        await pilot.pause()
-        await pilot.press(*query)
-        await pilot.pause(0.5)
-        await pilot.press("enter")
-        await pilot.pause()
+        await run_command(pilot, query)
         assert (app.selected_token, app.selected_layer) == before          # was: clamped to the last
         assert [n.message for n in app._notifications] == [message]
 

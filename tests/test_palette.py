@@ -108,14 +108,19 @@ def test_every_registered_command_resolves_to_an_app_method():
     assert sorted(words) == sorted(["layer", "l", "token", "t", "length", "n", "prompt", "p"])
 
 
+async def run_command(pilot, query: str) -> None:
+    """Open the palette, type ``query``, wait for its hits and run the first, as a user does."""
+    await pilot.press("ctrl+p")
+    await pilot.pause()
+    await pilot.press(*query)
+    await pilot.pause(0.5)
+    await pilot.press("enter")
+    await pilot.pause()
+
+
 @pytest.mark.parametrize("query, layer", [("layer 2", 2), ("l3", 3)])
 async def test_typing_a_numbered_command_in_the_palette_runs_it(query, layer):
     app = CouplingApp(run=finished_run(n_layers=5, n_tokens=6, k=4))
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("ctrl+p")
-        await pilot.pause()
-        await pilot.press(*query)
-        await pilot.pause(0.5)
-        await pilot.press("enter")
-        await pilot.pause()
+        await run_command(pilot, query)
         assert app.selected_layer == layer
